@@ -1,0 +1,205 @@
+package providers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// OnError is what a provider that failed contributes to a device's score.
+type OnError string
+
+const (
+	// OnErrorStale uses cached records up to cache.stale_ttl old, else excludes.
+	OnErrorStale OnError = "stale"
+	// OnErrorExclude leaves the provider out of the weighted mean.
+	OnErrorExclude OnError = "exclude"
+	// OnErrorZero counts the provider as scoring 0 with its full weight.
+	OnErrorZero OnError = "zero"
+)
+
+// Mode is how a provider finds records.
+type Mode string
+
+const (
+	// ModeQuery looks the batch's identifiers up in the vendor API, cached.
+	ModeQuery Mode = "query"
+	// ModeSync crawls the whole vendor inventory every sync_interval and
+	// answers lookups from that index, with no vendor call per request.
+	ModeSync Mode = "sync"
+)
+
+// Common is the part of every provider's configuration the aggregator reads.
+// Vendor configs embed it with `yaml:",inline"`.
+type Common struct {
+	Name         string   `yaml:"name"`
+	Type         string   `yaml:"type"`
+	Weight       float64  `yaml:"weight"`
+	Required     bool     `yaml:"required,omitempty"`
+	OnError      OnError  `yaml:"on_error,omitempty"`
+	Mode         Mode     `yaml:"mode,omitempty"`
+	SyncInterval Duration `yaml:"sync_interval,omitempty"`
+	MaxLastSeen  Duration `yaml:"max_last_seen,omitempty"`
+	// Timeout bounds one lookup (all its vendor calls); zero means the batch
+	// deadline.
+	Timeout Duration `yaml:"timeout,omitempty"`
+}
+
+// Base returns c itself; it lets *Common satisfy most of Config for
+// embedding types.
+func (c *Common) Base() *Common { return c }
+
+// Defaults fills the zero values with the documented defaults.
+func (c *Common) Defaults() {
+	if c.OnError == "" {
+		c.OnError = OnErrorStale
+	}
+	if c.Mode == "" {
+		c.Mode = ModeQuery
+	}
+	if c.Mode == ModeSync && c.SyncInterval == 0 {
+		c.SyncInterval = Duration(10 * time.Minute)
+	}
+}
+
+// Validate checks the fields every provider shares.
+func (c *Common) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	}
+	if !(c.Weight > 0) {
+		errs = append(errs, fmt.Errorf("weight must be > 0, got %v", c.Weight))
+	}
+	switch c.OnError {
+	case OnErrorStale, OnErrorExclude, OnErrorZero:
+	default:
+		errs = append(errs, fmt.Errorf("on_error must be stale, exclude or zero, got %q", c.OnError))
+	}
+	switch c.Mode {
+	case ModeQuery, ModeSync:
+	default:
+		errs = append(errs, fmt.Errorf("mode must be query or sync, got %q", c.Mode))
+	}
+	if c.SyncInterval < 0 || c.MaxLastSeen < 0 || c.Timeout < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.Mode == ModeSync && c.SyncInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("sync_interval must be at least 1s, got %s", c.SyncInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Config is one provider's decoded configuration section.
+type Config interface {
+	// Base returns the embedded common section.
+	Base() *Common
+	// Defaults fills unset fields (common and vendor) with their defaults.
+	Defaults()
+	// Validate reports every problem with the section, defaults applied.
+	Validate() error
+}
+
+// Deps is what the process hands every provider it opens.
+type Deps struct {
+	// Logger is already scoped to the provider (name, type).
+	Logger *slog.Logger
+}
+
+// Factory opens one provider type: NewConfig returns an empty config to
+// decode the section into, Open builds the provider from it.
+type Factory[P any] struct {
+	NewConfig func() Config
+	Open      func(Config, Deps) (P, error)
+}
+
+// Entry builds a Factory from a vendor constructor. The type parameters keep
+// the wiring compile-checked: open must take the vendor's *Config and return
+// the consumer's interface P.
+func Entry[P any, C any, PC interface {
+	*C
+	Config
+}](open func(PC, Deps) (P, error)) Factory[P] {
+	return Factory[P]{
+		NewConfig: func() Config { return PC(new(C)) },
+		Open:      func(c Config, d Deps) (P, error) { return open(c.(PC), d) },
+	}
+}
+
+// Registry maps a provider type name (the `type:` key) to its factory. There
+// is one, written out explicitly where the process is wired together.
+type Registry[P any] map[string]Factory[P]
+
+// Duration is a time.Duration that reads and writes as "90s", "10m", "720h"
+// or "30d" in YAML.
+type Duration time.Duration
+
+// ParseDuration accepts time.ParseDuration syntax plus a whole-days form "30d".
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 10m, 720h, 30d)", s)
+	}
+	return d, nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML implements yaml.Unmarshaler for scalars only.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: expected a duration like 10m", n.Line)
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration in Go syntax.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Secret is a credential read from configuration. Every way of printing it
+// (fmt, slog, JSON, YAML) yields "<redacted>"; use Reveal where the value is
+// actually sent to a vendor.
+type Secret string
+
+const redacted = "<redacted>"
+
+// Reveal returns the secret itself.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalYAML implements yaml.Marshaler.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }

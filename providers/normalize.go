@@ -1,0 +1,130 @@
+package providers
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// placeholderSerials are values OEMs and hypervisors put in the SMBIOS serial
+// field when there is no real serial. Matching on them would tie unrelated
+// devices together, so they are never keys. Compared lower-cased, with runs of
+// whitespace collapsed.
+var placeholderSerials = map[string]bool{
+	"none":                     true,
+	"null":                     true,
+	"n/a":                      true,
+	"na":                       true,
+	"unknown":                  true,
+	"default string":           true,
+	"to be filled by o.e.m.":   true,
+	"to be filled by oem":      true,
+	"system serial number":     true,
+	"chassis serial number":    true,
+	"not specified":            true,
+	"not applicable":           true,
+	"not available":            true,
+	"invalid":                  true,
+	"0123456789":               true,
+	"123456789":                true,
+	"1234567890":               true,
+	"serial number":            true,
+	"oem":                      true,
+	"empty":                    true,
+	"undefined":                true,
+	"system product name":      true,
+	"base board serial number": true,
+}
+
+// NormalizeSerial trims and upper-cases a serial number. It reports false for
+// blanks and placeholders ("To be filled by O.E.M.", all zeros, ...).
+func NormalizeSerial(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", false
+	}
+	if placeholderSerials[strings.ToLower(strings.Join(strings.Fields(s), " "))] {
+		return "", false
+	}
+	if allZero(s) {
+		return "", false
+	}
+	return strings.ToUpper(s), true
+}
+
+// allZero reports whether every letter or digit in s is '0' (e.g. "0",
+// "000000", "00000000-0000-0000-0000-000000000000").
+func allZero(s string) bool {
+	for _, c := range s {
+		if c == '0' || c == '-' || c == ' ' || c == ':' || c == '.' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// NormalizeMAC turns any common MAC notation (aa:bb:cc:dd:ee:ff,
+// AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF) into 12 lower-case hex
+// digits. It reports false for anything that is not exactly 48 bits, and for
+// the all-zero and broadcast addresses.
+func NormalizeMAC(s string) (string, bool) {
+	var buf [12]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			c += 'a' - 'A'
+		case c == ':' || c == '-' || c == '.' || c == ' ' || c == '\t':
+			continue
+		default:
+			return "", false
+		}
+		if n == len(buf) {
+			return "", false
+		}
+		buf[n] = c
+		n++
+	}
+	if n != len(buf) {
+		return "", false
+	}
+	mac := string(buf[:])
+	if mac == "000000000000" || mac == "ffffffffffff" {
+		return "", false
+	}
+	return mac, true
+}
+
+// NormalizeHostname lower-cases a hostname and strips any domain suffix, so
+// "MBP-42.corp.example." and "mbp-42" are the same key. IP addresses and
+// "localhost" are not hostnames a device can be told apart by.
+func NormalizeHostname(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimSuffix(s, ".")
+	if s == "" {
+		return "", false
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return "", false
+	}
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" || s == "localhost" || strings.ContainsAny(s, " \t\r\n") {
+		return "", false
+	}
+	return s, true
+}
+
+// NormalizeEmail trims and lower-cases an email address; it reports false
+// unless there is something on both sides of a single '@'.
+func NormalizeEmail(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.ContainsAny(s, " \t\r\n") {
+		return "", false
+	}
+	return s, true
+}

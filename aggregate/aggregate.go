@@ -1,0 +1,363 @@
+// Package aggregate turns a batch of Cloudflare devices into one score per
+// device: it asks every configured provider concurrently (through the cache),
+// matches each device to at most one record per provider, and folds the
+// per-provider scores into a weighted mean under the configured policies,
+// keeping an explanation of every decision.
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/postured/postured/cache"
+	"github.com/postured/postured/providers"
+)
+
+// Provider is what the aggregator needs from a backend: a batched lookup.
+// Optional capabilities are discovered by type assertion: Local (lookups
+// are in-memory, skip the cache) and Supports.
+type Provider interface {
+	Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error)
+}
+
+// local is implemented by providers answering from memory (static
+// inventory, sync mode); caching their answers would only add staleness.
+type local interface{ Local() bool }
+
+// Source is one configured provider and its policies.
+type Source struct {
+	Name     string
+	Weight   float64
+	Required bool
+	OnError  providers.OnError
+	// MaxLastSeen: records not seen for longer score 0 (0: no limit).
+	MaxLastSeen time.Duration
+	// Timeout bounds this provider's lookups in one batch (0: the batch
+	// deadline).
+	Timeout  time.Duration
+	Provider Provider
+}
+
+// Config configures an Engine.
+type Config struct {
+	Sources []Source
+	// Deadline bounds a whole batch; providers still working then count as
+	// failed.
+	Deadline time.Duration
+	// UnmatchedScore is the score of a device no provider matched.
+	UnmatchedScore int
+	// S2SIDFrom orders providers for choosing s2s_id; providers not listed
+	// follow in configuration order.
+	S2SIDFrom []string
+	// Store caches lookups; nil disables caching.
+	Store       cache.Store[[]providers.Record]
+	CacheTTL    time.Duration
+	StaleTTL    time.Duration
+	NegativeTTL time.Duration
+	Logger      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine evaluates batches. It is safe for concurrent use.
+type Engine struct {
+	sources  []source
+	deadline time.Duration
+	unmatch  int
+	s2sOrder []int // indexes into sources, s2s_id priority
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+type source struct {
+	Source
+	loader *cache.Loader[[]providers.Record] // nil for local providers or no store
+}
+
+// New validates cfg and builds an Engine.
+func New(cfg Config) (*Engine, error) {
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("aggregate: no providers configured")
+	}
+	if cfg.Deadline <= 0 {
+		return nil, errors.New("aggregate: deadline must be > 0")
+	}
+	if cfg.UnmatchedScore < 0 || cfg.UnmatchedScore > 100 {
+		return nil, fmt.Errorf("aggregate: unmatched_score must be 0..100, got %d", cfg.UnmatchedScore)
+	}
+	e := &Engine{deadline: cfg.Deadline, unmatch: cfg.UnmatchedScore, logger: cfg.Logger, now: cfg.Now}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	names := make(map[string]int)
+	for i, s := range cfg.Sources {
+		if _, dup := names[s.Name]; dup {
+			return nil, fmt.Errorf("aggregate: duplicate provider name %q", s.Name)
+		}
+		names[s.Name] = i
+		if !(s.Weight > 0) {
+			return nil, fmt.Errorf("aggregate: provider %q: weight must be > 0", s.Name)
+		}
+		if s.Provider == nil {
+			return nil, fmt.Errorf("aggregate: provider %q: no implementation", s.Name)
+		}
+		if s.Timeout <= 0 || s.Timeout > cfg.Deadline {
+			s.Timeout = cfg.Deadline
+		}
+		src := source{Source: s}
+		if l, ok := s.Provider.(local); !(ok && l.Local()) && cfg.Store != nil {
+			loader, err := cache.NewLoader(cache.LoaderConfig[[]providers.Record]{
+				Store: cfg.Store, Prefix: s.Name + "|",
+				TTL: cfg.CacheTTL, StaleTTL: cfg.StaleTTL, NegativeTTL: cfg.NegativeTTL,
+				FetchTimeout: s.Timeout, Logger: e.logger.With("provider", s.Name),
+				Now: cfg.Now,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("aggregate: provider %q: %w", s.Name, err)
+			}
+			src.loader = loader
+		}
+		e.sources = append(e.sources, src)
+	}
+	for _, n := range cfg.S2SIDFrom {
+		i, ok := names[n]
+		if !ok {
+			return nil, fmt.Errorf("aggregate: s2s_id_from names unknown provider %q", n)
+		}
+		if !slices.Contains(e.s2sOrder, i) {
+			e.s2sOrder = append(e.s2sOrder, i)
+		}
+	}
+	for i := range e.sources {
+		if !slices.Contains(e.s2sOrder, i) {
+			e.s2sOrder = append(e.s2sOrder, i)
+		}
+	}
+	return e, nil
+}
+
+// Device is what Cloudflare told us about one device. Any field but ID may
+// be blank.
+type Device struct {
+	ID       string
+	Serial   string
+	MAC      string
+	Hostname string
+	Email    string
+}
+
+// Result is the verdict for one device.
+type Result struct {
+	DeviceID    string
+	S2SID       string
+	Score       int
+	Explanation Explanation
+}
+
+// Stats summarise a batch for the batch log line and metrics.
+type Stats struct {
+	Devices  int
+	Matched  map[string]int // per provider
+	Errors   map[string]int // devices per provider whose lookup failed
+	Stale    map[string]int // devices per provider answered from stale cache
+	Duration time.Duration
+}
+
+// Evaluate scores every device; results are in the order of devices. It
+// never fails as a whole: a provider that errors or runs out of time is
+// handled per its on_error policy and the batch still gets an answer for
+// every device.
+func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stats) {
+	start := e.now()
+	ctx, cancel := context.WithTimeout(ctx, e.deadline)
+	defer cancel()
+
+	keys := make([]deviceKeys, len(devices))
+	for i, d := range devices {
+		keys[i] = normalizeDevice(d)
+	}
+
+	// One goroutine per provider; the zero Group never cancels the others
+	// when one fails, which is the point: partial results beat none.
+	outcomes := make([][]outcome, len(e.sources))
+	var g errgroup.Group
+	g.SetLimit(len(e.sources))
+	for i := range e.sources {
+		g.Go(func() error {
+			outcomes[i] = e.resolve(ctx, &e.sources[i], keys)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	now := e.now()
+	results := make([]Result, len(devices))
+	stats := Stats{Devices: len(devices), Matched: map[string]int{}, Errors: map[string]int{}, Stale: map[string]int{}}
+	per := make([]outcome, len(e.sources))
+	for di, d := range devices {
+		for si := range e.sources {
+			o := outcomes[si][di]
+			per[si] = o
+			switch {
+			case o.rec != nil && o.stale:
+				stats.Stale[e.sources[si].Name]++
+				stats.Matched[e.sources[si].Name]++
+			case o.rec != nil:
+				stats.Matched[e.sources[si].Name]++
+			case o.err != nil:
+				stats.Errors[e.sources[si].Name]++
+			}
+		}
+		results[di] = e.fold(d.ID, per, now)
+	}
+	stats.Duration = e.now().Sub(start)
+	return results, stats
+}
+
+// resolve finds, for every device, the record of one provider: it queries
+// kind by kind in priority order, each time only for devices not matched
+// yet, so most devices cost one batched serial lookup.
+func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out []outcome) {
+	out = make([]outcome, len(keys))
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("provider %s panicked: %v", s.Name, r)
+			for i := range out {
+				if out[i].rec == nil {
+					out[i].err = err
+				}
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+
+	for _, kind := range providers.Kinds {
+		var values []string
+		seen := make(map[string]bool)
+		for i := range keys {
+			v := keys[i][kind]
+			if v == "" || out[i].rec != nil || seen[v] {
+				continue
+			}
+			seen[v] = true
+			values = append(values, v)
+		}
+		if len(values) == 0 {
+			continue
+		}
+		found, err := e.lookup(ctx, s, kind, values)
+		for i := range keys {
+			v := keys[i][kind]
+			if v == "" || out[i].rec != nil {
+				continue
+			}
+			out[i].tried = append(out[i].tried, kind)
+			if err != nil && errors.Is(err, providers.ErrUnsupportedKind) {
+				out[i].notes = append(out[i].notes, fmt.Sprintf("cannot look up by %s", kind))
+				continue
+			}
+			r := found[v]
+			if r.err != nil && (r.recs == nil || s.OnError != providers.OnErrorStale) {
+				out[i].err = r.err
+				continue
+			}
+			pick(&out[i], kind, v, r.recs)
+			if out[i].rec != nil && r.err != nil {
+				out[i].stale = true
+				out[i].err = r.err
+			}
+		}
+	}
+	return out
+}
+
+// lookedUp is the answer for one value of one kind.
+type lookedUp struct {
+	recs []providers.Record
+	err  error
+}
+
+// lookup answers values of one kind, through the cache when there is one.
+// Only records that really carry the value are kept: vendors sometimes
+// ignore a filter and return more.
+func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
+	fetch := func(ctx context.Context, vals []string) (map[string][]providers.Record, error) {
+		recs, err := s.Provider.Lookup(ctx, providers.Query{Kind: kind, Values: vals})
+		if err != nil {
+			return nil, err
+		}
+		want := make(map[string]bool, len(vals))
+		for _, v := range vals {
+			want[v] = true
+		}
+		byValue := make(map[string][]providers.Record, len(vals))
+		for i := range recs {
+			r := recs[i].Normalize()
+			for _, v := range r.Identifiers(kind) {
+				if want[v] {
+					byValue[v] = append(byValue[v], *r)
+				}
+			}
+		}
+		return byValue, nil
+	}
+	out := make(map[string]lookedUp, len(values))
+	if s.loader == nil {
+		m, err := fetch(ctx, values)
+		if err != nil {
+			if errors.Is(err, providers.ErrUnsupportedKind) {
+				return nil, err
+			}
+			for _, v := range values {
+				out[v] = lookedUp{err: err}
+			}
+			return out, nil
+		}
+		for v, recs := range m {
+			out[v] = lookedUp{recs: recs}
+		}
+		return out, nil
+	}
+	prefix := kind.String() + ":"
+	cacheKeys := make([]string, len(values))
+	for i, v := range values {
+		cacheKeys[i] = prefix + v
+	}
+	res := s.loader.Load(ctx, cacheKeys, func(ctx context.Context, ks []string) (map[string][]providers.Record, error) {
+		vals := make([]string, len(ks))
+		for i, k := range ks {
+			vals[i] = k[len(prefix):]
+		}
+		m, err := fetch(ctx, vals)
+		if err != nil {
+			return nil, err
+		}
+		keyed := make(map[string][]providers.Record, len(m))
+		for v, recs := range m {
+			keyed[prefix+v] = recs
+		}
+		return keyed, nil
+	})
+	var unsupported error
+	for i, v := range values {
+		r := res[cacheKeys[i]]
+		if r.Err != nil && errors.Is(r.Err, providers.ErrUnsupportedKind) {
+			unsupported = r.Err
+		}
+		out[v] = lookedUp{recs: r.Value, err: r.Err}
+	}
+	if unsupported != nil {
+		return nil, unsupported
+	}
+	return out, nil
+}

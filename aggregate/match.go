@@ -1,0 +1,71 @@
+package aggregate
+
+import (
+	"fmt"
+
+	"github.com/postured/postured/providers"
+)
+
+// deviceKeys holds a device's normalised identifiers, indexed by Kind; ""
+// means the device has no usable value of that kind.
+type deviceKeys [len(providers.Kinds)]string
+
+func normalizeDevice(d Device) deviceKeys {
+	var k deviceKeys
+	k[providers.KindSerial], _ = providers.NormalizeSerial(d.Serial)
+	k[providers.KindMAC], _ = providers.NormalizeMAC(d.MAC)
+	k[providers.KindHostname], _ = providers.NormalizeHostname(d.Hostname)
+	k[providers.KindEmail], _ = providers.NormalizeEmail(d.Email)
+	return k
+}
+
+// outcome is what one provider knows about one device.
+type outcome struct {
+	rec        *providers.Record
+	kind       providers.Kind // the key that matched
+	value      string
+	candidates int // distinct records carrying that key
+	// stale: rec came from an expired cache entry because the lookup failed.
+	stale bool
+	// err: a lookup this device needed failed. With rec set, the device
+	// still matched (on stale data or on a lower-priority key).
+	err   error
+	tried []providers.Kind
+	notes []string
+}
+
+// pick chooses the record for a device among those carrying value v of
+// kind. Several records for a serial, MAC or hostname are one device
+// enrolled more than once: the most recently seen wins. Several records for
+// an email are several devices of one user: ambiguous, so no match.
+func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record) {
+	var best *providers.Record
+	ids := make(map[string]bool, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if ids[r.ID] {
+			continue
+		}
+		ids[r.ID] = true
+		if best == nil || newer(r, best) {
+			best = r
+		}
+	}
+	if best == nil {
+		return
+	}
+	if kind == providers.KindEmail && len(ids) > 1 {
+		o.notes = append(o.notes, fmt.Sprintf("email %s has %d records: ambiguous, not used", v, len(ids)))
+		return
+	}
+	rec := *best
+	o.rec, o.kind, o.value, o.candidates = &rec, kind, v, len(ids)
+}
+
+// newer orders records by last seen, then by id so the choice is stable.
+func newer(a, b *providers.Record) bool {
+	if !a.LastSeen.Equal(b.LastSeen) {
+		return a.LastSeen.After(b.LastSeen)
+	}
+	return a.ID < b.ID
+}

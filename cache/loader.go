@@ -1,0 +1,209 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// LoaderConfig configures a Loader.
+type LoaderConfig[V any] struct {
+	Store Store[V]
+	// Prefix namespaces this loader's keys in a shared Store, e.g. the
+	// provider name.
+	Prefix string
+	// TTL is how long a found value is fresh.
+	TTL time.Duration
+	// StaleTTL is how long after TTL a found value is kept to stand in when
+	// the vendor fails (stale-on-error). Zero disables it.
+	StaleTTL time.Duration
+	// NegativeTTL is how long "not found" is remembered. Zero disables it.
+	NegativeTTL time.Duration
+	// FetchTimeout bounds one fetch. Fetches run detached from the callers'
+	// contexts so one caller giving up cannot fail the others waiting on
+	// the same flight.
+	FetchTimeout time.Duration
+	Logger       *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// FetchFunc looks keys up in the backend. It returns the found values by
+// key; keys absent from the map were not found.
+type FetchFunc[V any] func(ctx context.Context, keys []string) (map[string]V, error)
+
+// Result is what Load knows about one key.
+type Result[V any] struct {
+	Value V
+	Found bool
+	// Cached: answered from the store without a fetch.
+	Cached bool
+	// Err is the fetch error when the key could not be looked up. Value and
+	// Found may still be set from a stale entry (then Stale is true).
+	Err   error
+	Stale bool
+}
+
+// Loader answers batches of keys from the store, fetching only the misses,
+// and only once across concurrent batches.
+type Loader[V any] struct {
+	cfg LoaderConfig[V]
+	now func() time.Time
+
+	mu       sync.Mutex
+	inflight map[string]*flight[V]
+}
+
+// flight is one fetch in progress; every key it covers maps to it in
+// Loader.inflight until it completes.
+type flight[V any] struct {
+	done chan struct{}
+	vals map[string]V
+	err  error
+}
+
+// NewLoader returns a Loader; Store is required.
+func NewLoader[V any](cfg LoaderConfig[V]) (*Loader[V], error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("cache: loader %q: no store", cfg.Prefix)
+	}
+	if cfg.TTL <= 0 || cfg.StaleTTL < 0 || cfg.NegativeTTL < 0 || cfg.FetchTimeout <= 0 {
+		return nil, fmt.Errorf("cache: loader %q: ttl and fetch timeout must be > 0, stale and negative ttl >= 0", cfg.Prefix)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Loader[V]{cfg: cfg, now: now, inflight: make(map[string]*flight[V])}, nil
+}
+
+// Load returns a Result for every key. Fresh entries come from the store;
+// keys another Load is already fetching are waited for; the rest are
+// fetched in one call to fetch. If ctx ends first, the keys still pending
+// carry ctx's error (the fetch itself carries on for the others).
+func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V]) map[string]Result[V] {
+	out := make(map[string]Result[V], len(keys))
+	stale := make(map[string]V)
+	var misses []string
+	now := l.now()
+	for _, k := range keys {
+		if _, dup := out[k]; dup {
+			continue
+		}
+		e, ok, err := l.cfg.Store.Get(ctx, l.cfg.Prefix+k)
+		if err != nil {
+			l.cfg.Logger.Warn("cache read failed, treating as miss", "error", err)
+		}
+		if ok && err == nil {
+			ttl := l.cfg.TTL
+			if !e.Found {
+				ttl = l.cfg.NegativeTTL
+			}
+			if now.Sub(e.Stored) < ttl {
+				out[k] = Result[V]{Value: e.Value, Found: e.Found, Cached: true}
+				continue
+			}
+			if e.Found && now.Sub(e.Stored) < l.cfg.TTL+l.cfg.StaleTTL {
+				stale[k] = e.Value
+			}
+		}
+		out[k] = Result[V]{} // placeholder so duplicates are skipped
+		misses = append(misses, k)
+	}
+	if len(misses) == 0 {
+		return out
+	}
+
+	// Join flights already covering some misses; own the rest.
+	waits := make(map[*flight[V]][]string)
+	var owned []string
+	var mine *flight[V]
+	l.mu.Lock()
+	for _, k := range misses {
+		if f, ok := l.inflight[k]; ok {
+			waits[f] = append(waits[f], k)
+			continue
+		}
+		if mine == nil {
+			mine = &flight[V]{done: make(chan struct{})}
+		}
+		l.inflight[k] = mine
+		owned = append(owned, k)
+	}
+	l.mu.Unlock()
+	if mine != nil {
+		waits[mine] = owned
+		go l.run(context.WithoutCancel(ctx), mine, owned, fetch)
+	}
+
+	for f, ks := range waits {
+		select {
+		case <-f.done:
+			for _, k := range ks {
+				out[k] = l.result(k, f, stale)
+			}
+		case <-ctx.Done():
+			for _, k := range ks {
+				out[k] = staleOr(k, stale, ctx.Err())
+			}
+		}
+	}
+	return out
+}
+
+func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V]) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.FetchTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			f.err = fmt.Errorf("cache: fetch panicked: %v", r)
+		}
+		l.mu.Lock()
+		for _, k := range keys {
+			if l.inflight[k] == f {
+				delete(l.inflight, k)
+			}
+		}
+		l.mu.Unlock()
+		close(f.done)
+	}()
+	f.vals, f.err = fetch(ctx, keys)
+	if f.err != nil {
+		return // errors are never cached: the next batch asks again
+	}
+	stored := l.now()
+	for _, k := range keys {
+		v, found := f.vals[k]
+		ttl := l.cfg.TTL + l.cfg.StaleTTL
+		if !found {
+			ttl = l.cfg.NegativeTTL
+		}
+		if ttl <= 0 {
+			continue
+		}
+		if err := l.cfg.Store.Set(ctx, l.cfg.Prefix+k, Entry[V]{Value: v, Found: found, Stored: stored}, ttl); err != nil {
+			l.cfg.Logger.Warn("cache write failed", "error", err)
+			return
+		}
+	}
+}
+
+func (l *Loader[V]) result(k string, f *flight[V], stale map[string]V) Result[V] {
+	if f.err != nil {
+		return staleOr(k, stale, f.err)
+	}
+	v, found := f.vals[k]
+	return Result[V]{Value: v, Found: found}
+}
+
+func staleOr[V any](k string, stale map[string]V, err error) Result[V] {
+	if v, ok := stale[k]; ok {
+		return Result[V]{Value: v, Found: true, Stale: true, Err: err}
+	}
+	return Result[V]{Err: err}
+}

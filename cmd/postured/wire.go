@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/cache"
+	"github.com/postured/postured/providers"
+	"github.com/postured/postured/providers/static"
+	"github.com/postured/postured/server"
+)
+
+// registry is the one list of provider types postured knows. Adding a
+// vendor means adding a line here; nothing registers itself.
+func registry() providers.Registry[aggregate.Provider] {
+	return providers.Registry[aggregate.Provider]{
+		"static": providers.Entry(open(static.New)),
+	}
+}
+
+// open adapts a vendor constructor to the registry, checking at compile
+// time that the vendor's type is an aggregate.Provider, and never turning a
+// failed constructor's nil pointer into a non-nil interface.
+func open[C any, P aggregate.Provider](newFn func(C, providers.Deps) (P, error)) func(C, providers.Deps) (aggregate.Provider, error) {
+	return func(c C, d providers.Deps) (aggregate.Provider, error) {
+		p, err := newFn(c, d)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+// runner is a provider with background work: inventory reloads, syncs.
+type runner interface{ Run(ctx context.Context) }
+
+// app is a fully wired postured.
+type app struct {
+	cfg      *Config
+	engine   *aggregate.Engine
+	runners  []runner
+	syncers  []*providers.Syncer
+	statuses map[string]server.StatusReporter
+	logger   *slog.Logger
+	registry *prometheus.Registry
+}
+
+// newLogger builds the process logger from the log: section.
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// build opens every provider and the engine. Nothing runs until start.
+func build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, logger: logger, statuses: map[string]server.StatusReporter{}, registry: prometheus.NewRegistry()}
+	store, err := newStore(cfg.Cache)
+	if err != nil {
+		return nil, err
+	}
+	var sources []aggregate.Source
+	for _, pc := range cfg.Providers.Configs {
+		base := pc.Base()
+		deps := providers.Deps{Logger: logger.With("provider", base.Name, "type", base.Type)}
+		p, err := reg[base.Type].Open(pc, deps)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", base.Name, err)
+		}
+		if base.Mode == providers.ModeSync {
+			l, ok := p.(providers.Lister)
+			if !ok {
+				return nil, fmt.Errorf("provider %q: type %s does not support mode: sync", base.Name, base.Type)
+			}
+			s := providers.NewSyncer(base.Name, l, time.Duration(base.SyncInterval), deps.Logger)
+			a.syncers = append(a.syncers, s)
+			p = s
+		}
+		if r, ok := p.(runner); ok {
+			a.runners = append(a.runners, r)
+		}
+		if s, ok := p.(server.StatusReporter); ok {
+			a.statuses[base.Name] = s
+		}
+		sources = append(sources, aggregate.Source{
+			Name: base.Name, Weight: base.Weight, Required: base.Required, OnError: base.OnError,
+			MaxLastSeen: time.Duration(base.MaxLastSeen), Timeout: time.Duration(base.Timeout), Provider: p,
+		})
+	}
+	a.engine, err = aggregate.New(aggregate.Config{
+		Sources:        sources,
+		Deadline:       time.Duration(cfg.Posture.Deadline),
+		UnmatchedScore: cfg.Posture.UnmatchedScore,
+		S2SIDFrom:      cfg.Posture.S2SIDFrom,
+		Store:          store,
+		CacheTTL:       time.Duration(cfg.Cache.TTL),
+		StaleTTL:       time.Duration(cfg.Cache.StaleTTL),
+		NegativeTTL:    time.Duration(cfg.Cache.NegativeTTL),
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
+	switch c.Backend {
+	case "memory":
+		return cache.NewMemory[[]providers.Record](c.MaxEntries, time.Minute), nil
+	default:
+		return nil, fmt.Errorf("cache: backend %q is not available", c.Backend)
+	}
+}
+
+// start runs the background work of every provider until ctx ends.
+func (a *app) start(ctx context.Context) {
+	for _, r := range a.runners {
+		go r.Run(ctx)
+	}
+}
+
+// syncNow performs one sync of every sync-mode provider, for one-shot
+// commands (explain) that do not run the background loops.
+func (a *app) syncNow(ctx context.Context) {
+	for _, s := range a.syncers {
+		s.SyncOnce(ctx)
+	}
+}
+
+// newServer builds the HTTP server over the app.
+func (a *app) newServer() (*server.Server, error) {
+	c := a.cfg
+	return server.New(server.Config{
+		Listen: c.Listen,
+		Access: server.AccessConfig{
+			TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
+			Leeway: time.Duration(c.Access.Leeway), RefetchCooldown: time.Duration(c.Access.RefetchCooldown),
+		},
+		InsecureSkipVerify: c.Access.InsecureSkipVerify,
+		MaxDevices:         c.Posture.MaxDevices,
+		Engine:             a.engine,
+		Statuses:           a.statuses,
+		TrustedProxies:     c.Server.TrustedProxies,
+		ShutdownTimeout:    time.Duration(c.Server.ShutdownTimeout),
+		Logger:             a.logger,
+		Registry:           a.registry,
+	})
+}

@@ -1,0 +1,285 @@
+// Package server is postured's HTTP face: the gin router, the Access JWT
+// check, the custom device posture endpoint Cloudflare polls, health,
+// readiness and metrics. It owns wire formats and status codes; scoring is
+// the aggregate package's business.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/providers"
+)
+
+// Evaluator scores a batch of devices.
+type Evaluator interface {
+	Evaluate(ctx context.Context, devices []aggregate.Device) ([]aggregate.Result, aggregate.Stats)
+}
+
+// StatusReporter is a provider that can say how fresh its data is.
+type StatusReporter interface {
+	Status() providers.Status
+}
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the address to serve on, e.g. ":8080".
+	Listen string
+	// Access configures token checks; InsecureSkipVerify turns them off and
+	// is refused unless Listen is a loopback address.
+	Access             AccessConfig
+	InsecureSkipVerify bool
+	// MaxDevices is the most devices one batch may carry.
+	MaxDevices int
+	Engine     Evaluator
+	// Statuses are the providers that report data freshness, by name.
+	Statuses map[string]StatusReporter
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed, for
+	// logging only; nothing is authorised by client IP.
+	TrustedProxies []string
+	// ShutdownTimeout is how long in-flight batches may take to finish
+	// after SIGTERM.
+	ShutdownTimeout time.Duration
+	// Routes, if set, adds more routes (External Evaluation) to the router.
+	Routes   func(r gin.IRouter, keys *KeySet)
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg     Config
+	engine  Evaluator
+	access  *AccessVerifier
+	keys    *KeySet
+	logger  *slog.Logger
+	metrics *metrics
+	router  *gin.Engine
+	// bodyLimit is derived from MaxDevices: generous per device, small
+	// enough that an oversized body is refused before it is read.
+	bodyLimit int64
+}
+
+// bytesPerDevice is the body budget per device: a full Cloudflare device
+// entry is ~250 bytes.
+const bytesPerDevice = 2048
+
+// New validates cfg and builds the router.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("server: no engine")
+	}
+	if cfg.MaxDevices < 1 {
+		return nil, fmt.Errorf("server: max_devices must be >= 1, got %d", cfg.MaxDevices)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:       cfg,
+		engine:    cfg.Engine,
+		logger:    cfg.Logger,
+		metrics:   newMetrics(cfg.Registry),
+		bodyLimit: int64(cfg.MaxDevices)*bytesPerDevice + 64<<10,
+	}
+	if cfg.InsecureSkipVerify {
+		if !isLoopback(cfg.Listen) {
+			return nil, fmt.Errorf("server: access.insecure_skip_verify is only allowed when listen is a loopback address, not %q", cfg.Listen)
+		}
+	} else {
+		certsURL := cfg.Access.CertsURL
+		if certsURL == "" {
+			iss, err := TeamIssuer(cfg.Access.TeamDomain)
+			if err != nil {
+				return nil, fmt.Errorf("server: access: %w", err)
+			}
+			certsURL = iss + "/cdn-cgi/access/certs"
+		}
+		s.keys = NewKeySet(certsURL, cfg.Access.RefetchCooldown)
+		v, err := NewAccessVerifier(cfg.Access, s.keys)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.access = v
+	}
+	r, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.router = r
+	return s, nil
+}
+
+func (s *Server) routes() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server: trusted_proxies: %w", err)
+	}
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.Use(s.requestContext, s.accessLog, s.recoverPanic)
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not found") })
+	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
+
+	r.POST("/", s.requireAccess, s.posture)
+	r.POST("/posture", s.requireAccess, s.posture)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})))
+	if s.cfg.Routes != nil {
+		s.cfg.Routes(r, s.keys)
+	}
+	return r, nil
+}
+
+// Handler is the server's http.Handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// resultEntry is one device's answer on the wire.
+type resultEntry struct {
+	S2SID string `json:"s2s_id"`
+	Score int    `json:"score"`
+}
+
+func (s *Server) posture(c *gin.Context) {
+	log := loggerFrom(c)
+	if c.Request.ContentLength > s.bodyLimit {
+		fail(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.bodyLimit))
+		return
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.bodyLimit)
+	devices, err := decodeBatch(body, s.cfg.MaxDevices)
+	if err != nil {
+		var re *requestError
+		if !errors.As(err, &re) {
+			re = &requestError{status: http.StatusBadRequest, msg: err.Error()}
+		}
+		s.metrics.badRequests.WithLabelValues(http.StatusText(re.status)).Inc()
+		log.Warn("posture request rejected", "status", re.status, "error", re.msg)
+		fail(c, re.status, re.msg)
+		return
+	}
+	out := make(map[string]resultEntry, len(devices))
+	if len(devices) > 0 {
+		results, stats := s.engine.Evaluate(c.Request.Context(), devices)
+		for _, r := range results {
+			out[r.DeviceID] = resultEntry{S2SID: r.S2SID, Score: r.Score}
+		}
+		s.metrics.observeBatch(stats)
+		log.Info("posture batch", "devices", stats.Devices, "matched", stats.Matched,
+			"errors", stats.Errors, "stale", stats.Stale, "duration", stats.Duration)
+	}
+	b, err := json.Marshal(struct {
+		Result map[string]resultEntry `json:"result"`
+	}{out})
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "encode response")
+		return
+	}
+	c.Data(http.StatusOK, "application/json", b)
+}
+
+// ready reports whether postured can answer correctly: Access certs
+// fetched at least once (or fetchable now), and every provider that holds
+// its data in memory loaded at least once.
+func (s *Server) ready(c *gin.Context) {
+	ok := true
+	out := gin.H{}
+	if s.keys != nil {
+		last, err := s.keys.LastFetch()
+		if last.IsZero() {
+			err = s.keys.Check(c.Request.Context())
+			last, _ = s.keys.LastFetch()
+		}
+		certs := gin.H{"last_fetch": last}
+		if err != nil {
+			certs["error"] = err.Error()
+		}
+		if last.IsZero() {
+			ok = false
+		}
+		out["access_certs"] = certs
+	}
+	provs := gin.H{}
+	for name, sr := range s.cfg.Statuses {
+		st := sr.Status()
+		p := gin.H{"ready": st.Ready, "records": st.Records}
+		if !st.LastSuccess.IsZero() {
+			p["last_success"] = st.LastSuccess
+			p["age_seconds"] = int(time.Since(st.LastSuccess).Seconds())
+		}
+		if st.LastError != "" {
+			p["last_error"] = st.LastError
+		}
+		if !st.Ready {
+			ok = false
+		}
+		provs[name] = p
+	}
+	out["providers"] = provs
+	status := http.StatusOK
+	out["ready"] = ok
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, out)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: no new
+// connections, in-flight batches get ShutdownTimeout to finish.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: serve: %w", err)
+	}
+	return nil
+}
+
+// isLoopback reports whether a listen address only accepts local
+// connections.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

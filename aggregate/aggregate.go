@@ -242,6 +242,17 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 	defer cancel()
 
 	for _, kind := range providers.Kinds {
+		if err := ctx.Err(); err != nil {
+			// Out of time: devices still waiting on this or a later key
+			// count as failed rather than unmatched, and no new vendor
+			// call is started for a caller that has gone.
+			for i := range keys {
+				if out[i].rec == nil && slices.ContainsFunc(keys[i][kind:], func(v string) bool { return v != "" }) {
+					out[i].err = fmt.Errorf("%s: lookup by %s: %w", s.Name, kind, err)
+				}
+			}
+			break
+		}
 		var values []string
 		seen := make(map[string]bool)
 		for i := range keys {

@@ -1,0 +1,480 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/cache"
+	"github.com/postured/postured/providers"
+)
+
+// inventory is an in-memory provider for engine tests: a providers.Index
+// behind the aggregate.Provider interface, counting calls. It is not Local,
+// so the engine caches it like a vendor.
+type inventory struct {
+	mu    sync.Mutex
+	idx   *providers.Index
+	err   error
+	delay time.Duration
+	panic bool
+	// unsupported kinds answer ErrUnsupportedKind.
+	unsupported map[providers.Kind]bool
+	calls       atomic.Int64
+	values      atomic.Int64
+}
+
+func newInventory(recs ...providers.Record) *inventory {
+	return &inventory{idx: providers.NewIndex(recs)}
+}
+
+func (p *inventory) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
+	p.calls.Add(1)
+	p.values.Add(int64(len(q.Values)))
+	p.mu.Lock()
+	idx, err, delay, boom := p.idx, p.err, p.delay, p.panic
+	p.mu.Unlock()
+	if boom {
+		panic("vendor SDK exploded")
+	}
+	if p.unsupported[q.Kind] {
+		return nil, fmt.Errorf("inventory: %w", providers.ErrUnsupportedKind)
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return idx.Lookup(q), nil
+}
+
+func (p *inventory) setErr(err error) {
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+}
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func rec(id string, score int, mods ...func(*providers.Record)) providers.Record {
+	r := providers.Record{ID: id, Score: score, LastSeen: now.Add(-time.Hour), Reason: fmt.Sprintf("score %d", score)}
+	for _, m := range mods {
+		m(&r)
+	}
+	return r
+}
+
+func serial(s ...string) func(*providers.Record)   { return func(r *providers.Record) { r.Serials = s } }
+func mac(s ...string) func(*providers.Record)      { return func(r *providers.Record) { r.MACs = s } }
+func hostname(s ...string) func(*providers.Record) { return func(r *providers.Record) { r.Hostnames = s } }
+func email(s ...string) func(*providers.Record)    { return func(r *providers.Record) { r.Emails = s } }
+func seen(t time.Time) func(*providers.Record)     { return func(r *providers.Record) { r.LastSeen = t } }
+
+func src(name string, weight float64, p Provider, mods ...func(*Source)) Source {
+	s := Source{Name: name, Weight: weight, OnError: providers.OnErrorStale, Provider: p}
+	for _, m := range mods {
+		m(&s)
+	}
+	return s
+}
+
+func newEngine(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	if cfg.Deadline == 0 {
+		cfg.Deadline = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return now }
+	}
+	if cfg.Store != nil && cfg.CacheTTL == 0 {
+		cfg.CacheTTL, cfg.StaleTTL, cfg.NegativeTTL = time.Minute, time.Hour, 30*time.Second
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func evalOne(t *testing.T, e *Engine, d Device) Result {
+	t.Helper()
+	if d.ID == "" {
+		d.ID = "dev-1"
+	}
+	res, _ := e.Evaluate(context.Background(), []Device{d})
+	if len(res) != 1 {
+		t.Fatalf("got %d results, want 1", len(res))
+	}
+	return res[0]
+}
+
+func TestMatching(t *testing.T) {
+	tests := []struct {
+		name      string
+		recs      []providers.Record
+		device    Device
+		wantID    string
+		wantOn    string
+		wantScore int
+		wantNote  string
+	}{
+		{
+			name:   "mac dash upper matches colon lower",
+			recs:   []providers.Record{rec("r1", 80, mac("74:1d:3e:23:e0:fe"))},
+			device: Device{MAC: "74-1D-3E-23-E0-FE"}, wantID: "r1", wantOn: "mac", wantScore: 80,
+		},
+		{
+			name:   "mac cisco dotted matches bare hex",
+			recs:   []providers.Record{rec("r1", 80, mac("741D3E23E0FE"))},
+			device: Device{MAC: "741d.3e23.e0fe"}, wantID: "r1", wantOn: "mac", wantScore: 80,
+		},
+		{
+			name:   "all-zero mac is never a key",
+			recs:   []providers.Record{rec("r1", 80, mac("00:00:00:00:00:00"), serial("X1"))},
+			device: Device{MAC: "00-00-00-00-00-00"}, wantNote: "no usable identifier",
+		},
+		{
+			name:   "placeholder serial is not a key, falls through to mac",
+			recs:   []providers.Record{rec("vm-a", 10, serial("To be filled by O.E.M.")), rec("vm-b", 90, serial("To be filled by O.E.M."), mac("aa:bb:cc:00:11:22"))},
+			device: Device{Serial: "To Be Filled By O.E.M.", MAC: "AA:BB:CC:00:11:22"}, wantID: "vm-b", wantOn: "mac", wantScore: 90,
+		},
+		{
+			name:   "serial is case and space insensitive",
+			recs:   []providers.Record{rec("r1", 70, serial("c02xk1zzjgh5"))},
+			device: Device{Serial: "  C02XK1ZZJGH5 "}, wantID: "r1", wantOn: "serial", wantScore: 70,
+		},
+		{
+			name:   "hostname with domain matches short name",
+			recs:   []providers.Record{rec("r1", 60, hostname("MBP-42"))},
+			device: Device{Hostname: "mbp-42.corp.example"}, wantID: "r1", wantOn: "hostname", wantScore: 60,
+		},
+		{
+			name:   "serial beats mac pointing elsewhere",
+			recs:   []providers.Record{rec("by-serial", 40, serial("S1")), rec("by-mac", 100, mac("aa:bb:cc:dd:ee:01"))},
+			device: Device{Serial: "S1", MAC: "aa:bb:cc:dd:ee:01"}, wantID: "by-serial", wantOn: "serial", wantScore: 40,
+		},
+		{
+			name:   "email with one record matches",
+			recs:   []providers.Record{rec("r1", 55, email("JDoe@Example.com"))},
+			device: Device{Email: "jdoe@example.com"}, wantID: "r1", wantOn: "email", wantScore: 55,
+		},
+		{
+			name:   "email with two records is ambiguous",
+			recs:   []providers.Record{rec("laptop", 100, email("jdoe@example.com")), rec("phone", 0, email("jdoe@example.com"))},
+			device: Device{Email: "jdoe@example.com"}, wantNote: "ambiguous",
+		},
+		{
+			name: "duplicate serial takes the most recently seen",
+			recs: []providers.Record{
+				rec("old", 100, serial("DUP1"), seen(now.Add(-30*24*time.Hour))),
+				rec("new", 20, serial("DUP1"), seen(now.Add(-time.Minute))),
+			},
+			device: Device{Serial: "DUP1"}, wantID: "new", wantOn: "serial", wantScore: 20, wantNote: "2 records carry this serial",
+		},
+		{
+			name:   "blank fields never match blank record fields",
+			recs:   []providers.Record{rec("r1", 100, serial(""), mac(""), hostname(""), email(""))},
+			device: Device{}, wantNote: "no usable identifier",
+		},
+		{
+			name:   "no record carries the keys",
+			recs:   []providers.Record{rec("r1", 100, serial("OTHER"))},
+			device: Device{Serial: "MINE", Hostname: "box"}, wantNote: "",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, Config{Sources: []Source{src("inv", 1, newInventory(tc.recs...))}})
+			r := evalOne(t, e, tc.device)
+			d := r.Explanation.Providers[0]
+			if r.S2SID != tc.wantID {
+				t.Errorf("s2s_id = %q, want %q (%+v)", r.S2SID, tc.wantID, d)
+			}
+			if d.MatchedOn != tc.wantOn {
+				t.Errorf("matched on %q, want %q", d.MatchedOn, tc.wantOn)
+			}
+			if tc.wantID != "" && r.Score != tc.wantScore {
+				t.Errorf("score = %d, want %d", r.Score, tc.wantScore)
+			}
+			if tc.wantID == "" && (d.Outcome != OutcomeUnmatched || r.Score != 0) {
+				t.Errorf("outcome %q score %d, want unmatched and 0", d.Outcome, r.Score)
+			}
+			if !strings.Contains(d.Note, tc.wantNote) {
+				t.Errorf("note %q does not mention %q", d.Note, tc.wantNote)
+			}
+		})
+	}
+}
+
+func TestFold(t *testing.T) {
+	dev := Device{Serial: "S1"}
+	match := func(score int, mods ...func(*providers.Record)) *inventory {
+		return newInventory(rec(fmt.Sprintf("id-%d", score), score, append([]func(*providers.Record){serial("S1")}, mods...)...))
+	}
+	failing := func() *inventory {
+		p := newInventory()
+		p.setErr(errors.New("vendor down"))
+		return p
+	}
+	required := func(s *Source) { s.Required = true }
+	onErr := func(o providers.OnError) func(*Source) { return func(s *Source) { s.OnError = o } }
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantScore int
+		wantS2S   string
+		decision  string
+	}{
+		{"single provider", Config{Sources: []Source{src("a", 1, match(73))}}, 73, "id-73", "weighted mean of 1"},
+		{"weighted mean rounds half up", Config{Sources: []Source{
+			src("a", 3, match(100)), src("b", 1, match(50)), // 87.5
+		}}, 88, "id-100", "weighted mean of 2"},
+		{"exact half rounds up", Config{Sources: []Source{src("a", 1, match(50)), src("b", 1, match(51))}}, 51, "id-50", ""},
+		{"below half rounds down", Config{Sources: []Source{
+			src("a", 2, match(50)), src("b", 1, match(51)), // 50.33
+		}}, 50, "id-50", ""},
+		{"fractional weights keep a true half", Config{Sources: []Source{
+			src("a", 0.1, match(49)), src("b", 0.1, match(50)), // 49.5 with float noise
+		}}, 50, "id-49", ""},
+		{"score above 100 clamps", Config{Sources: []Source{src("a", 1, match(250))}}, 100, "id-250", ""},
+		{"negative score clamps", Config{Sources: []Source{src("a", 1, match(-20))}}, 0, "id--20", ""},
+		{"unmatched provider is excluded", Config{Sources: []Source{
+			src("a", 1, match(80)), src("b", 5, newInventory()),
+		}}, 80, "id-80", "weighted mean of 1"},
+		{"required provider unmatched forces 0", Config{Sources: []Source{
+			src("a", 1, match(100)), src("b", 1, newInventory(), required),
+		}}, 0, "id-100", "required provider b"},
+		{"required provider erroring forces 0", Config{Sources: []Source{
+			src("a", 1, match(100)), src("b", 1, failing(), required, onErr(providers.OnErrorExclude)),
+		}}, 0, "id-100", "required provider b"},
+		{"on_error exclude leaves it out", Config{Sources: []Source{
+			src("a", 1, match(90)), src("b", 9, failing(), onErr(providers.OnErrorExclude)),
+		}}, 90, "id-90", "weighted mean of 1"},
+		{"on_error zero counts 0 with full weight", Config{Sources: []Source{
+			src("a", 1, match(90)), src("b", 2, failing(), onErr(providers.OnErrorZero)),
+		}}, 30, "id-90", "weighted mean of 2"},
+		{"on_error zero alone scores 0, not unmatched_score", Config{UnmatchedScore: 40, Sources: []Source{
+			src("b", 2, failing(), onErr(providers.OnErrorZero)),
+		}}, 0, "", ""},
+		{"on_error stale without cache excludes", Config{Sources: []Source{
+			src("a", 1, match(90)), src("b", 9, failing()),
+		}}, 90, "id-90", ""},
+		{"no provider matched gives unmatched_score", Config{UnmatchedScore: 25, Sources: []Source{
+			src("a", 1, newInventory()),
+		}}, 25, "", "unmatched_score"},
+		{"max_last_seen zeroes but keeps s2s_id", Config{Sources: []Source{
+			src("a", 1, match(100, seen(now.Add(-31*24*time.Hour))), func(s *Source) { s.MaxLastSeen = 30 * 24 * time.Hour }),
+		}}, 0, "id-100", ""},
+		{"max_last_seen within limit keeps score", Config{Sources: []Source{
+			src("a", 1, match(100, seen(now.Add(-29*24*time.Hour))), func(s *Source) { s.MaxLastSeen = 30 * 24 * time.Hour }),
+		}}, 100, "id-100", ""},
+		{"s2s_id_from picks the listed provider first", Config{S2SIDFrom: []string{"b"}, Sources: []Source{
+			src("a", 1, match(10)), src("b", 1, match(20)),
+		}}, 15, "id-20", ""},
+		{"s2s_id falls back to config order", Config{S2SIDFrom: []string{"c"}, Sources: []Source{
+			src("a", 1, match(10)), src("b", 1, match(20)), src("c", 1, newInventory()),
+		}}, 15, "id-10", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := evalOne(t, newEngine(t, tc.cfg), dev)
+			if r.Score != tc.wantScore || r.S2SID != tc.wantS2S {
+				t.Errorf("got score %d s2s %q, want %d %q\n%+v", r.Score, r.S2SID, tc.wantScore, tc.wantS2S, r.Explanation)
+			}
+			if !strings.Contains(r.Explanation.Decision, tc.decision) {
+				t.Errorf("decision %q does not contain %q", r.Explanation.Decision, tc.decision)
+			}
+		})
+	}
+}
+
+func TestStaleOnError(t *testing.T) {
+	clock := now
+	var mu sync.Mutex
+	nowFn := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+
+	for _, policy := range []providers.OnError{providers.OnErrorStale, providers.OnErrorExclude} {
+		t.Run(string(policy), func(t *testing.T) {
+			p := newInventory(rec("r1", 77, serial("S1")))
+			e := newEngine(t, Config{
+				Sources: []Source{src("a", 1, p, func(s *Source) { s.OnError = policy })},
+				Store:   cache.NewMemory[[]providers.Record](0, time.Minute), CacheTTL: time.Minute, StaleTTL: time.Hour,
+				NegativeTTL: time.Second, Now: nowFn,
+			})
+			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != 77 {
+				t.Fatalf("warm-up score %d", r.Score)
+			}
+			advance(2 * time.Minute) // past ttl, inside stale_ttl
+			p.setErr(errors.New("vendor down"))
+			r := evalOne(t, e, Device{Serial: "S1"})
+			d := r.Explanation.Providers[0]
+			if policy == providers.OnErrorStale {
+				if r.Score != 77 || r.S2SID != "r1" || d.Outcome != OutcomeStale || d.Error == "" {
+					t.Errorf("stale: got %d %q %+v", r.Score, r.S2SID, d)
+				}
+			} else if r.Score != 0 || d.Outcome != OutcomeError {
+				t.Errorf("exclude: got %d %+v", r.Score, d)
+			}
+			advance(2 * time.Hour) // past stale_ttl: nothing to stand in
+			if r := evalOne(t, e, Device{Serial: "S1"}); r.Explanation.Providers[0].Outcome != OutcomeError {
+				t.Errorf("after stale_ttl: %+v", r.Explanation.Providers[0])
+			}
+		})
+	}
+}
+
+func TestProviderFailuresArePartial(t *testing.T) {
+	slow := newInventory(rec("slow", 10, serial("S1")))
+	slow.delay = time.Hour
+	boom := newInventory()
+	boom.panic = true
+	good := newInventory(rec("good", 90, serial("S1")))
+	e := newEngine(t, Config{Deadline: 200 * time.Millisecond, Sources: []Source{
+		src("slow", 5, slow), src("boom", 5, boom), src("good", 1, good),
+	}})
+	r := evalOne(t, e, Device{Serial: "S1"})
+	if r.Score != 90 || r.S2SID != "good" {
+		t.Fatalf("got %d %q, want the good provider alone: %+v", r.Score, r.S2SID, r.Explanation)
+	}
+	for _, d := range r.Explanation.Providers[:2] {
+		if d.Outcome != OutcomeError || d.Counted {
+			t.Errorf("%s: %+v, want an uncounted error", d.Provider, d)
+		}
+	}
+	if !strings.Contains(r.Explanation.Providers[1].Error, "panicked") {
+		t.Errorf("panic not reported: %q", r.Explanation.Providers[1].Error)
+	}
+}
+
+func TestUnsupportedKindFallsThrough(t *testing.T) {
+	p := newInventory(rec("r1", 65, mac("aa:bb:cc:dd:ee:ff"), hostname("box-1")))
+	p.unsupported = map[providers.Kind]bool{providers.KindMAC: true}
+	e := newEngine(t, Config{Sources: []Source{src("a", 1, p)},
+		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+	r := evalOne(t, e, Device{MAC: "aa:bb:cc:dd:ee:ff", Hostname: "BOX-1"})
+	d := r.Explanation.Providers[0]
+	if r.S2SID != "r1" || d.MatchedOn != "hostname" || !strings.Contains(d.Note, "cannot look up by mac") || d.Error != "" {
+		t.Errorf("got %+v", d)
+	}
+}
+
+// fleet builds n records and the devices Cloudflare would send for them.
+func fleet(n int) ([]providers.Record, []Device) {
+	recs := make([]providers.Record, n)
+	devs := make([]Device, n)
+	for i := range n {
+		s := fmt.Sprintf("SER%05d", i)
+		recs[i] = rec(fmt.Sprintf("v-%d", i), i%101, serial(s))
+		devs[i] = Device{ID: fmt.Sprintf("cf-%d", i), Serial: s, MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256)}
+	}
+	return recs, devs
+}
+
+func TestBatchCallsAreBoundedAndCached(t *testing.T) {
+	recs, devs := fleet(1000)
+	// 900 devices known, 100 unknown: the unknown ones cascade to one more
+	// (MAC) lookup, the rest stop after serial.
+	p := newInventory(recs[:900]...)
+	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
+		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+
+	res, stats := e.Evaluate(context.Background(), devs)
+	if len(res) != 1000 || stats.Matched["inv"] != 900 {
+		t.Fatalf("got %d results, %d matched", len(res), stats.Matched["inv"])
+	}
+	for i, r := range res {
+		want := 0
+		if i < 900 {
+			want = i % 101
+		}
+		if r.DeviceID != devs[i].ID || r.Score != want {
+			t.Fatalf("device %d: got %+v, want score %d", i, r, want)
+		}
+	}
+	if got := p.calls.Load(); got != 2 {
+		t.Errorf("cold batch made %d provider calls, want 2 (serials, then MACs of the unmatched)", got)
+	}
+	if got := p.values.Load(); got != 1100 {
+		t.Errorf("cold batch asked for %d values, want 1100", got)
+	}
+
+	p.calls.Store(0)
+	if _, _ = e.Evaluate(context.Background(), devs); p.calls.Load() != 0 {
+		t.Errorf("identical batch within ttl made %d provider calls, want 0", p.calls.Load())
+	}
+}
+
+func TestConcurrentBatchesShareOneLookup(t *testing.T) {
+	recs, devs := fleet(1000)
+	p := newInventory(recs...)
+	p.delay = 50 * time.Millisecond // keep the first lookup in flight while the others arrive
+	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
+		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			res, _ := e.Evaluate(context.Background(), devs)
+			if res[999].Score != 999%101 {
+				t.Errorf("score %d", res[999].Score)
+			}
+		})
+	}
+	wg.Wait()
+	if got := p.calls.Load(); got != 1 {
+		t.Errorf("8 concurrent identical batches made %d provider calls, want 1", got)
+	}
+}
+
+func TestCallerCancellationDoesNotPoisonOthers(t *testing.T) {
+	recs, devs := fleet(10)
+	p := newInventory(recs...)
+	p.delay = 100 * time.Millisecond
+	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
+		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	done := make(chan []Result)
+	go func() { r, _ := e.Evaluate(ctx, devs); done <- r }()
+	time.Sleep(20 * time.Millisecond)
+	res, _ := e.Evaluate(context.Background(), devs) // joins the first caller's flight
+	if res[3].Score != 3 || p.calls.Load() != 1 {
+		t.Errorf("second caller got %+v after %d calls", res[3], p.calls.Load())
+	}
+	if first := <-done; first[3].Explanation.Providers[0].Outcome != OutcomeError {
+		t.Errorf("cancelled caller: %+v", first[3].Explanation.Providers[0])
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	p := newInventory()
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no providers", Config{Deadline: time.Second}, "no providers"},
+		{"no deadline", Config{Sources: []Source{src("a", 1, p)}}, "deadline"},
+		{"duplicate name", Config{Deadline: time.Second, Sources: []Source{src("a", 1, p), src("a", 1, p)}}, "duplicate"},
+		{"zero weight", Config{Deadline: time.Second, Sources: []Source{src("a", 0, p)}}, "weight"},
+		{"unknown s2s source", Config{Deadline: time.Second, S2SIDFrom: []string{"x"}, Sources: []Source{src("a", 1, p)}}, "unknown provider"},
+		{"unmatched score", Config{Deadline: time.Second, UnmatchedScore: 101, Sources: []Source{src("a", 1, p)}}, "unmatched_score"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

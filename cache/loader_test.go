@@ -1,0 +1,204 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// backend is a fake vendor: it knows some keys and counts fetches.
+type backend struct {
+	known   map[string]int
+	err     atomic.Pointer[error]
+	calls   atomic.Int64
+	asked   atomic.Int64
+	release chan struct{} // when set, fetch blocks until closed
+}
+
+func (b *backend) fetch(ctx context.Context, keys []string) (map[string]int, error) {
+	b.calls.Add(1)
+	b.asked.Add(int64(len(keys)))
+	if b.release != nil {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if e := b.err.Load(); e != nil {
+		return nil, *e
+	}
+	out := map[string]int{}
+	for _, k := range keys {
+		if v, ok := b.known[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func newTestLoader(t *testing.T, c *clock) *Loader[int] {
+	t.Helper()
+	l, err := NewLoader(LoaderConfig[int]{
+		Store: NewMemory[int](0, time.Minute), Prefix: "p|",
+		TTL: time.Minute, StaleTTL: time.Hour, NegativeTTL: 10 * time.Second,
+		FetchTimeout: time.Second, Now: c.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestLoaderFreshnessAndNegativeCaching(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newTestLoader(t, c)
+	b := &backend{known: map[string]int{"a": 1, "b": 2}}
+	steps := []struct {
+		name      string
+		advance   time.Duration
+		keys      []string
+		wantCalls int64
+		wantAsked int64
+	}{
+		{"cold: one fetch for all keys", 0, []string{"a", "b", "x", "a"}, 1, 3},
+		{"warm: nothing fetched", 5 * time.Second, []string{"a", "b", "x"}, 1, 3},
+		{"negative expired, positives fresh", 10 * time.Second, []string{"a", "b", "x"}, 2, 4},
+		{"positives expired", time.Minute, []string{"a", "b"}, 3, 6},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			c.add(s.advance)
+			res := l.Load(context.Background(), s.keys, b.fetch)
+			if res["a"].Value != 1 || !res["a"].Found || res["b"].Value != 2 {
+				t.Errorf("results %+v", res)
+			}
+			if r, ok := res["x"]; ok && (r.Found || r.Err != nil) {
+				t.Errorf("x = %+v, want not found", r)
+			}
+			if b.calls.Load() != s.wantCalls || b.asked.Load() != s.wantAsked {
+				t.Errorf("calls %d asked %d, want %d %d", b.calls.Load(), b.asked.Load(), s.wantCalls, s.wantAsked)
+			}
+		})
+	}
+}
+
+func TestLoaderStaleOnErrorAndErrorsNotCached(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newTestLoader(t, c)
+	b := &backend{known: map[string]int{"a": 1}}
+	l.Load(context.Background(), []string{"a"}, b.fetch)
+
+	down := errors.New("vendor down")
+	b.err.Store(&down)
+	c.add(2 * time.Minute)
+	res := l.Load(context.Background(), []string{"a", "new"}, b.fetch)
+	if r := res["a"]; !r.Stale || !r.Found || r.Value != 1 || !errors.Is(r.Err, down) {
+		t.Errorf("a = %+v, want stale 1 with the error", r)
+	}
+	if r := res["new"]; r.Found || !errors.Is(r.Err, down) {
+		t.Errorf("new = %+v, want the error", r)
+	}
+
+	b.err.Store(nil)
+	calls := b.calls.Load()
+	res = l.Load(context.Background(), []string{"new"}, b.fetch)
+	if b.calls.Load() != calls+1 || res["new"].Err != nil {
+		t.Errorf("error was cached: %+v after %d calls", res["new"], b.calls.Load()-calls)
+	}
+
+	c.add(2 * time.Hour) // beyond ttl+stale_ttl: gone
+	b.err.Store(&down)
+	if r := l.Load(context.Background(), []string{"a"}, b.fetch)["a"]; r.Stale || r.Found {
+		t.Errorf("after stale_ttl: %+v", r)
+	}
+}
+
+func TestLoaderCollapsesConcurrentFetches(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newTestLoader(t, c)
+	b := &backend{known: map[string]int{"a": 1, "b": 2, "c": 3}, release: make(chan struct{})}
+	var wg sync.WaitGroup
+	results := make([]map[string]Result[int], 5)
+	for i := range results {
+		wg.Go(func() { results[i] = l.Load(context.Background(), []string{"a", "b", "c"}, b.fetch) })
+	}
+	for b.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the others join the flight
+	close(b.release)
+	wg.Wait()
+	if b.calls.Load() != 1 {
+		t.Errorf("%d fetches for 5 concurrent identical loads, want 1", b.calls.Load())
+	}
+	for i, r := range results {
+		if r["c"].Value != 3 {
+			t.Errorf("load %d: %+v", i, r)
+		}
+	}
+}
+
+func TestLoaderPanicIsAnError(t *testing.T) {
+	l := newTestLoader(t, &clock{t: time.Now()})
+	res := l.Load(context.Background(), []string{"a"}, func(context.Context, []string) (map[string]int, error) {
+		panic("boom")
+	})
+	if r := res["a"]; r.Err == nil || !strings.Contains(r.Err.Error(), "panicked") {
+		t.Errorf("got %+v", r)
+	}
+	// The key is not stuck in flight.
+	res = l.Load(context.Background(), []string{"a"}, func(context.Context, []string) (map[string]int, error) {
+		return map[string]int{"a": 7}, nil
+	})
+	if res["a"].Value != 7 {
+		t.Errorf("after panic: %+v", res["a"])
+	}
+}
+
+func TestMemoryIsBounded(t *testing.T) {
+	m := NewMemory[int](2, time.Minute)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} {
+		if err := m.Set(ctx, k, Entry[int]{Value: 1, Found: true}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := m.Get(ctx, "c"); ok || m.Len() != 2 || m.Refused() != 1 {
+		t.Errorf("len %d refused %d, c stored %v", m.Len(), m.Refused(), ok)
+	}
+	if err := m.Set(ctx, "a", Entry[int]{Value: 2, Found: true}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := m.Get(ctx, "a"); e.Value != 2 {
+		t.Errorf("existing key not updated when full: %+v", e)
+	}
+}
+
+func TestNewLoaderValidates(t *testing.T) {
+	for _, cfg := range []LoaderConfig[int]{
+		{TTL: time.Minute, FetchTimeout: time.Second},
+		{Store: NewMemory[int](0, time.Minute), FetchTimeout: time.Second},
+		{Store: NewMemory[int](0, time.Minute), TTL: time.Minute},
+	} {
+		if _, err := NewLoader(cfg); err == nil {
+			t.Errorf("NewLoader(%+v) accepted", cfg)
+		}
+	}
+}

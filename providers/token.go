@@ -115,7 +115,12 @@ func ClientCredentials(tokenURL, clientID string, secret Secret, scopes []string
 // TokenHTTPClient is the *http.Client for token endpoints: retried like API
 // calls, never following redirects.
 func TokenHTTPClient(h HTTPConfig) *http.Client {
-	return newRetryClient(h, StandardRetryAfter, nil).StandardClient()
+	hc := newRetryClient(h, StandardRetryAfter, nil).StandardClient()
+	// The inner client does not follow redirects, but this outer one would,
+	// re-posting the form (client secret included) to wherever a redirect
+	// points.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
 }
 
 // redactTokenError keeps the status and the vendor's error code from an

@@ -13,6 +13,8 @@ import (
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/cache"
 	"github.com/postured/postured/providers"
+	"github.com/postured/postured/providers/crowdstrike"
+	"github.com/postured/postured/providers/intune"
 	"github.com/postured/postured/providers/static"
 	"github.com/postured/postured/server"
 )
@@ -21,7 +23,9 @@ import (
 // vendor means adding a line here; nothing registers itself.
 func registry() providers.Registry[aggregate.Provider] {
 	return providers.Registry[aggregate.Provider]{
-		"static": providers.Entry(open(static.New)),
+		"crowdstrike": providers.Entry(open(crowdstrike.New)),
+		"intune":      providers.Entry(open(intune.New)),
+		"static":      providers.Entry(open(static.New)),
 	}
 }
 

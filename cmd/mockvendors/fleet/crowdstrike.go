@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
+)
+
+// FalconHosts is the CrowdStrike Falcon view of the fleet: one host per
+// device in Falcon, plus an older duplicate (new AID, same serial and MACs,
+// older last_seen) for re-enrolled devices. It carries what real tenants
+// show: lower-case dash MACs, the Cloudflare-visible MAC sometimes only in
+// connection_mac_address, upper-case Windows computer names, FQDN hostnames
+// on some Macs and Linux hosts, SMBIOS-UUID serials on Linux VMs without a
+// hardware serial, contained and containment-pending hosts, and hosts in
+// reduced functionality mode.
+func (f *Fleet) FalconHosts() []crowdstrikemock.Host {
+	hosts, _ := f.falconView()
+	return hosts
+}
+
+// FalconAssessments are the Zero Trust Assessments of FalconHosts. Health
+// drives the overall score; some hosts (a third of Linux hosts, new sensors,
+// most re-enrolment leftovers) have none.
+func (f *Fleet) FalconAssessments() []crowdstrikemock.Assessment {
+	_, zta := f.falconView()
+	return zta
+}
+
+func (f *Fleet) falconView() ([]crowdstrikemock.Host, []crowdstrikemock.Assessment) {
+	cid := hex32(rand.New(rand.NewPCG(f.Seed, 0xfa1c0)))
+	var hosts []crowdstrikemock.Host
+	var zta []crowdstrikemock.Assessment
+	for i := range f.Devices {
+		d := &f.Devices[i]
+		if !d.InFalcon {
+			continue
+		}
+		r := d.VendorRand("crowdstrike")
+		h := falconHost(d, r, cid)
+		hosts = append(hosts, h)
+		if a, ok := falconAssessment(d, r, &h); ok {
+			zta = append(zta, a)
+		}
+		if d.Reenrolled {
+			old := h
+			old.DeviceID = hex32(r)
+			age := time.Duration(20+r.IntN(70)) * 24 * time.Hour
+			lastSeen := d.LastSeen.Add(-age)
+			old.LastSeen = falconTime(lastSeen)
+			old.ModifiedTimestamp = old.LastSeen
+			old.FirstSeen = falconTime(lastSeen.Add(-time.Duration(100+r.IntN(600)) * 24 * time.Hour))
+			old.Status = "normal"
+			old.AgentVersion = "7.10.17706.0"
+			hosts = append(hosts, old)
+			// A leftover often still has its last assessment, and a good
+			// one: only the most recently seen record may decide.
+			if r.IntN(2) == 0 {
+				zta = append(zta, assessmentFor(&old, 95, r))
+			}
+		}
+	}
+	return hosts, zta
+}
+
+func falconHost(d *Device, r *rand.Rand, cid string) crowdstrikemock.Host {
+	h := crowdstrikemock.Host{
+		DeviceID:                 hex32(r),
+		CID:                      cid,
+		AgentVersion:             fmt.Sprintf("7.%d.%d.0", 20+r.IntN(8), 17000+r.IntN(2000)),
+		ConfigIDBase:             "65994763",
+		ConfigIDBuild:            fmt.Sprint(17000 + r.IntN(2000)),
+		LastSeen:                 falconTime(d.LastSeen),
+		ModifiedTimestamp:        falconTime(d.LastSeen),
+		FirstSeen:                falconTime(d.LastSeen.Add(-time.Duration(30+r.IntN(700)) * 24 * time.Hour)),
+		LocalIP:                  fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254)),
+		ExternalIP:               fmt.Sprintf("203.0.113.%d", 1+r.IntN(254)),
+		SerialNumber:             d.Serial,
+		Status:                   "normal",
+		ReducedFunctionalityMode: "no",
+		ProductTypeDesc:          "Workstation",
+		ProvisionStatus:          "Provisioned",
+		Tags:                     []string{},
+		Groups:                   []string{},
+	}
+	if r.IntN(30) == 0 {
+		h.ReducedFunctionalityMode = "yes"
+	}
+	if d.Contained {
+		h.Status = "contained"
+		if r.IntN(4) == 0 {
+			h.Status = "containment_pending"
+		}
+	}
+	// The interface Cloudflare sees (MACs[0]) is sometimes only the
+	// connection MAC: Falcon's mac_address is the primary adapter.
+	macs := d.MACs
+	h.MACAddress, h.ConnectionMACAddress = falconMAC(macs[0]), falconMAC(macs[0])
+	if len(macs) > 1 {
+		h.ConnectionMACAddress = falconMAC(macs[1])
+		if r.IntN(2) == 0 {
+			h.MACAddress, h.ConnectionMACAddress = falconMAC(macs[1]), falconMAC(macs[0])
+		}
+	}
+	user, _, _ := strings.Cut(d.Email, "@")
+	if r.IntN(3) == 0 {
+		h.Email = d.Email // rarely populated in real tenants
+	}
+	h.Hostname = d.Hostname
+	switch d.Platform {
+	case "Windows":
+		h.PlatformName, h.PlatformID, h.OSVersion, h.OSProductName = "Windows", "0", "Windows 11", "Windows 11 Enterprise"
+		h.Hostname = strings.ToUpper(d.Hostname)
+		h.SystemManufacturer, h.SystemProductName = "Dell Inc.", "Latitude 7440"
+		h.LastLoginUser = `CORP\` + user
+		h.MachineDomain = d.Domain
+	case "macOS":
+		h.PlatformName, h.PlatformID, h.OSVersion, h.OSProductName = "Mac", "1", "Sonoma (14)", "macOS"
+		h.SystemManufacturer, h.SystemProductName = "Apple Inc.", "MacBookPro18,3"
+		h.LastLoginUser = user
+		if d.Domain != "" && r.IntN(2) == 0 {
+			h.Hostname = d.Hostname + "." + d.Domain
+		}
+	default:
+		h.PlatformName, h.PlatformID, h.OSVersion, h.KernelVersion = "Linux", "3", "Ubuntu 24.04", "6.8.0-1017-aws"
+		h.SystemManufacturer, h.SystemProductName = "LENOVO", "ThinkPad T14"
+		h.LastLoginUser = user
+		if d.Domain != "" {
+			h.Hostname = d.Hostname + "." + d.Domain
+		}
+	}
+	if d.Serial == "" {
+		h.SerialNumber = d.PlaceholderSerial
+		if d.Platform == "Linux" {
+			// A VM reports its SMBIOS UUID, lower case, as the serial.
+			h.SerialNumber = "ec2" + uuid(r)[3:]
+			h.SystemManufacturer, h.SystemProductName = "Amazon EC2", "m6i.large"
+			h.ServiceProvider, h.InstanceID = "AWS_EC2_V2", fmt.Sprintf("i-%017x", r.Uint64()>>4)
+		}
+	}
+	applied := d.Health >= 30
+	h.Policies = []crowdstrikemock.Policy{{PolicyType: "prevention", PolicyID: "a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5", Applied: applied,
+		AppliedDate: h.LastSeen, AssignedDate: h.FirstSeen}}
+	h.DevicePolicies = &crowdstrikemock.DevicePolicies{Prevention: &h.Policies[0]}
+	return h
+}
+
+func falconAssessment(d *Device, r *rand.Rand, h *crowdstrikemock.Host) (crowdstrikemock.Assessment, bool) {
+	switch {
+	case d.Platform == "Linux" && r.IntN(3) == 0, // no ZTA for this platform/entitlement
+		r.IntN(15) == 0: // sensor too new to be assessed
+		return crowdstrikemock.Assessment{}, false
+	}
+	overall := min(max(d.Health+r.IntN(7)-3, 1), 100)
+	return assessmentFor(h, overall, r), true
+}
+
+func assessmentFor(h *crowdstrikemock.Host, overall int, r *rand.Rand) crowdstrikemock.Assessment {
+	platform := map[string]string{"Windows": "Win", "Mac": "Mac", "Linux": "Lin"}[h.PlatformName]
+	meets := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	return crowdstrikemock.Assessment{
+		AID:                h.DeviceID,
+		CID:                h.CID,
+		EventPlatform:      platform,
+		ProductTypeDesc:    h.ProductTypeDesc,
+		SystemSerialNumber: h.SerialNumber,
+		SensorFileStatus:   "confirmed",
+		ModifiedTime:       h.LastSeen,
+		Assessment: crowdstrikemock.Scores{
+			Overall:      overall,
+			OS:           min(max(overall+r.IntN(11)-5, 1), 100),
+			SensorConfig: min(max(overall+r.IntN(11)-5, 1), 100),
+			Version:      "2.1.0",
+		},
+		AssessmentItems: crowdstrikemock.AssessmentItems{
+			OSSignals: []crowdstrikemock.Signal{{SignalID: "disk_encryption", SignalName: "Full disk encryption",
+				GroupName: "os", Criteria: "enabled", MeetsCriteria: meets(overall >= 50)}},
+			SensorSignals: []crowdstrikemock.Signal{{SignalID: "sensor_prevention", SignalName: "Prevention policy",
+				GroupName: "sensor", Criteria: "applied", MeetsCriteria: meets(overall >= 30)}},
+		},
+	}
+}
+
+// falconMAC renders a canonical MAC the way Falcon reports it:
+// aa-bb-cc-dd-ee-ff.
+func falconMAC(m string) string { return strings.ReplaceAll(strings.ToLower(m), ":", "-") }
+
+// falconTime is Falcon's timestamp format: RFC 3339, UTC, no fractions.
+func falconTime(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+
+func hex32(r *rand.Rand) string { return fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()) }

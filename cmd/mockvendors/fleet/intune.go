@@ -1,0 +1,162 @@
+package fleet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/postured/postured/providers/intune/intunemock"
+)
+
+// IntuneDevices is the Intune view of the fleet: one managedDevice per
+// device enrolled in Intune, plus an older record (different id, older
+// sync, same serial and name) for each re-enrolled one. Intune's own
+// conventions apply: Wi-Fi MAC as 12 upper-case hex digits, Windows device
+// names upper-case (NetBIOS), Linux names fully qualified when the device
+// has a domain, 7-digit fractional seconds, jailBroken as a string.
+func (f *Fleet) IntuneDevices() []intunemock.ManagedDevice {
+	var out []intunemock.ManagedDevice
+	for i := range f.Devices {
+		d := &f.Devices[i]
+		if !d.InIntune {
+			continue
+		}
+		r := d.VendorRand("intune")
+		md := intuneDevice(d, r)
+		out = append(out, md)
+		if d.Reenrolled {
+			old := md
+			old.ID = intuneGUID(r)
+			old.AzureADDeviceID = intuneGUID(r)
+			old.LastSyncDateTime = md.LastSyncDateTime.Add(-time.Duration(30+r.IntN(60)) * 24 * time.Hour)
+			old.EnrolledDateTime = old.LastSyncDateTime.Add(-time.Duration(100+r.IntN(300)) * 24 * time.Hour)
+			old.ComplianceState = []string{"noncompliant", "unknown", "compliant"}[r.IntN(3)]
+			old.ComplianceGracePeriodExpirationDateTime = intuneGraceExpiry(old.ComplianceState, old.LastSyncDateTime)
+			out = append(out, old)
+		}
+	}
+	return out
+}
+
+func intuneDevice(d *Device, r *rand.Rand) intunemock.ManagedDevice {
+	// Graph reports ticks: give every sync a 7-digit fraction, never later
+	// than the device's true last-seen.
+	lastSync := d.LastSeen.Add(-time.Duration(1+r.IntN(9_999_999)) * 100 * time.Nanosecond)
+	md := intunemock.ManagedDevice{
+		ID:                         intuneGUID(r),
+		UserID:                     intuneGUID(r),
+		DeviceName:                 d.Hostname,
+		ManagedDeviceOwnerType:     "company",
+		EnrolledDateTime:           lastSync.Add(-time.Duration(30+r.IntN(700)) * 24 * time.Hour).Truncate(time.Second),
+		LastSyncDateTime:           lastSync,
+		OperatingSystem:            d.Platform,
+		ComplianceState:            intuneCompliance(d.Health, r),
+		JailBroken:                 "Unknown",
+		ManagementAgent:            "mdm",
+		AzureADRegistered:          true,
+		DeviceEnrollmentType:       "userEnrollment",
+		DeviceRegistrationState:    "registered",
+		IsEncrypted:                d.Health >= 40,
+		UserPrincipalName:          d.Email,
+		EmailAddress:               d.Email,
+		SerialNumber:               d.Serial,
+		AzureADDeviceID:            intuneGUID(r),
+		UserDisplayName:            intuneDisplayName(d.Email),
+		PartnerReportedThreatState: "unknown",
+		PhysicalMemoryInBytes:      int64(8<<30) << r.IntN(3),
+	}
+	if md.SerialNumber == "" {
+		md.SerialNumber = d.PlaceholderSerial
+	}
+	if len(d.MACs) > 0 {
+		md.WiFiMacAddress = intuneMAC(d.MACs[0])
+	}
+	if len(d.MACs) > 1 {
+		md.EthernetMacAddress = intuneMAC(d.MACs[1])
+	}
+	switch d.Platform {
+	case "Windows":
+		md.DeviceName = strings.ToUpper(d.Hostname)
+		md.OSVersion = []string{"10.0.19045.4291", "10.0.22631.3447", "10.0.26100.2033"}[r.IntN(3)]
+		md.Manufacturer, md.Model = "Dell Inc.", "Latitude 7440"
+		md.DeviceEnrollmentType = "windowsAzureADJoin"
+	case "macOS":
+		md.OSVersion = []string{"14.6.1 (23G93)", "15.1 (24B83)", "15.2 (24C101)"}[r.IntN(3)]
+		md.Manufacturer, md.Model = "Apple", "MacBook Pro"
+		md.IsSupervised = true
+		md.UDID = strings.ToUpper(intuneGUID(r))
+		if d.Domain != "" && r.IntN(2) == 0 {
+			md.DeviceName = d.Hostname + "." + d.Domain
+		}
+	case "Linux":
+		md.OSVersion = "22.04"
+		md.Manufacturer, md.Model = "LENOVO", "ThinkPad T14"
+		md.ManagementAgent = "intuneClient"
+		if d.Domain != "" {
+			md.DeviceName = d.Hostname + "." + d.Domain
+		}
+		// Intune does not report serials or MACs for some Linux machines.
+		if r.IntN(3) == 0 {
+			md.SerialNumber = ""
+			md.WiFiMacAddress = ""
+		}
+	case "iOS":
+		md.OSVersion = "17.5.1"
+		md.Manufacturer, md.Model = "Apple", "iPhone 15"
+		md.IsSupervised = true
+		md.JailBroken = "False"
+		if d.Health < 10 {
+			md.JailBroken = "True"
+		}
+		md.UDID = fmt.Sprintf("%016X", r.Uint64())
+	}
+	switch {
+	case r.IntN(10) == 0:
+		md.EmailAddress = "" // Graph leaves it blank for some records
+	case r.IntN(5) == 0:
+		md.UserPrincipalName = strings.ToUpper(md.UserPrincipalName[:1]) + md.UserPrincipalName[1:]
+	}
+	md.ComplianceGracePeriodExpirationDateTime = intuneGraceExpiry(md.ComplianceState, lastSync)
+	return md
+}
+
+// intuneCompliance maps health to the complianceState enum, covering every
+// value: healthy devices comply, middling ones are in their grace period,
+// the rest spread over the failure states.
+func intuneCompliance(health int, r *rand.Rand) string {
+	switch {
+	case health >= 70:
+		return "compliant"
+	case health >= 55:
+		return "inGracePeriod"
+	case health >= 30:
+		return "noncompliant"
+	}
+	return []string{"noncompliant", "unknown", "conflict", "error", "configManager"}[r.IntN(5)]
+}
+
+// graceExpiry is Graph's sentinel 9999-12-31T23:59:59Z unless the device
+// is in its grace period.
+func intuneGraceExpiry(state string, lastSync time.Time) time.Time {
+	if state == "inGracePeriod" {
+		return lastSync.Add(72 * time.Hour).Truncate(time.Second)
+	}
+	return time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+}
+
+// intuneMAC formats a canonical colon MAC as Intune's wiFiMacAddress.
+func intuneMAC(m string) string {
+	return strings.ToUpper(strings.ReplaceAll(m, ":", ""))
+}
+
+func intuneDisplayName(email string) string {
+	local, _, _ := strings.Cut(email, "@")
+	if local == "" {
+		return ""
+	}
+	return strings.ToUpper(local[:1]) + local[1:]
+}
+
+// intuneGUID is a managedDevice/user/Entra device id.
+func intuneGUID(r *rand.Rand) string { return uuid(r) }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const minimalInventory = "devices:\n  - {id: a1, serial_number: S1, score: 80}\n"
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
+	base := func(extra string) string {
+		return "access:\n  team_domain: t.cloudflareaccess.com\n  audience: [aud]\nproviders:\n  - {name: inv, type: static, weight: 1, file: " + inv + "}\n" + extra
+	}
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string
+	}{
+		{"empty file", "", nil, []string{"file is empty"}},
+		{"unknown top-level key", base("lisen: \":80\"\n"), nil, []string{`line 6: unknown key "lisen" (did you mean "listen"?)`}},
+		{"unknown nested key", base("posture:\n  max_device: 10\n"), nil, []string{`line 7: unknown key "max_device" (did you mean "max_devices"?)`}},
+		{"unknown provider key", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - name: inv\n    type: static\n    weight: 1\n    file: " + inv + "\n    wieght: 2\n", nil,
+			[]string{`line 7: unknown key "wieght" (did you mean "weight"?)`}},
+		{"unknown provider type", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: x, type: kandji, weight: 1}\n", nil,
+			[]string{`line 3: providers[0]: unknown type "kandji" (known: `}},
+		{"weight zero", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: x, type: static, weight: 0, file: " + inv + "}\n", nil,
+			[]string{`line 3: providers[0]: provider "x": weight must be > 0, got 0`}},
+		{"duplicate names", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
+			[]string{`line 4: providers[1]: name "x" already used on line 3`}},
+		{"bad duration", base("posture: {deadline: 4 seconds}\n"), nil, []string{`line 6: invalid duration "4 seconds"`}},
+		{"bad on_error", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: x, type: static, weight: 1, on_error: ignore, file: " + inv + "}\n", nil,
+			[]string{`on_error must be stale, exclude or zero, got "ignore"`}},
+		{"unset variable", base("listen: \"${PORT_UNSET}\"\n"), nil, []string{"line 6: environment variable PORT_UNSET is not set"}},
+		{"no providers", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\n", nil, []string{"providers: at least one provider is required"}},
+		{"no team domain", "access: {audience: [a]}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
+			[]string{"access.team_domain: is required"}},
+		{"empty audience", "access: {team_domain: t.cloudflareaccess.com, audience: []}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
+			[]string{"line 1: access.audience: at least one non-empty AUD tag is required"}},
+		{"redis without url", base("cache: {backend: redis}\n"), nil, []string{"line 6: cache.redis_url: is required with backend: redis"}},
+		{"unknown s2s source", base("posture: {s2s_id_from: [nope]}\n"), nil, []string{`line 6: posture.s2s_id_from: names unknown provider "nope"`}},
+		{"leeway over a minute", "access: {team_domain: t.cloudflareaccess.com, audience: [a], leeway: 2m}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
+			[]string{"line 1: access.leeway: must be 0s..60s, got 2m0s"}},
+		{"valid", base(""), nil, nil},
+		{"max devices", base("posture: {max_devices: 20000}\n"), nil, []string{"line 6: posture.max_devices: must be 1..10000, got 20000"}},
+		{"bad listen", base("listen: \"8080\"\n"), nil, []string{`line 6: listen: "8080" is not host:port`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "postured.yaml", tc.yaml)
+			_, err := Load(p, registry(), env(tc.env))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), "config: "+p+": ") && !strings.HasPrefix(err.Error(), "config: ") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	tests := []struct {
+		in, want string
+		vars     map[string]string
+		err      string
+	}{
+		{"${A}", "x", map[string]string{"A": "x"}, ""},
+		{"pre-${A}-${B}", "pre-x-y", map[string]string{"A": "x", "B": "y"}, ""},
+		{"S3cret$USER!", "S3cret$USER!", nil, ""}, // bare $ is left alone
+		{"$${A}", "${A}", nil, ""},
+		{"${A}", "", nil, "environment variable A is not set"},
+		{"${A", "", nil, "unterminated"},
+		{"${1A}", "", nil, "invalid environment variable name"},
+		{"${A}", "", map[string]string{"A": ""}, ""}, // set but empty is a value
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := expand(tc.in, env(tc.vars))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvExpansionTypesAndKeys(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
+	y := "access: {team_domain: \"${TEAM}\", audience: [\"${AUD}\"]}\nposture:\n  max_devices: ${MAX}\nproviders:\n  - {name: inv, type: static, weight: 1, file: " + inv + "}\n"
+	cfg, err := Parse([]byte(y), registry(), env(map[string]string{"TEAM": "t.cloudflareaccess.com", "AUD": "a: b\nc", "MAX": "500"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Posture.MaxDevices != 500 || cfg.Access.Audience[0] != "a: b\nc" {
+		t.Errorf("got %d %q", cfg.Posture.MaxDevices, cfg.Access.Audience)
+	}
+}
+
+func TestCheckConfigRedactsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
+	p := writeFile(t, dir, "c.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\n"+
+		"cache: {backend: memory, redis_url: \"${REDIS}\"}\nproviders:\n  - {name: inv, type: static, weight: 1, file: "+inv+"}\n")
+	t.Setenv("REDIS", "redis://:hunter2@localhost:6379/0")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "-c", p}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "redis_url: <redacted>") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "on_error: stale") || !strings.Contains(out.String(), "deadline: 4s") {
+		t.Errorf("defaults not shown:\n%s", out.String())
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	t.Setenv("FALCON_CLIENT_ID", "id")
+	t.Setenv("FALCON_CLIENT_SECRET", "s")
+	t.Setenv("INTUNE_TENANT_ID", "00000000-0000-0000-0000-000000000000")
+	t.Setenv("INTUNE_CLIENT_ID", "id")
+	t.Setenv("INTUNE_CLIENT_SECRET", "s")
+	t.Setenv("JAMF_CLIENT_ID", "id")
+	t.Setenv("JAMF_CLIENT_SECRET", "s")
+	t.Setenv("CF_API_TOKEN", "t")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "-c", "../../config.example.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("config.example.yaml rejected (exit %d): %s", code, errb.String())
+	}
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", "devices:\n  - {id: asset-42, serial_number: C02XK1ZZJGH5, hostname: mbp-42, score: 90, last_seen: 2026-11-20T10:00:00Z}\n  - {id: old, serial_number: C02XK1ZZJGH5, score: 10, last_seen: 2020-01-01T00:00:00Z}\n")
+	cfgPath := writeFile(t, dir, "c.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: inv, type: static, weight: 2, file: "+inv+"}\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   []string
+		stderr   string
+		notInOut string
+	}{
+		{"no args", nil, 2, nil, "usage: postured", ""},
+		{"unknown command", []string{"frobnicate"}, 2, nil, `unknown command "frobnicate"`, ""},
+		{"version", []string{"--version"}, 0, []string{"postured "}, "", ""},
+		{"check-config needs -c", []string{"check-config"}, 1, nil, "check-config: -c FILE is required", ""},
+		{"check-config missing file", []string{"check-config", "-c", filepath.Join(dir, "nope.yaml")}, 1, nil, "no such file", ""},
+		{"explain table", []string{"explain", "-c", cfgPath, "--hostname", "MBP-42.corp.example"}, 0,
+			[]string{"score:    90", `s2s_id:   "asset-42" (from inv)`, "hostname=mbp-42", "PROVIDER"}, "", ""},
+		{"explain duplicate serial json", []string{"explain", "-c", cfgPath, "--serial", "c02xk1zzjgh5", "--json"}, 0,
+			[]string{`"record_id": "asset-42"`, `"matched_on": "serial"`, `"candidates": 2`, "took the most recently seen"}, "", ""},
+		{"explain unmatched", []string{"explain", "-c", cfgPath, "--email", "nobody@example.com"}, 0,
+			[]string{"score:    0", "no provider matched", "unmatched"}, "", ""},
+		{"missing inventory file", []string{"explain", "-c", writeFile(t, dir, "bad.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: inv, type: static, weight: 1, file: /nonexistent/inv.yaml}\n"), "--serial", "X"}, 1,
+			nil, `provider "inv": static: stat /nonexistent/inv.yaml: no such file or directory`, ""},
+		{"explain needs a key", []string{"explain", "-c", cfgPath}, 1, nil, "give at least one of", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errb)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr lacks %q: %s", tc.stderr, errb.String())
+			}
+		})
+	}
+}

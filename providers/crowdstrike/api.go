@@ -1,0 +1,284 @@
+package crowdstrike
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/postured/postured/providers"
+)
+
+// Falcon API paths; each endpoint carries its own version
+// (https://falconpy.io/Service-Collections/Hosts.html,
+// https://falconpy.io/Service-Collections/Zero-Trust-Assessment.html).
+const (
+	tokenPath         = "/oauth2/token"
+	queryDevicesPath  = "/devices/queries/devices/v1"
+	scrollDevicesPath = "/devices/queries/devices-scroll/v1"
+	deviceDetailsPath = "/devices/entities/devices/v2"
+	assessmentsPath   = "/zero-trust-assessment/entities/assessments/v1"
+)
+
+// Falcon API limits (CrowdStrike swagger as generated into falconpy
+// src/falconpy/_endpoint/_hosts.py; FQL page
+// https://falconpy.io/Usage/Falcon-Query-Language.html).
+const (
+	// maxQueryLimit is QueryDevicesByFilter's largest limit.
+	maxQueryLimit = 5000
+	// maxOffsetWindow: "Setting your offset to 10K or higher will produce a
+	// 400 error" (falconpy samples/hosts/offset_vs_token.py).
+	maxOffsetWindow = 10000
+	// maxDetailIDs is PostDeviceDetailsV2's id cap (the GET form takes 100).
+	maxDetailIDs = 5000
+	// maxZTAIDs: getAssessmentV1 documents no cap; 100 keeps the query
+	// string near 4 KB, clear of proxy URL limits.
+	maxZTAIDs = 100
+	// maxFQLProperties: "A FQL statement can have a maximum of 20
+	// properties defined"; a bracket list counts as one.
+	maxFQLProperties = 20
+	// maxFQLValues bounds the values in one statement's bracket lists
+	// (falconpy samples/hosts/serial_search.py sends 250); 200 keeps the
+	// URL near 5 KB.
+	maxFQLValues = 200
+)
+
+// tokenRefreshEarly renews a token this long before it expires (falconpy's
+// renew_window).
+const tokenRefreshEarly = 2 * time.Minute
+
+// apiError is one entry of an envelope's errors.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	ID      string `json:"id,omitempty"`
+}
+
+// envelope is the body of every Falcon answer.
+type envelope[T any] struct {
+	Meta struct {
+		Pagination json.RawMessage `json:"pagination"`
+		TraceID    string          `json:"trace_id"`
+	} `json:"meta"`
+	Resources []T        `json:"resources"`
+	Errors    []apiError `json:"errors"`
+}
+
+// queryPaging is QueryDevicesByFilter's pagination (offset = next offset).
+type queryPaging struct {
+	Offset int `json:"offset"`
+	Total  int `json:"total"`
+}
+
+// scrollPaging is QueryDevicesByFilterScroll's pagination; Offset is the
+// next page's token, empty after the last page.
+type scrollPaging struct {
+	Offset string `json:"offset"`
+	Total  int    `json:"total"`
+}
+
+// host is the part of a Falcon device record postured reads.
+type host struct {
+	DeviceID             string `json:"device_id"`
+	SerialNumber         string `json:"serial_number"`
+	MACAddress           string `json:"mac_address"`
+	ConnectionMACAddress string `json:"connection_mac_address"`
+	Hostname             string `json:"hostname"`
+	Email                string `json:"email"`
+	LastLoginUser        string `json:"last_login_user"`
+	LastSeen             string `json:"last_seen"`
+	Status               string `json:"status"`
+}
+
+// assessment is the part of a Zero Trust Assessment postured reads.
+type assessment struct {
+	AID        string `json:"aid"`
+	Assessment struct {
+		Overall *int `json:"overall"`
+	} `json:"assessment"`
+}
+
+// tokenResponse is the 201 body of POST /oauth2/token.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// fetchToken runs the client-credentials exchange Falcon's way: form fields
+// client_id, client_secret and member_cid, no grant_type, 201 on success.
+// Written by hand rather than with x/oauth2 to read X-Cs-Region and the
+// Falcon error envelope.
+func (p *Provider) fetchToken(ctx context.Context) (providers.Token, error) {
+	form := url.Values{"client_id": {p.clientID}, "client_secret": {p.secret.Reveal()}}
+	if p.memberCID != "" {
+		form.Set("member_cid", p.memberCID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+tokenPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return providers.Token{}, fmt.Errorf("build token request: %w", redactURLError(err))
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.tokenHTTP.Do(req)
+	if err != nil {
+		return providers.Token{}, redactURLError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return providers.Token{}, fmt.Errorf("read token response: %w", redactURLError(err))
+	}
+	region := resp.Header.Get("X-Cs-Region")
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return providers.Token{}, fmt.Errorf("token endpoint redirected (%d): the API client belongs to cloud %q, set base_url to it", resp.StatusCode, region)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return providers.Token{}, fmt.Errorf("token endpoint answered %d: %s (check client_id, client_secret, member_cid and the API client's IP allowlist)",
+			resp.StatusCode, falconMessage(body))
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return providers.Token{}, &providers.StatusError{Status: resp.StatusCode, Body: falconMessage(body)}
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return providers.Token{}, fmt.Errorf("decode token response: %w", err)
+	}
+	if cloud := cloudOf(p.base); cloud != "" && region != "" && !strings.EqualFold(cloud, region) {
+		p.logger.Warn("falcon API client belongs to another cloud; set base_url to it", "configured", cloud, "x_cs_region", region)
+	}
+	ttl := time.Duration(tr.ExpiresIn) * time.Second
+	if ttl <= 0 {
+		ttl = 30 * time.Minute // "Tokens expire after 30 minutes"
+	}
+	return providers.Token{Value: tr.AccessToken, Expiry: time.Now().Add(ttl)}, nil
+}
+
+// falconMessage is the first error message of a Falcon error body, or the
+// start of the body when it is not one.
+func falconMessage(body []byte) string {
+	var env envelope[json.RawMessage]
+	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 && env.Errors[0].Message != "" {
+		return env.Errors[0].Message
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, tokenPath, ue.Err)
+	}
+	return err
+}
+
+// call performs one Falcon API call and decodes the envelope into out.
+// When partialOK, a 404 whose body is an envelope with resources is a
+// partial answer, not an error: the ZTA and host details endpoints answer
+// so when some ids are unknown or unassessed.
+func (p *Provider) call(ctx context.Context, op string, req providers.Request, partialOK bool, out any) error {
+	if err := p.pacer.wait(ctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", p.name, op, err)
+	}
+	resp, err := p.client.Do(ctx, op, req)
+	if resp != nil {
+		p.pacer.observe(resp.Header)
+	}
+	if err != nil {
+		if !partialOK || resp == nil || resp.Status != http.StatusNotFound || !hasResources(resp.Body) {
+			return err
+		}
+	}
+	return p.client.DecodeJSON(op, resp.Body, out)
+}
+
+// hasResources reports whether body is a JSON object with a resources key,
+// which tells a partial 404 from a gateway's "no such route" 404.
+func hasResources(body []byte) bool {
+	var probe struct {
+		Resources json.RawMessage `json:"resources"`
+	}
+	return json.Unmarshal(body, &probe) == nil && probe.Resources != nil && string(probe.Resources) != "null"
+}
+
+// RetryAfter reads Falcon's 429 signal, X-RateLimit-RetryAfter: an epoch
+// time in seconds (what gofalcon, PSFalcon and observed answers use), or in
+// milliseconds when the value exceeds 10^12 (what the swagger text says).
+// Without it, a standard Retry-After is honoured. It is a
+// providers.ClientOptions.RetryAfter.
+func RetryAfter(resp *http.Response) (time.Duration, bool) {
+	return retryAfterAt(resp, time.Now())
+}
+
+// minRetryAfter is the least we wait on a 429: the header has one-second
+// resolution and may already be in the past when it arrives.
+const minRetryAfter = time.Second
+
+func retryAfterAt(resp *http.Response, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(resp.Header.Get("X-Ratelimit-Retryafter"))
+	n, err := strconv.ParseInt(v, 10, 64)
+	if v == "" || err != nil || n <= 0 {
+		return providers.StandardRetryAfter(resp)
+	}
+	at := time.Unix(n, 0)
+	if n > 1e12 {
+		at = time.UnixMilli(n)
+	}
+	return min(max(at.Sub(now), minRetryAfter), 24*time.Hour), true
+}
+
+// pacer slows down when Falcon says the customer's shared budget is nearly
+// spent, as gofalcon does: 200 ms when X-RateLimit-Remaining <= 10, 500 ms
+// when <= 5. The budget is shared with every other integration of the
+// customer, so running it dry hurts them too.
+type pacer struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (pc *pacer) observe(h http.Header) {
+	rem, err := strconv.Atoi(h.Get("X-Ratelimit-Remaining"))
+	if err != nil {
+		return
+	}
+	var d time.Duration
+	switch {
+	case rem <= 5:
+		d = 500 * time.Millisecond
+	case rem <= 10:
+		d = 200 * time.Millisecond
+	default:
+		return
+	}
+	pc.mu.Lock()
+	if t := time.Now().Add(d); t.After(pc.until) {
+		pc.until = t
+	}
+	pc.mu.Unlock()
+}
+
+func (pc *pacer) wait(ctx context.Context) error {
+	pc.mu.Lock()
+	d := time.Until(pc.until)
+	pc.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

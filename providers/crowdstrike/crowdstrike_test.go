@@ -1,0 +1,793 @@
+package crowdstrike
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/providers"
+	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
+)
+
+var _ interface {
+	Lookup(context.Context, providers.Query) ([]providers.Record, error)
+	List(context.Context) ([]providers.Record, error)
+} = (*Provider)(nil)
+
+const testSecret = "s3cr3t-Falcon-Client-Secret-42"
+
+func testConfig(baseURL string) *Config {
+	cfg := &Config{
+		Common:       providers.Common{Name: "falcon", Type: "crowdstrike", Weight: 1},
+		HTTPConfig:   providers.HTTPConfig{RetryWaitMin: providers.Duration(5 * time.Millisecond), RetryWaitMax: providers.Duration(50 * time.Millisecond), RequestsPerSecond: 1000, Burst: 1000},
+		BaseURL:      baseURL,
+		ClientID:     "falcon-client",
+		ClientSecret: testSecret,
+	}
+	return cfg
+}
+
+type env struct {
+	t       *testing.T
+	mock    *crowdstrikemock.Server
+	srv     *httptest.Server
+	p       *Provider
+	mu      sync.Mutex
+	retries []retry
+}
+
+type retry struct {
+	status int
+	wait   time.Duration
+}
+
+func (e *env) retried() []retry {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.retries)
+}
+
+// newEnv starts the mock over opts and a provider against it; tweak edits
+// the config before defaults and validation.
+func newEnv(t *testing.T, opts crowdstrikemock.Options, tweak func(*Config)) *env {
+	t.Helper()
+	if opts.ClientSecret == "" {
+		opts.ClientID, opts.ClientSecret = "falcon-client", testSecret
+	}
+	e := &env{t: t, mock: crowdstrikemock.New(opts)}
+	e.srv = httptest.NewServer(e.mock)
+	t.Cleanup(e.srv.Close)
+	cfg := testConfig(e.srv.URL)
+	if tweak != nil {
+		tweak(cfg)
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProvider(cfg, providers.Deps{}, func(status int, wait time.Duration) {
+		e.mu.Lock()
+		e.retries = append(e.retries, retry{status, wait})
+		e.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p
+	return e
+}
+
+func aid(i int) string { return fmt.Sprintf("%032x", 0xa1d000+i) }
+
+// sampleHosts is a tenant with the edge cases the matching rules care about.
+func sampleHosts() ([]crowdstrikemock.Host, []crowdstrikemock.Assessment) {
+	hosts := []crowdstrikemock.Host{
+		{DeviceID: aid(0), Hostname: "mbp-42", SerialNumber: "C02XK1ZZJGH5", MACAddress: "74-1d-3e-23-e0-fe", ConnectionMACAddress: "74-1d-3e-23-e0-fe",
+			Status: "normal", LastSeen: "2026-11-20T10:00:00Z", PlatformName: "Mac", Email: "jdoe@example.com"},
+		{DeviceID: aid(1), Hostname: "DESKTOP-7", SerialNumber: "PF000007", MACAddress: "02-00-00-00-00-01", ConnectionMACAddress: "0a-bb-cc-dd-ee-ff",
+			Status: "contained", LastSeen: "2026-11-19T09:00:00Z", PlatformName: "Windows", LastLoginUser: `CORP\asmith`},
+		{DeviceID: aid(2), Hostname: "ws-9.corp.example", SerialNumber: "ec2a1b2c-0000-1111-2222-333344445555", MACAddress: "02-00-00-00-00-02",
+			Status: "containment_pending", LastSeen: "2026-11-18T08:00:00Z", PlatformName: "Linux"},
+		{DeviceID: aid(3), Hostname: "linux-new", SerialNumber: "LNX0000003", MACAddress: "02-00-00-00-00-03",
+			Status: "normal", LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Linux"},
+		// Re-enrolment leftover of aid(0): same serial, older, no longer contained.
+		{DeviceID: aid(4), Hostname: "mbp-42", SerialNumber: "C02XK1ZZJGH5", MACAddress: "74-1d-3e-23-e0-fe",
+			Status: "normal", LastSeen: "2026-08-01T00:00:00Z", PlatformName: "Mac"},
+		{DeviceID: aid(5), Hostname: "Mixed-Case.corp.example", SerialNumber: "MIX5", MACAddress: "02-00-00-00-00-05",
+			Status: "normal", LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Mac"},
+	}
+	zta := []crowdstrikemock.Assessment{
+		{AID: aid(0), Assessment: crowdstrikemock.Scores{Overall: 83, OS: 80, SensorConfig: 90, Version: "2.1.0"}},
+		{AID: aid(1), Assessment: crowdstrikemock.Scores{Overall: 90, Version: "2.1.0"}},
+		{AID: aid(2), Assessment: crowdstrikemock.Scores{Overall: 77, Version: "2.1.0"}},
+		{AID: aid(4), Assessment: crowdstrikemock.Scores{Overall: 95, Version: "2.1.0"}},
+		{AID: aid(5), Assessment: crowdstrikemock.Scores{Overall: 64, Version: "2.1.0"}},
+	}
+	return hosts, zta
+}
+
+func sampleOpts() crowdstrikemock.Options {
+	h, z := sampleHosts()
+	return crowdstrikemock.Options{Devices: h, Assessments: z}
+}
+
+func ids(recs []providers.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.ID
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestConfig(t *testing.T) {
+	ok := func() *Config { return testConfig("https://api.crowdstrike.com") }
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr string
+		wantURL string
+	}{
+		{name: "full url", wantURL: "https://api.crowdstrike.com"},
+		{name: "default cloud", edit: func(c *Config) { c.BaseURL = "" }, wantURL: "https://api.crowdstrike.com"},
+		{name: "cloud name", edit: func(c *Config) { c.BaseURL = "EU-1" }, wantURL: "https://api.eu-1.crowdstrike.com"},
+		{name: "gov cloud", edit: func(c *Config) { c.BaseURL = "us-gov-1" }, wantURL: "https://api.laggar.gcw.crowdstrike.com"},
+		{name: "trailing slash", edit: func(c *Config) { c.BaseURL = "http://mock:8080/falcon/" }, wantURL: "http://mock:8080/falcon"},
+		{name: "unknown cloud", edit: func(c *Config) { c.BaseURL = "us-9" }, wantErr: "base_url must be"},
+		{name: "bad scheme", edit: func(c *Config) { c.BaseURL = "ftp://x" }, wantErr: "base_url must be"},
+		{name: "credentials in url", edit: func(c *Config) { c.BaseURL = "https://u:p@api.crowdstrike.com" }, wantErr: "must not carry credentials"},
+		{name: "no client id", edit: func(c *Config) { c.ClientID = "" }, wantErr: "client_id is required"},
+		{name: "no secret", edit: func(c *Config) { c.ClientSecret = "" }, wantErr: "client_secret is required"},
+		{name: "score range", edit: func(c *Config) { v := 101; c.UnassessedScore = &v }, wantErr: "unassessed_score must be between 0 and 100"},
+		{name: "contained score range", edit: func(c *Config) { v := -1; c.ContainedScore = &v }, wantErr: "contained_score must be"},
+		{name: "page size", edit: func(c *Config) { c.PageSize = 5001 }, wantErr: "page_size must be between 1 and 5000"},
+		{name: "weight from common", edit: func(c *Config) { c.Weight = 0 }, wantErr: "weight must be > 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok()
+			if tc.edit != nil {
+				tc.edit(c)
+			}
+			c.Defaults()
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.apiBase(); got != tc.wantURL {
+				t.Errorf("base = %q, want %q", got, tc.wantURL)
+			}
+			if *c.UnassessedScore != 50 || *c.ContainedScore != 0 || c.PageSize != 5000 || c.RequestsPerSecond != 1000 {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		})
+	}
+	t.Run("http defaults", func(t *testing.T) {
+		c := &Config{}
+		c.Defaults()
+		if c.RequestsPerSecond != 10 || c.Burst != 10 || c.MaxConcurrency != 4 || c.BaseURL != "us-1" {
+			t.Fatalf("%+v", c.HTTPConfig)
+		}
+	})
+	t.Run("zero unassessed score kept", func(t *testing.T) {
+		c := ok()
+		zero := 0
+		c.UnassessedScore = &zero
+		c.Defaults()
+		if *c.UnassessedScore != 0 {
+			t.Fatal("explicit 0 replaced by the default")
+		}
+	})
+}
+
+func TestAuth(t *testing.T) {
+	serial := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
+	t.Run("good credentials", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		recs, err := e.p.Lookup(context.Background(), serial)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("%v %v", recs, err)
+		}
+		if _, err := e.p.Lookup(context.Background(), serial); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.mock.Calls.Get("token"); n != 1 {
+			t.Fatalf("token calls = %d, want 1 (token reused)", n)
+		}
+	})
+	t.Run("bad credentials", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), func(c *Config) { c.ClientSecret = "wrong-" + testSecret })
+		_, err := e.p.Lookup(context.Background(), serial)
+		if err == nil {
+			t.Fatal("want an error")
+		}
+		for _, want := range []string{"falcon: query devices", "403", "access denied, authorization failed", "client_secret"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+		if strings.Contains(err.Error(), testSecret) {
+			t.Fatalf("secret leaked: %v", err)
+		}
+		if n := e.mock.Calls.Get("queryDevices"); n != 0 {
+			t.Errorf("API called %d times without a token", n)
+		}
+	})
+	t.Run("unknown member cid", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), func(c *Config) { c.MemberCID = "0123" })
+		if _, err := e.p.Lookup(context.Background(), serial); err == nil || !strings.Contains(err.Error(), "authorization failed") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("wrong cloud", func(t *testing.T) {
+		opts := sampleOpts()
+		opts.RedirectRegion = "us-2"
+		e := newEnv(t, opts, nil)
+		_, err := e.p.Lookup(context.Background(), serial)
+		if err == nil || !strings.Contains(err.Error(), `cloud "us-2"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestTokenRefreshOn401(t *testing.T) {
+	e := newEnv(t, sampleOpts(), nil)
+	ctx := context.Background()
+	q := providers.Query{Kind: providers.KindSerial, Values: []string{"C02XK1ZZJGH5"}}
+	if _, err := e.p.Lookup(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	e.mock.ExpireTokens()
+	recs, err := e.p.Lookup(ctx, q)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("after expiry: %v %v", recs, err)
+	}
+	if n := e.mock.Calls.Get("token"); n != 2 {
+		t.Fatalf("token calls = %d, want exactly 2", n)
+	}
+}
+
+func TestPaging(t *testing.T) {
+	opts := sampleOpts()
+	// Seven hosts share one serial prefix; ask for them by exact serial.
+	var serials []string
+	for i := range 7 {
+		s := fmt.Sprintf("PAGE%03d", i)
+		serials = append(serials, s)
+		opts.Devices = append(opts.Devices, crowdstrikemock.Host{DeviceID: aid(100 + i), SerialNumber: s, Status: "normal"})
+	}
+	e := newEnv(t, opts, func(c *Config) { c.PageSize = 2 })
+	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 7 {
+		t.Fatalf("%d records, want 7", len(recs))
+	}
+	if n := e.mock.Calls.Get("queryDevices"); n != 4 {
+		t.Fatalf("queryDevices calls = %d, want 4 pages of 2", n)
+	}
+	for _, r := range e.mock.Requests() {
+		if r.Endpoint == "queryDevices" && r.Limit != "2" {
+			t.Fatalf("page asked for limit %s", r.Limit)
+		}
+	}
+}
+
+// bulkOpts is a tenant of n hosts with serials SN00000.., half assessed.
+func bulkOpts(n int) (crowdstrikemock.Options, []string) {
+	var opts crowdstrikemock.Options
+	var serials []string
+	for i := range n {
+		h := crowdstrikemock.Host{DeviceID: aid(i), SerialNumber: fmt.Sprintf("SN%05d", i), Hostname: fmt.Sprintf("host-%05d", i),
+			MACAddress: fmt.Sprintf("02-00-00-00-%02x-%02x", i/256, i%256), Status: "normal", LastSeen: "2026-11-20T10:00:00Z"}
+		opts.Devices = append(opts.Devices, h)
+		serials = append(serials, h.SerialNumber)
+		if i%2 == 0 {
+			opts.Assessments = append(opts.Assessments, crowdstrikemock.Assessment{AID: h.DeviceID, Assessment: crowdstrikemock.Scores{Overall: 70}})
+		}
+	}
+	return opts, serials
+}
+
+func TestBatching(t *testing.T) {
+	opts, serials := bulkOpts(1200)
+	e := newEnv(t, opts, nil)
+	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials[:1000]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1000 {
+		t.Fatalf("%d records", len(recs))
+	}
+	// 1000 serials: 5 statements of 200, one POST of 1000 ids for details,
+	// 10 ZTA calls of 100 ids, 1 token.
+	want := map[string]int{"token": 1, "queryDevices": 5, "deviceEntities": 1, "ztaAssessments": 10}
+	for k, n := range want {
+		if got := e.mock.Calls.Get(k); got != n {
+			t.Errorf("%s calls = %d, want %d", k, got, n)
+		}
+	}
+	for _, r := range e.mock.Requests() {
+		switch r.Endpoint {
+		case "ztaAssessments":
+			if r.IDs > 100 {
+				t.Errorf("ZTA call with %d ids", r.IDs)
+			}
+		case "deviceEntities":
+			if r.IDs > 5000 || r.Method != http.MethodPost {
+				t.Errorf("details call %s with %d ids", r.Method, r.IDs)
+			}
+		case "queryDevices":
+			if n := strings.Count(r.Filter, "'") / 2; n > maxFQLValues {
+				t.Errorf("statement with %d values", n)
+			}
+		}
+	}
+
+	t.Run("mac", func(t *testing.T) {
+		e.mock.ResetRequests()
+		var macs []string
+		for _, h := range opts.Devices[:1000] {
+			m, _ := providers.NormalizeMAC(h.MACAddress)
+			macs = append(macs, m)
+		}
+		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindMAC, Values: macs})
+		if err != nil || len(recs) != 1000 {
+			t.Fatalf("%d records, %v", len(recs), err)
+		}
+		// Two bracket lists (mac_address, connection_mac_address) per
+		// statement: 100 MACs each.
+		if got := e.mock.Calls.Get("queryDevices"); got != 10 {
+			t.Errorf("queryDevices calls = %d, want 10", got)
+		}
+	})
+}
+
+func TestRateLimitRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t, sampleOpts(), func(c *Config) { c.RetryWaitMax = providers.Duration(3 * time.Second) })
+	e.mock.Faults.RateLimit(1, time.Second)
+	start := time.Now()
+	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%v %v", recs, err)
+	}
+	r := e.retried()
+	if len(r) != 1 || r[0].status != http.StatusTooManyRequests || r[0].wait < time.Second || r[0].wait > 2*time.Second {
+		t.Fatalf("retries %+v, want one 429 retry waiting 1-2s (epoch-second X-RateLimit-RetryAfter)", r)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Fatalf("returned after %s, before the retry-after", el)
+	}
+}
+
+func TestRateLimitLongWaitIsAnError(t *testing.T) {
+	e := newEnv(t, sampleOpts(), nil)
+	e.mock.Faults.RateLimit(10, 30*time.Second)
+	_, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
+	var rl *providers.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter < 29*time.Second {
+		t.Fatalf("err = %v, want a RateLimitedError of about 30s", err)
+	}
+	if n := e.mock.Calls.Get("queryDevices"); n != 1 {
+		t.Errorf("queryDevices calls = %d: a long wait must not be retried inline", n)
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	q := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
+	t.Run("retry then success", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		e.mock.Faults.FailServer(1)
+		recs, err := e.p.Lookup(context.Background(), q)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("%v %v", recs, err)
+		}
+		if n := e.mock.Calls.Get("queryDevices"); n != 2 {
+			t.Fatalf("queryDevices calls = %d, want 2", n)
+		}
+		if r := e.retried(); len(r) != 1 || r[0].status != 500 {
+			t.Fatalf("retries %+v", r)
+		}
+	})
+	t.Run("exhaustion", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		e.mock.Faults.FailServer(100)
+		_, err := e.p.Lookup(context.Background(), q)
+		if err == nil || !strings.Contains(err.Error(), "falcon: query devices: status 500") {
+			t.Fatalf("err = %v", err)
+		}
+		if n := e.mock.Calls.Get("queryDevices"); n != 4 {
+			t.Errorf("queryDevices calls = %d, want 1 + retry_max 3", n)
+		}
+	})
+	t.Run("malformed json", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		e.mock.Faults.Malform(1)
+		_, err := e.p.Lookup(context.Background(), q)
+		if err == nil || !strings.Contains(err.Error(), "falcon: query devices: decode response") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	q := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
+	for _, tc := range []struct {
+		name  string
+		setup func(*env)
+		tweak func(*Config)
+	}{
+		{"bad secret", nil, func(c *Config) { c.ClientSecret = testSecret + "x" }},
+		{"server errors", func(e *env) { e.mock.Faults.FailServer(100) }, nil},
+		{"malformed", func(e *env) { e.mock.Faults.Malform(1) }, nil},
+		{"rate limited", func(e *env) { e.mock.Faults.RateLimit(10, time.Minute) }, nil},
+		{"unreachable", func(e *env) { e.srv.Close() }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sampleOpts(), tc.tweak)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			_, err := e.p.Lookup(context.Background(), q)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "PF000007") {
+				t.Fatalf("error leaks a secret or identifier: %v", err)
+			}
+		})
+	}
+}
+
+func TestLookupKinds(t *testing.T) {
+	tests := []struct {
+		name   string
+		kind   providers.Kind
+		values []string // as Cloudflare sends them, normalised below
+		exact  bool     // hostname_exact_only
+		want   []string
+	}{
+		{"serial with duplicate", providers.KindSerial, []string{"c02xk1zzjgh5"}, false, []string{aid(0), aid(4)}},
+		{"serial upper-case uuid", providers.KindSerial, []string{"EC2A1B2C-0000-1111-2222-333344445555"}, false, []string{aid(2)}},
+		{"serial unknown", providers.KindSerial, []string{"NOPE"}, false, nil},
+		{"mac colon form", providers.KindMAC, []string{"74:1D:3E:23:E0:FE"}, false, []string{aid(0), aid(4)}},
+		{"mac only as connection mac", providers.KindMAC, []string{"0A-BB-CC-DD-EE-FF"}, false, []string{aid(1)}},
+		{"mac cisco form", providers.KindMAC, []string{"0200.0000.0002"}, false, []string{aid(2)}},
+		{"hostname lower", providers.KindHostname, []string{"MBP-42"}, false, []string{aid(0), aid(4)}},
+		{"hostname windows upper", providers.KindHostname, []string{"desktop-7.corp.example"}, false, []string{aid(1)}},
+		{"hostname fqdn in falcon", providers.KindHostname, []string{"ws-9"}, false, []string{aid(2)}},
+		{"hostname fqdn skipped when exact only", providers.KindHostname, []string{"ws-9"}, true, nil},
+		{"hostname mixed case is a query-mode limit", providers.KindHostname, []string{"mixed-case"}, false, nil},
+		{"email", providers.KindEmail, []string{"JDoe@Example.com"}, false, []string{aid(0)}},
+		{"several kinds of values at once", providers.KindSerial, []string{"PF000007", "LNX0000003"}, false, []string{aid(1), aid(3)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sampleOpts(), func(c *Config) { c.HostnameExactOnly = tc.exact })
+			var vals []string
+			for _, v := range tc.values {
+				n, ok := providers.Normalize(tc.kind, v)
+				if !ok {
+					t.Fatalf("%q does not normalise", v)
+				}
+				vals = append(vals, n)
+			}
+			recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: tc.kind, Values: vals})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(recs); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for _, r := range recs {
+				for _, v := range vals {
+					if !r.Has(tc.kind, v) && tc.kind != providers.KindSerial {
+						t.Errorf("record %s lacks normalised %s %q: %+v", r.ID, tc.kind, v, r)
+					}
+				}
+			}
+		})
+	}
+	t.Run("records are normalised", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"EC2A1B2C-0000-1111-2222-333344445555", "PF000007"}})
+		if err != nil || len(recs) != 2 {
+			t.Fatal(recs, err)
+		}
+		slices.SortFunc(recs, func(a, b providers.Record) int { return strings.Compare(a.ID, b.ID) })
+		w := recs[0]
+		if !slices.Equal(w.MACs, []string{"020000000001", "0abbccddeeff"}) || !slices.Equal(w.Hostnames, []string{"desktop-7"}) ||
+			w.Emails != nil || !w.LastSeen.Equal(time.Date(2026, 11, 19, 9, 0, 0, 0, time.UTC)) {
+			t.Errorf("windows host record %+v", w)
+		}
+		l := recs[1]
+		if !slices.Equal(l.Serials, []string{"EC2A1B2C-0000-1111-2222-333344445555"}) || !slices.Equal(l.Hostnames, []string{"ws-9"}) {
+			t.Errorf("linux host record %+v", l)
+		}
+	})
+	t.Run("unsupported kind", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		_, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.Kind(9), Values: []string{"x"}})
+		if !errors.Is(err, providers.ErrUnsupportedKind) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("unsafe values are not sent", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"X'],serial_number:*'*", "*"}})
+		if err != nil || len(recs) != 0 || e.mock.Calls.Total() != 0 {
+			t.Fatalf("recs %v err %v calls %v", recs, err, e.mock.Calls.Snapshot())
+		}
+	})
+}
+
+func TestScoring(t *testing.T) {
+	type want struct {
+		score  int
+		reason string
+	}
+	tests := []struct {
+		name  string
+		opts  func(*crowdstrikemock.Options)
+		tweak func(*Config)
+		want  map[string]want
+	}{
+		{
+			name: "defaults, ZTA 404 partial",
+			want: map[string]want{
+				aid(0): {83, "zta.overall=83"},
+				aid(1): {0, "status=contained"},
+				aid(2): {0, "status=containment_pending"},
+				aid(3): {50, "zta=unassessed"},
+			},
+		},
+		{
+			name: "ZTA omits unassessed",
+			opts: func(o *crowdstrikemock.Options) { o.ZTAOmitMissing = true },
+			want: map[string]want{aid(0): {83, "zta.overall=83"}, aid(3): {50, "zta=unassessed"}},
+		},
+		{
+			name: "overrides",
+			tweak: func(c *Config) {
+				u, k := 20, 5
+				c.UnassessedScore, c.ContainedScore = &u, &k
+			},
+			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "zta=unassessed"}, aid(0): {83, "zta.overall=83"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := sampleOpts()
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			e := newEnv(t, opts, tc.tweak)
+			recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial,
+				Values: []string{"C02XK1ZZJGH5", "PF000007", "EC2A1B2C-0000-1111-2222-333344445555", "LNX0000003"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]want{}
+			for _, r := range recs {
+				got[r.ID] = want{r.Score, r.Reason}
+			}
+			for id, w := range tc.want {
+				if got[id] != w {
+					t.Errorf("%s: got %+v, want %+v", id, got[id], w)
+				}
+			}
+		})
+	}
+}
+
+func TestZTAGateway404IsAnError(t *testing.T) {
+	// A 404 without resources (a proxy or wrong path) must not read as
+	// "nothing assessed": that would score every host 50.
+	opts := sampleOpts()
+	mock := crowdstrikemock.New(crowdstrikemock.Options{Devices: opts.Devices, Assessments: opts.Assessments, ClientID: "falcon-client", ClientSecret: testSecret})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/zero-trust-assessment/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"meta":{"query_time":0,"trace_id":"x"},"errors":[{"code":404,"message":"Not Found"}]}`))
+			return
+		}
+		mock.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Defaults()
+	p, err := New(cfg, providers.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
+	if err == nil || !strings.Contains(err.Error(), "falcon: zta assessments: status 404") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDetails404WithPartialResources(t *testing.T) {
+	// A host deleted between the query and the details call: Falcon may
+	// answer 404 with the other hosts in resources.
+	opts := sampleOpts()
+	opts.HostsMissing = crowdstrikemock.MissingNotFound
+	opts.ClientID, opts.ClientSecret = "falcon-client", testSecret
+	mock := crowdstrikemock.New(opts)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/devices/queries/devices/v1" {
+			rec := httptest.NewRecorder()
+			mock.ServeHTTP(rec, r)
+			body := strings.Replace(rec.Body.String(), `"resources":[`, `"resources":["ffffffffffffffffffffffffffffffff",`, 1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write([]byte(body))
+			return
+		}
+		mock.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Defaults()
+	p, err := New(cfg, providers.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
+	if err != nil || !slices.Equal(ids(recs), []string{aid(1)}) {
+		t.Fatalf("%v %v", recs, err)
+	}
+	var sawPartial bool
+	for _, r := range mock.Requests() {
+		sawPartial = sawPartial || (r.Endpoint == "deviceEntities" && r.Status == http.StatusNotFound)
+	}
+	if !sawPartial {
+		t.Fatal("the details call did not answer 404: the test proves nothing")
+	}
+}
+
+func TestList(t *testing.T) {
+	opts, _ := bulkOpts(250)
+	e := newEnv(t, opts, func(c *Config) { c.PageSize = 100 })
+	recs, err := e.p.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 250 {
+		t.Fatalf("%d records", len(recs))
+	}
+	want := map[string]int{"scrollDevices": 3, "deviceEntities": 1, "ztaAssessments": 3}
+	for k, n := range want {
+		if got := e.mock.Calls.Get(k); got != n {
+			t.Errorf("%s calls = %d, want %d", k, got, n)
+		}
+	}
+	assessed := 0
+	for _, r := range recs {
+		if r.Reason == "zta.overall=70" {
+			assessed++
+		}
+		if len(r.Serials) != 1 || len(r.MACs) != 1 || len(r.Hostnames) != 1 || r.LastSeen.IsZero() {
+			t.Fatalf("record %+v", r)
+		}
+	}
+	if assessed != 125 {
+		t.Errorf("%d assessed records, want 125", assessed)
+	}
+	t.Run("expired token mid-crawl", func(t *testing.T) {
+		e.mock.ResetRequests()
+		e.mock.ExpireTokens()
+		if recs, err := e.p.List(context.Background()); err != nil || len(recs) != 250 {
+			t.Fatalf("%d %v", len(recs), err)
+		}
+		if n := e.mock.Calls.Get("token"); n != 1 {
+			t.Fatalf("token calls = %d, want 1", n)
+		}
+	})
+}
+
+func TestRetryAfterParser(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+		ok     bool
+	}{
+		{"epoch seconds", map[string]string{"X-Ratelimit-Retryafter": "1800000007"}, 7 * time.Second, true},
+		{"epoch milliseconds", map[string]string{"X-Ratelimit-Retryafter": "1800000002500"}, 2500 * time.Millisecond, true},
+		{"in the past waits the minimum", map[string]string{"X-Ratelimit-Retryafter": "1799999990"}, time.Second, true},
+		{"capped", map[string]string{"X-Ratelimit-Retryafter": "1900000000"}, 24 * time.Hour, true},
+		{"standard header fallback", map[string]string{"Retry-After": "3"}, 3 * time.Second, true},
+		{"garbage falls back", map[string]string{"X-Ratelimit-Retryafter": "soon", "Retry-After": "2"}, 2 * time.Second, true},
+		{"none", nil, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{Header: http.Header{}}
+			for k, v := range tc.header {
+				resp.Header.Set(k, v)
+			}
+			got, ok := retryAfterAt(resp, now)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("got %s %v, want %s %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestStatementLimits(t *testing.T) {
+	var vals []string
+	for i := range 1000 {
+		vals = append(vals, fmt.Sprintf("host-%04d", i))
+	}
+	for _, tc := range []struct {
+		name    string
+		queries []query
+		want    int
+	}{
+		{"hostname exact", packBrackets(vals, hostnameForms, "hostname"), 10},
+		{"serial", packBrackets(vals, serialForms, "serial_number"), 5},
+		{"mac two props", packBrackets(vals, identity, "mac_address", "connection_mac_address"), 10},
+		{"hostname prefix", hostnamePrefixQueries(vals), 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.queries) != tc.want {
+				t.Errorf("%d statements, want %d", len(tc.queries), tc.want)
+			}
+			seen := 0
+			for _, q := range tc.queries {
+				seen += len(q.values)
+				if n := strings.Count(q.filter, "'") / 2; n > maxFQLValues {
+					t.Errorf("%d values in one statement", n)
+				}
+				if n := strings.Count(q.filter, ":"); n > maxFQLProperties {
+					t.Errorf("%d properties in one statement", n)
+				}
+			}
+			if seen != len(vals) {
+				t.Errorf("statements cover %d values, want %d", seen, len(vals))
+			}
+		})
+	}
+	if f := packBrackets([]string{"EC2A-B"}, serialForms, "serial_number")[0].filter; f != "serial_number:['EC2A-B','ec2a-b']" {
+		t.Errorf("uuid-like serial statement %q", f)
+	}
+	if f := hostnamePrefixQueries([]string{"mbp-1"})[0].filter; f != "hostname:*'mbp-1.*',hostname:*'MBP-1.*'" {
+		t.Errorf("prefix statement %q", f)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	var pc pacer
+	pc.observe(http.Header{"X-Ratelimit-Remaining": {"500"}})
+	start := time.Now()
+	if err := pc.wait(context.Background()); err != nil || time.Since(start) > 50*time.Millisecond {
+		t.Fatal("paced with plenty of budget left")
+	}
+	pc.observe(http.Header{"X-Ratelimit-Remaining": {"3"}})
+	start = time.Now()
+	if err := pc.wait(context.Background()); err != nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatal("did not slow down with 3 requests left")
+	}
+	pc.observe(http.Header{"X-Ratelimit-Remaining": {"1"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := pc.wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait ignored cancellation: %v", err)
+	}
+}

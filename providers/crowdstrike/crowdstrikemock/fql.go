@@ -1,0 +1,546 @@
+package crowdstrikemock
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// This file is a parser and evaluator for the subset of the Falcon Query
+// Language (FQL) the Hosts and Zero Trust Assessment APIs accept, written from
+// https://falconpy.io/Usage/Falcon-Query-Language.html, the PSFalcon wiki
+// "Filtering-Results" and falcon-mcp's hosts FQL guide:
+//
+//	statement := or
+//	or        := and (',' and)*
+//	and       := unary ('+' unary)*
+//	unary     := '!' unary | '(' or ')' | term
+//	term      := property ':' operator? value
+//	operator  := '!'? ('*' | '~') | '!' | '>' | '>=' | '<' | '<=' | '=' | '=<' | '=>'
+//	value     := 'quoted' | ['quoted', ...] | number | true | false | null
+//
+// Bracketed lists match exactly, case included. A quoted value matches
+// exactly unless it holds '*' wildcards (prefix, suffix or both), or the
+// server runs in partial-match mode. '~' compares case-insensitively, ignoring
+// spaces and punctuation. Comparisons are only for timestamps and numbers.
+// Whitespace outside quotes is ignored, so a '+' that a client forgot to
+// URL-encode (and that arrives as a space) is a syntax error, as it is for
+// the real API.
+
+// maxProperties is FQL's documented cap: "A FQL statement can have a maximum
+// of 20 properties defined" (falconpy.io FQL page). A bracket list is one.
+const maxProperties = 20
+
+type fieldType int
+
+const (
+	typeString fieldType = iota
+	typeTimestamp
+	typeNumber
+)
+
+// schema tells the parser which properties an endpoint filters on.
+type schema func(prop string) (fieldType, bool)
+
+// record yields a property's values for one resource (several for arrays).
+type record func(prop string) []string
+
+type node interface {
+	eval(r record, partial bool) bool
+}
+
+type (
+	andNode []node
+	orNode  []node
+	notNode struct{ n node }
+)
+
+func (a andNode) eval(r record, partial bool) bool {
+	for _, n := range a {
+		if !n.eval(r, partial) {
+			return false
+		}
+	}
+	return true
+}
+
+func (o orNode) eval(r record, partial bool) bool {
+	for _, n := range o {
+		if n.eval(r, partial) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n notNode) eval(r record, partial bool) bool { return !n.n.eval(r, partial) }
+
+type literalKind int
+
+const (
+	litString literalKind = iota
+	litNumber
+	litBool
+	litNull
+)
+
+type term struct {
+	prop    string
+	typ     fieldType
+	negate  bool   // '!' operator
+	op      string // "", "*", "~", ">", ">=", "<", "<="
+	bracket bool
+	kind    literalKind
+	values  []string
+	times   []time.Time
+	nums    []float64
+}
+
+func (t *term) eval(r record, partial bool) bool {
+	vals := r(t.prop)
+	if len(vals) == 0 {
+		vals = []string{""}
+	}
+	hit := false
+	for _, v := range vals {
+		if t.match(v, partial) {
+			hit = true
+			break
+		}
+	}
+	return hit != t.negate
+}
+
+func (t *term) match(v string, partial bool) bool {
+	if t.kind == litNull {
+		return v == ""
+	}
+	switch t.typ {
+	case typeTimestamp:
+		tv, err := parseTime(v)
+		if err != nil {
+			return false
+		}
+		for _, want := range t.times {
+			if compare(t.op, tv.Compare(want)) {
+				return true
+			}
+		}
+		return false
+	case typeNumber:
+		nv, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		for _, want := range t.nums {
+			c := 0
+			if nv < want {
+				c = -1
+			} else if nv > want {
+				c = 1
+			}
+			if compare(t.op, c) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, want := range t.values {
+		switch {
+		case t.bracket:
+			if v == want {
+				return true
+			}
+		case t.op == "~":
+			if glob(textFold(want), textFold(v)) {
+				return true
+			}
+		case t.op == "*" && !strings.Contains(want, "*"):
+			if strings.Contains(v, want) {
+				return true
+			}
+		case strings.Contains(want, "*"):
+			if glob(want, v) {
+				return true
+			}
+		case partial:
+			if strings.Contains(v, want) {
+				return true
+			}
+		default:
+			if v == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func compare(op string, c int) bool {
+	switch op {
+	case ">":
+		return c > 0
+	case ">=":
+		return c >= 0
+	case "<":
+		return c < 0
+	case "<=":
+		return c <= 0
+	}
+	return c == 0
+}
+
+// glob matches s against a pattern whose only metacharacter is '*'.
+func glob(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
+}
+
+// textFold is what '~' compares: lower case, letters, digits and '*' only.
+func textFold(s string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '*' || c > 127 {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("invalid timestamp %q", s)
+}
+
+// filter is a parsed FQL statement.
+type filter struct {
+	root  node
+	props int
+}
+
+func (f *filter) match(r record, partial bool) bool {
+	return f == nil || f.root.eval(r, partial)
+}
+
+// parseFilter parses an FQL statement against an endpoint's schema. An empty
+// statement matches everything.
+func parseFilter(s string, sc schema) (*filter, error) {
+	p := &parser{src: s, schema: sc}
+	p.skipSpace()
+	if p.pos == len(p.src) {
+		return nil, nil
+	}
+	root, err := p.parseOr()
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.src) {
+		return nil, p.errorf("unexpected %q", p.src[p.pos:min(len(p.src), p.pos+10)])
+	}
+	if p.props > maxProperties {
+		return nil, fmt.Errorf("filter has %d properties, the maximum is %d", p.props, maxProperties)
+	}
+	return &filter{root: root, props: p.props}, nil
+}
+
+type parser struct {
+	src    string
+	pos    int
+	schema schema
+	props  int
+	depth  int
+}
+
+func (p *parser) errorf(format string, args ...any) error {
+	return fmt.Errorf("at offset %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.src) && (p.src[p.pos] == ' ' || p.src[p.pos] == '\t' || p.src[p.pos] == '\n') {
+		p.pos++
+	}
+}
+
+func (p *parser) peek() byte {
+	p.skipSpace()
+	if p.pos < len(p.src) {
+		return p.src[p.pos]
+	}
+	return 0
+}
+
+func (p *parser) parseOr() (node, error) {
+	var out orNode
+	for {
+		n, err := p.parseAnd()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+		if p.peek() != ',' {
+			break
+		}
+		p.pos++
+	}
+	if len(out) == 1 {
+		return out[0], nil
+	}
+	return out, nil
+}
+
+func (p *parser) parseAnd() (node, error) {
+	var out andNode
+	for {
+		n, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+		if p.peek() != '+' {
+			break
+		}
+		p.pos++
+	}
+	if len(out) == 1 {
+		return out[0], nil
+	}
+	return out, nil
+}
+
+func (p *parser) parseUnary() (node, error) {
+	switch p.peek() {
+	case '!':
+		p.pos++
+		n, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		return notNode{n}, nil
+	case '(':
+		p.depth++
+		if p.depth > 32 {
+			return nil, p.errorf("parentheses nested too deep")
+		}
+		p.pos++
+		n, err := p.parseOr()
+		if err != nil {
+			return nil, err
+		}
+		if p.peek() != ')' {
+			return nil, p.errorf("missing ')'")
+		}
+		p.pos++
+		p.depth--
+		return n, nil
+	case 0:
+		return nil, p.errorf("unexpected end of filter")
+	}
+	return p.parseTerm()
+}
+
+func (p *parser) parseTerm() (node, error) {
+	start := p.pos
+	for p.pos < len(p.src) {
+		c := p.src[p.pos]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' {
+			p.pos++
+			continue
+		}
+		break
+	}
+	prop := p.src[start:p.pos]
+	if prop == "" {
+		return nil, p.errorf("expected a property name")
+	}
+	typ, ok := p.schema(prop)
+	if !ok {
+		return nil, fmt.Errorf("invalid filter property %q", prop)
+	}
+	if p.pos >= len(p.src) || p.src[p.pos] != ':' {
+		return nil, p.errorf("expected ':' after %q", prop)
+	}
+	p.pos++
+	p.props++
+	t := &term{prop: prop, typ: typ}
+	p.parseOperator(t)
+	if err := p.parseValue(t); err != nil {
+		return nil, err
+	}
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("property %q: %w", prop, err)
+	}
+	return t, nil
+}
+
+func (p *parser) parseOperator(t *term) {
+	if strings.HasPrefix(p.src[p.pos:], "!") {
+		t.negate = true
+		p.pos++
+	}
+	for _, op := range []string{">=", "<=", "=>", "=<", ">", "<", "*", "~", "="} {
+		if strings.HasPrefix(p.src[p.pos:], op) {
+			p.pos += len(op)
+			switch op {
+			case "=>":
+				op = ">="
+			case "=<":
+				op = "<="
+			case "=":
+				op = ""
+			}
+			t.op = op
+			return
+		}
+	}
+}
+
+func (p *parser) parseValue(t *term) error {
+	switch c := p.peekRaw(); {
+	case c == '\'':
+		s, err := p.parseQuoted()
+		if err != nil {
+			return err
+		}
+		t.values = []string{s}
+	case c == '[':
+		t.bracket = true
+		p.pos++
+	list:
+		for {
+			if p.peek() != '\'' {
+				return p.errorf("expected a quoted value in the list")
+			}
+			s, err := p.parseQuoted()
+			if err != nil {
+				return err
+			}
+			t.values = append(t.values, s)
+			switch p.peek() {
+			case ',':
+				p.pos++
+			case ']':
+				p.pos++
+				break list
+			default:
+				return p.errorf("expected ',' or ']' in the list")
+			}
+		}
+	default:
+		start := p.pos
+		for p.pos < len(p.src) && strings.IndexByte("+,()! \t", p.src[p.pos]) < 0 {
+			p.pos++
+		}
+		word := p.src[start:p.pos]
+		switch word {
+		case "":
+			return p.errorf("expected a value")
+		case "null":
+			t.kind = litNull
+		case "true", "false":
+			t.kind = litBool
+		default:
+			if _, err := strconv.ParseFloat(word, 64); err != nil {
+				return fmt.Errorf("invalid value %q: strings must be quoted", word)
+			}
+			t.kind = litNumber
+		}
+		t.values = []string{word}
+	}
+	return nil
+}
+
+// peekRaw looks at the next byte without skipping spaces: the value follows
+// the operator directly.
+func (p *parser) peekRaw() byte {
+	if p.pos < len(p.src) {
+		return p.src[p.pos]
+	}
+	return 0
+}
+
+func (p *parser) parseQuoted() (string, error) {
+	p.pos++ // opening quote
+	var b strings.Builder
+	for p.pos < len(p.src) {
+		c := p.src[p.pos]
+		switch c {
+		case '\\':
+			if p.pos+1 >= len(p.src) {
+				return "", p.errorf("dangling escape")
+			}
+			b.WriteByte(p.src[p.pos+1])
+			p.pos += 2
+			continue
+		case '\'':
+			p.pos++
+			return b.String(), nil
+		}
+		b.WriteByte(c)
+		p.pos++
+	}
+	return "", p.errorf("unterminated string")
+}
+
+// check validates the operator against the property type and pre-parses
+// comparison operands.
+func (t *term) check() error {
+	switch t.op {
+	case ">", ">=", "<", "<=":
+		if t.typ == typeString {
+			return fmt.Errorf("operator %q only applies to timestamps and numbers", t.op)
+		}
+	}
+	if t.bracket && t.op != "" {
+		return fmt.Errorf("operator %q cannot be used with a value list", t.op)
+	}
+	if t.kind == litNull {
+		return nil
+	}
+	switch t.typ {
+	case typeTimestamp:
+		if t.kind != litString {
+			return fmt.Errorf("timestamps must be quoted")
+		}
+		for _, v := range t.values {
+			tv, err := parseTime(v)
+			if err != nil {
+				return err
+			}
+			t.times = append(t.times, tv)
+		}
+	case typeNumber:
+		for _, v := range t.values {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("invalid number %q", v)
+			}
+			t.nums = append(t.nums, n)
+		}
+	default:
+		if t.kind == litNumber {
+			return fmt.Errorf("string values must be quoted")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+// Package intune looks up device compliance in Microsoft Intune through
+// Microsoft Graph v1.0 (deviceManagement/managedDevices).
+//
+// Query mode filters on what Graph can filter: serialNumber, deviceName and
+// userPrincipalName, one clause per request packed 20 to a JSON $batch.
+// Graph cannot filter managed devices by MAC address, so MAC matching needs
+// mode: sync, which crawls the whole inventory with List.
+package intune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/postured/postured/providers"
+)
+
+const (
+	// apiVersion is the Graph version every call goes to.
+	// https://learn.microsoft.com/graph/versioning-and-support
+	apiVersion = "v1.0"
+	// maxBatchRequests is how many requests one JSON $batch may carry.
+	// https://learn.microsoft.com/graph/json-batching#batch-size-limitations
+	maxBatchRequests = 20
+	// listPageSize is the largest managedDevices page Intune serves (and
+	// its default). https://learn.microsoft.com/graph/paging;
+	// microsoftgraph/powershell-intune-samples#2.
+	listPageSize = 1000
+	// managedDevicesPath is the collection, relative to the version.
+	// https://learn.microsoft.com/graph/api/intune-devices-manageddevice-list
+	managedDevicesPath = "/deviceManagement/managedDevices"
+	// maxClausePages bounds the pages one lookup clause may take: past
+	// 10000 devices sharing one user or name prefix (a device enrollment
+	// manager account, a two-letter hostname) the key cannot single out a
+	// device anyway, and one key must not crawl the tenant.
+	maxClausePages = 10
+)
+
+// selectFields are the only properties postured reads; Graph returns only
+// what $select names (id included only when asked for). ethernetMacAddress
+// is a non-default property that list calls usually answer with null; it
+// is used when present.
+// https://learn.microsoft.com/graph/api/resources/intune-devices-manageddevice
+var selectFields = strings.Join([]string{
+	"id", "deviceName", "serialNumber", "wiFiMacAddress", "ethernetMacAddress",
+	"userPrincipalName", "emailAddress", "complianceState", "lastSyncDateTime",
+}, ",")
+
+// Provider looks devices up in Intune.
+type Provider struct {
+	name    string
+	client  *providers.Client
+	base    *url.URL // Graph host (and any path prefix), no version
+	apiRoot string   // base + "/" + apiVersion
+	scorer  scorer
+	http    providers.HTTPConfig
+	logger  *slog.Logger
+	// onRetry, when set (tests), sees every retry and its wait, including
+	// the retries of throttled $batch items.
+	onRetry func(status int, wait time.Duration)
+}
+
+// New builds a provider from a defaulted, validated config. It does no I/O.
+func New(cfg *Config, deps providers.Deps) (*Provider, error) {
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: base_url: %w", cfg.Name, err)
+	}
+	p := &Provider{
+		name:    cfg.Name,
+		base:    base,
+		apiRoot: base.String() + "/" + apiVersion,
+		scorer:  newScorer(cfg),
+		http:    cfg.HTTPConfig,
+		logger:  logger,
+	}
+	fetch := providers.ClientCredentials(cfg.TokenURL, cfg.ClientID, cfg.ClientSecret, []string{cfg.Scope}, nil, cfg.HTTPConfig)
+	p.client, err = providers.NewClient(providers.ClientOptions{
+		Provider: cfg.Name,
+		HTTP:     cfg.HTTPConfig,
+		Token:    providers.NewTokenSource(fetch, tokenEarly),
+		// Graph sends plain Retry-After seconds, sometimes fractional,
+		// which the standard parser reads.
+		OnRetry: p.retried,
+		Logger:  logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Provider) retried(status int, wait time.Duration) {
+	if p.onRetry != nil {
+		p.onRetry(status, wait)
+	}
+}
+
+// clause is how one identifier kind is asked of Graph.
+type clause struct {
+	// filter builds the $filter for one normalised value.
+	filter func(v string) string
+	// satisfied reports whether Graph's answer honours the filter for v;
+	// an answer that does not means Graph ignored the filter.
+	satisfied func(d *device, v string) bool
+	prop      string
+}
+
+// clauses per kind. Graph filters managedDevices on serialNumber,
+// deviceName and userPrincipalName; "or"/"in" are unreliable there
+// (microsoft/Intune-PowerShell-SDK#109), hence one value per clause.
+var clauses = map[providers.Kind]clause{
+	providers.KindSerial: {
+		prop:   "serialNumber",
+		filter: func(v string) string { return "serialNumber eq " + odataString(v) },
+		satisfied: func(d *device, v string) bool {
+			return strings.EqualFold(strings.TrimSpace(d.SerialNumber), v)
+		},
+	},
+	// Device names may be fully qualified (mbp-42.corp.example) while the
+	// query is the short name, so ask by prefix: it finds "mbp-42" and
+	// "mbp-42.corp.example" in one clause. Longer names sharing the
+	// prefix ("mbp-420") come back too and are dropped here.
+	providers.KindHostname: {
+		prop:   "deviceName",
+		filter: func(v string) string { return "startswith(deviceName," + odataString(v) + ")" },
+		satisfied: func(d *device, v string) bool {
+			return strings.HasPrefix(strings.ToLower(strings.TrimSpace(d.DeviceName)), v)
+		},
+	},
+	providers.KindEmail: {
+		prop:   "userPrincipalName",
+		filter: func(v string) string { return "userPrincipalName eq " + odataString(v) },
+		satisfied: func(d *device, v string) bool {
+			return strings.EqualFold(strings.TrimSpace(d.UserPrincipalName), v)
+		},
+	},
+}
+
+// errFilterIgnored means Graph answered a filtered query with devices that
+// do not match the filter, as it does for filters it silently ignores.
+var errFilterIgnored = errors.New("graph ignored the $filter and returned unrelated devices")
+
+// Lookup returns the managed devices carrying any of q.Values as a q.Kind
+// identifier: one $filter clause per value, 20 clauses per $batch, batches
+// in parallel, every page of every clause.
+func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
+	op := "lookup " + q.Kind.String()
+	c, ok := clauses[q.Kind]
+	if !ok {
+		return nil, p.wrap(op, fmt.Errorf("graph cannot filter managed devices by %s, use mode: sync to match on it: %w", q.Kind, providers.ErrUnsupportedKind))
+	}
+	values := slices.Compact(slices.Sorted(slices.Values(q.Values)))
+	values = slices.DeleteFunc(values, func(v string) bool { return v == "" })
+	if len(values) == 0 {
+		return nil, nil
+	}
+	chunks := slices.Collect(slices.Chunk(values, maxBatchRequests))
+	found := make([][]device, len(chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.http.MaxConcurrency)
+	for i, chunk := range chunks {
+		g.Go(func() error {
+			devs, err := p.batch(gctx, op, c, chunk)
+			found[i] = devs
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	want := make(map[string]bool, len(values))
+	for _, v := range values {
+		want[v] = true
+	}
+	var out []providers.Record
+	seen := map[string]bool{}
+	for _, devs := range found {
+		for i := range devs {
+			if seen[devs[i].ID] {
+				continue // a device found by two prefixes or two emails
+			}
+			rec, err := p.record(&devs[i])
+			if err != nil {
+				return nil, p.wrap(op, err)
+			}
+			// Keep only devices carrying a requested value: a prefix
+			// query also finds longer names.
+			if !slices.ContainsFunc(rec.Identifiers(q.Kind), func(v string) bool { return want[v] }) {
+				continue
+			}
+			seen[devs[i].ID] = true
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// List crawls every managed device, 1000 a page, for sync mode. It is the
+// only way to match Intune devices by MAC address.
+func (p *Provider) List(ctx context.Context) ([]providers.Record, error) {
+	const op = "list managed devices"
+	first := fmt.Sprintf("%s%s?$select=%s&$top=%d", p.apiRoot, managedDevicesPath, selectFields, listPageSize)
+	devs, err := p.pages(ctx, op, first, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.Record, 0, len(devs))
+	for i := range devs {
+		rec, err := p.record(&devs[i])
+		if err != nil {
+			return nil, p.wrap(op, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// pages GETs link and every @odata.nextLink after it, at most limit pages
+// (0: no limit; past it the rest is dropped with a warning). check, if set,
+// vets every page's devices (see errFilterIgnored).
+func (p *Provider) pages(ctx context.Context, op, link string, check func(*page) error, limit int) ([]device, error) {
+	var out []device
+	seen := map[string]bool{}
+	for n := 0; link != ""; n++ {
+		if limit > 0 && n == limit {
+			p.logger.LogAttrs(ctx, slog.LevelWarn, "too many devices for one lookup key, keeping the first pages",
+				slog.String("op", op), slog.Int("devices", len(out)))
+			break
+		}
+		if seen[link] {
+			return nil, p.wrap(op, errors.New("graph returned a nextLink loop"))
+		}
+		seen[link] = true
+		var pg page
+		if err := p.client.GetJSON(ctx, op, link, &pg); err != nil {
+			return nil, err
+		}
+		if check != nil {
+			if err := check(&pg); err != nil {
+				return nil, p.wrap(op, err)
+			}
+		}
+		out = append(out, pg.Value...)
+		next, err := p.nextLink(pg.NextLink)
+		if err != nil {
+			return nil, p.wrap(op, err)
+		}
+		link = next
+	}
+	return out, nil
+}
+
+// nextLink vets an @odata.nextLink before following it verbatim: it must
+// point at the configured Graph host, or the bearer token would go with it
+// to wherever it points.
+func (p *Provider) nextLink(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return "", errors.New("graph returned an unusable @odata.nextLink")
+	}
+	if !strings.EqualFold(u.Scheme, p.base.Scheme) || !strings.EqualFold(u.Host, p.base.Host) {
+		return "", fmt.Errorf("graph returned an @odata.nextLink to another host (%s), refusing to follow it", u.Host)
+	}
+	return raw, nil
+}
+
+// record maps a managed device to a normalised, scored record.
+func (p *Provider) record(d *device) (providers.Record, error) {
+	if d.ID == "" {
+		return providers.Record{}, errors.New("graph returned a managed device without an id")
+	}
+	last, err := parseGraphTime(d.LastSyncDateTime)
+	if err != nil {
+		return providers.Record{}, fmt.Errorf("device %s: lastSyncDateTime: %w", d.ID, err)
+	}
+	score, reason := p.scorer.score(d.ComplianceState)
+	rec := providers.Record{
+		ID:        d.ID,
+		Serials:   []string{d.SerialNumber},
+		MACs:      []string{d.WiFiMacAddress, d.EthernetMacAddress},
+		Hostnames: []string{d.DeviceName},
+		Emails:    append([]string{d.UserPrincipalName}, splitEmails(d.EmailAddress)...),
+		LastSeen:  last,
+		Score:     score,
+		Reason:    reason,
+	}
+	rec.Normalize()
+	return rec, nil
+}
+
+// splitEmails splits emailAddress, "Email(s) for the user", on the
+// separators a list of addresses may use.
+func splitEmails(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' })
+}
+
+// parseGraphTime reads a DateTimeOffset (RFC 3339 with up to 7 fractional
+// digits). Graph's "never" sentinels, 0001-01-01 and 9999-12-31, mean
+// unknown: a zero time.
+func parseGraphTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t.Year() <= 1 || t.Year() >= 9999 {
+		return time.Time{}, nil
+	}
+	return t, nil
+}
+
+// odataString quotes v as an OData string literal, doubling any single
+// quote inside.
+func odataString(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// queryEscape escapes a query parameter value with %20 for spaces, which
+// every OData parser reads (a '+' is not always taken for a space).
+func queryEscape(v string) string {
+	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+}
+
+func (p *Provider) wrap(op string, err error) error {
+	return fmt.Errorf("%s: %s: %w", p.name, op, err)
+}

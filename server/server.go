@@ -51,6 +51,8 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight batches may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration
+	// Memory, if set, remembers every batch's results by device_id.
+	Memory *PostureMemory
 	// Routes, if set, adds more routes (External Evaluation) to the router.
 	Routes   func(r gin.IRouter, keys *KeySet)
 	Logger   *slog.Logger
@@ -179,6 +181,9 @@ func (s *Server) posture(c *gin.Context) {
 		results, stats := s.engine.Evaluate(c.Request.Context(), devices)
 		for _, r := range results {
 			out[r.DeviceID] = resultEntry{S2SID: r.S2SID, Score: r.Score}
+		}
+		if s.cfg.Memory != nil {
+			s.cfg.Memory.Record(devices, results)
 		}
 		s.metrics.observeBatch(stats)
 		log.Info("posture batch", "devices", stats.Devices, "matched", stats.Matched,

@@ -15,6 +15,7 @@ import (
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike"
 	"github.com/postured/postured/providers/intune"
+	"github.com/postured/postured/providers/jamf"
 	"github.com/postured/postured/providers/static"
 	"github.com/postured/postured/server"
 )
@@ -25,6 +26,7 @@ func registry() providers.Registry[aggregate.Provider] {
 	return providers.Registry[aggregate.Provider]{
 		"crowdstrike": providers.Entry(open(crowdstrike.New)),
 		"intune":      providers.Entry(open(intune.New)),
+		"jamf":        providers.Entry(open(jamf.New)),
 		"static":      providers.Entry(open(static.New)),
 	}
 }

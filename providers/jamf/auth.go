@@ -1,0 +1,186 @@
+package jamf
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/postured/postured/providers"
+)
+
+// Token endpoints. https://developer.jamf.com/jamf-pro/docs/client-credentials
+// and https://developer.jamf.com/jamf-pro/docs/jamf-pro-api-overview.
+const (
+	// oauthTokenPath is current; Jamf has deprecated the unversioned path.
+	oauthTokenPath = "/api/v1/oauth/token"
+	// legacyOAuthTokenPath is all that Jamf Pro before the versioned path
+	// serves, so it is the fallback when oauthTokenPath answers 404.
+	legacyOAuthTokenPath = "/api/oauth/token"
+	// basicTokenPath trades a user's basic credentials for a bearer token,
+	// answered as {"token","expires"}.
+	basicTokenPath = "/api/v1/auth/token"
+)
+
+// tokenEarly is how long before expiry a token is refreshed.
+const tokenEarly = 30 * time.Second
+
+// maxTokenBody bounds a token endpoint answer.
+const maxTokenBody = 1 << 20
+
+// newTokenSource returns the token source for whichever credentials cfg
+// holds. The fetch is written out rather than delegated to
+// providers.ClientCredentials because falling back to the older path needs
+// the token endpoint's status code, which that helper does not expose.
+func newTokenSource(cfg *Config, base string) *providers.TokenSource {
+	f := &tokenFetcher{base: base, hc: providers.TokenHTTPClient(cfg.HTTPConfig), now: time.Now}
+	if cfg.ClientID == "" {
+		f.user, f.password = cfg.Username, cfg.Password
+		return providers.NewTokenSource(f.basic, tokenEarly)
+	}
+	f.clientID, f.clientSecret = cfg.ClientID, cfg.ClientSecret
+	f.paths = []string{oauthTokenPath, legacyOAuthTokenPath}
+	if cfg.TokenPath != "" {
+		f.paths = []string{cfg.TokenPath}
+	}
+	return providers.NewTokenSource(f.oauth, tokenEarly)
+}
+
+type tokenFetcher struct {
+	base string
+	hc   *http.Client
+	now  func() time.Time
+
+	clientID     string
+	clientSecret providers.Secret
+	paths        []string
+	path         atomic.Int32 // index into paths that last worked
+
+	user     string
+	password providers.Secret
+}
+
+// oauth runs the client-credentials grant, credentials in the form body.
+func (f *tokenFetcher) oauth(ctx context.Context) (providers.Token, error) {
+	form := url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {f.clientID},
+		"client_secret": {f.clientSecret.Reveal()},
+	}
+	for i := int(f.path.Load()); ; i++ {
+		path := f.paths[i]
+		body, err := f.post(ctx, path, []byte(form.Encode()), nil)
+		var se *providers.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound && i+1 < len(f.paths) {
+			f.path.Store(int32(i + 1)) // an older Jamf Pro: remember the path that exists
+			continue
+		}
+		if err != nil {
+			return providers.Token{}, err
+		}
+		var t struct {
+			AccessToken string  `json:"access_token"`
+			ExpiresIn   float64 `json:"expires_in"`
+		}
+		if err := json.Unmarshal(body, &t); err != nil {
+			return providers.Token{}, fmt.Errorf("%s: decode response: %w", path, err)
+		}
+		now := f.now()
+		var exp time.Time
+		if t.ExpiresIn > 0 {
+			exp = now.Add(time.Duration(t.ExpiresIn * float64(time.Second)))
+		}
+		return providers.Token{Value: t.AccessToken, Expiry: refreshAt(now, exp)}, nil
+	}
+}
+
+// basic trades username and password for a bearer token.
+func (f *tokenFetcher) basic(ctx context.Context) (providers.Token, error) {
+	body, err := f.post(ctx, basicTokenPath, nil, func(r *http.Request) {
+		r.SetBasicAuth(f.user, f.password.Reveal())
+	})
+	if err != nil {
+		return providers.Token{}, err
+	}
+	var t struct {
+		Token   string `json:"token"`
+		Expires string `json:"expires"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil {
+		return providers.Token{}, fmt.Errorf("%s: decode response: %w", basicTokenPath, err)
+	}
+	exp, _ := parseTime(t.Expires) // unparseable: no expiry, a 401 refreshes it
+	return providers.Token{Value: t.Token, Expiry: refreshAt(f.now(), exp)}, nil
+}
+
+// post sends one token request and returns the 2xx body; other statuses
+// come back as a *providers.StatusError.
+func (f *tokenFetcher) post(ctx context.Context, path string, form []byte, auth func(*http.Request)) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+path, bytes.NewReader(form))
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is ours and harmless, but keep errors uniform
+		}
+		return nil, fmt.Errorf("post %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read response: %w", path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		se := &providers.StatusError{Status: resp.StatusCode, Body: snippet(body)}
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return nil, fmt.Errorf("%s: credentials rejected: %w", path, se)
+		}
+		return nil, fmt.Errorf("%s: %w", path, se)
+	}
+	return body, nil
+}
+
+// refreshAt is the expiry to hand the token source: exp itself, except that
+// a token living less than twice tokenEarly is used for half its life
+// instead of being refetched on every call. Zero means unknown (a 401 then
+// triggers the refresh).
+func refreshAt(now, exp time.Time) time.Time {
+	if exp.IsZero() {
+		return exp
+	}
+	life := exp.Sub(now)
+	switch {
+	case life <= 0: // clock skew: trust the 401 path instead
+		return time.Time{}
+	case life < 2*tokenEarly:
+		return now.Add(tokenEarly + life/2)
+	}
+	return exp
+}
+
+// snippet is the start of a vendor body for an error message.
+func snippet(b []byte) string {
+	const max = 200
+	s := strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,800 @@
+package jamf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/cmd/mockvendors/fleet"
+	"github.com/postured/postured/providers"
+	"github.com/postured/postured/providers/jamf/jamfmock"
+)
+
+var _ interface {
+	Lookup(context.Context, providers.Query) ([]providers.Record, error)
+	List(context.Context) ([]providers.Record, error)
+} = (*Provider)(nil)
+
+const (
+	testClientID = "postured-client"
+	testSecret   = "s3cr3t-client-value"
+	testUser     = "api-reader"
+	testPassword = "pw-value-xyz"
+)
+
+// recorder wraps the mock to keep every request's path and query, and to
+// run a hook after a request was served.
+type recorder struct {
+	next  http.Handler
+	mu    sync.Mutex
+	reqs  []*url.URL
+	after func(*http.Request)
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req.URL)
+	after := r.after
+	r.mu.Unlock()
+	r.next.ServeHTTP(w, req)
+	if after != nil {
+		after(req)
+	}
+}
+
+func (r *recorder) setAfter(f func(*http.Request)) {
+	r.mu.Lock()
+	r.after = f
+	r.mu.Unlock()
+}
+
+func (r *recorder) paths(prefix string) []*url.URL {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*url.URL
+	for _, u := range r.reqs {
+		if strings.HasPrefix(u.Path, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+type env struct {
+	mock *jamfmock.Server
+	rec  *recorder
+	url  string
+}
+
+func newEnv(t *testing.T, opts jamfmock.Options) *env {
+	t.Helper()
+	if opts.ClientID == "" {
+		opts.ClientID, opts.ClientSecret = testClientID, testSecret
+	}
+	if opts.Username == "" {
+		opts.Username, opts.Password = testUser, testPassword
+	}
+	m := jamfmock.New(opts)
+	rec := &recorder{next: m}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	return &env{mock: m, rec: rec, url: srv.URL}
+}
+
+// config is a fast-retrying, client-credentials config for the mock.
+func (e *env) config(mut ...func(*Config)) *Config {
+	c := &Config{
+		Common:       providers.Common{Name: "jamf", Type: "jamf", Weight: 2},
+		BaseURL:      e.url,
+		ClientID:     testClientID,
+		ClientSecret: testSecret,
+	}
+	c.RequestsPerSecond, c.Burst = 10000, 100 // the budget is not under test here
+	c.RetryWaitMin = providers.Duration(5 * time.Millisecond)
+	c.RetryWaitMax = providers.Duration(50 * time.Millisecond)
+	for _, f := range mut {
+		f(c)
+	}
+	c.Defaults()
+	return c
+}
+
+func basicAuth(c *Config) {
+	c.ClientID, c.ClientSecret, c.Username, c.Password = "", "", testUser, testPassword
+}
+
+type retry struct {
+	status int
+	wait   time.Duration
+}
+
+func newProv(t *testing.T, cfg *Config) (*Provider, func() []retry) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var retries []retry
+	p, err := newProvider(cfg, providers.Deps{}, func(status int, wait time.Duration) {
+		mu.Lock()
+		retries = append(retries, retry{status, wait})
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, func() []retry {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(retries)
+	}
+}
+
+func str(s string) *string { return &s }
+
+func mockComputer(id, name, serial, mac, email, fv string, managed bool) jamfmock.Computer {
+	return jamfmock.Computer{
+		ID: id,
+		General: &jamfmock.General{Name: name, LastContactTime: str("2026-11-20T10:00:00.123Z"),
+			RemoteManagement: jamfmock.RemoteManagement{Managed: managed}},
+		Hardware:        &jamfmock.Hardware{SerialNumber: serial, MacAddress: mac},
+		OperatingSystem: &jamfmock.OperatingSystem{FileVault2Status: fv},
+		UserAndLocation: &jamfmock.UserAndLocation{Email: email},
+	}
+}
+
+func mockMobile(id, name, serial, mac, email string, managed, passcode, jailbroken bool) jamfmock.MobileDevice {
+	return jamfmock.MobileDevice{
+		MobileDeviceID: id, DeviceType: "ios",
+		General:         &jamfmock.MobileGeneral{DisplayName: name, Managed: managed, LastInventoryUpdateDate: str("2026-11-19T08:00:00.000Z")},
+		Hardware:        &jamfmock.MobileHardware{SerialNumber: serial, WifiMacAddress: mac},
+		UserAndLocation: &jamfmock.MobileUserAndLocation{EmailAddress: email},
+		Security:        &jamfmock.MobileSecurity{PasscodePresent: passcode, JailBreakDetected: jailbroken},
+	}
+}
+
+// smallFleet is a hand-written inventory whose identifiers are stored the
+// messy way Jamf stores them.
+func smallFleet() jamfmock.Options {
+	mac := mockComputer("9", "MBP-00042.corp.example", "c02xk1zzjgh5", "6A:2C:4B:B7:65:B5", "Alice@Example.COM", jamfmock.FileVaultAllEncrypted, true)
+	mac.Hardware.AltMacAddress = str("82:45:58:44:dc:01")
+	return jamfmock.Options{
+		Computers: []jamfmock.Computer{
+			mac,
+			mockComputer("12", "bob-mbp", "C02BOB", "aa:bb:cc:dd:ee:01", "bob@example.com", jamfmock.FileVaultNotEncrypted, true),
+		},
+		MobileDevices: []jamfmock.MobileDevice{
+			mockMobile("12", "iPhone-7", "F0007Q", "ee:00:7c:f0:e5:ff", "alice@example.com", true, true, false),
+		},
+	}
+}
+
+func ids(recs []providers.Record) string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestLookupKinds(t *testing.T) {
+	e := newEnv(t, smallFleet())
+	p, _ := newProv(t, e.config())
+	tests := []struct {
+		name   string
+		kind   providers.Kind
+		values []string
+		want   string
+	}{
+		{"serial, stored lower case", providers.KindSerial, []string{"C02XK1ZZJGH5"}, "9"},
+		{"serial of a mobile device", providers.KindSerial, []string{"F0007Q", "C02BOB"}, "12,mobile-12"},
+		{"primary mac, stored upper case", providers.KindMAC, []string{"6a2c4bb765b5"}, "9"},
+		{"wifi mac of a mobile device", providers.KindMAC, []string{"ee007cf0e5ff"}, "mobile-12"},
+		{"alt mac is not filterable in Jamf", providers.KindMAC, []string{"82455844dc01"}, ""},
+		{"hostname, stored as upper-case fqdn", providers.KindHostname, []string{"mbp-00042"}, "9"},
+		{"hostname of a mobile device", providers.KindHostname, []string{"iphone-7"}, "mobile-12"},
+		{"email, stored mixed case, on both kinds", providers.KindEmail, []string{"alice@example.com"}, "9,mobile-12"},
+		{"no match", providers.KindSerial, []string{"NOPE"}, ""},
+		{"nothing filterable", providers.KindEmail, []string{"*@*"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := p.Lookup(context.Background(), providers.Query{Kind: tc.kind, Values: tc.values})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids(recs) != tc.want {
+				t.Fatalf("got %q, want %q", ids(recs), tc.want)
+			}
+			for _, r := range recs {
+				if !slices.ContainsFunc(tc.values, func(v string) bool { return r.Has(tc.kind, v) }) {
+					t.Errorf("record %s carries none of %q after normalisation: %+v", r.ID, tc.values, r)
+				}
+			}
+		})
+	}
+	t.Run("normalised record", func(t *testing.T) {
+		recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02XK1ZZJGH5"}})
+		if err != nil || len(recs) != 1 {
+			t.Fatal(recs, err)
+		}
+		r := recs[0]
+		want := providers.Record{
+			ID: "9", Serials: []string{"C02XK1ZZJGH5"}, MACs: []string{"6a2c4bb765b5", "82455844dc01"},
+			Hostnames: []string{"mbp-00042"}, Emails: []string{"alice@example.com"},
+			LastSeen: time.Date(2026, 11, 20, 10, 0, 0, 123e6, time.UTC),
+			Score:    100, Reason: "managed=true fileVault2Status=ALL_ENCRYPTED",
+		}
+		if fmt.Sprintf("%+v", r) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("got  %+v\nwant %+v", r, want)
+		}
+	})
+	t.Run("unsupported kind", func(t *testing.T) {
+		_, err := p.Lookup(context.Background(), providers.Query{Kind: providers.Kind(99), Values: []string{"x"}})
+		if !errors.Is(err, providers.ErrUnsupportedKind) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// TestLookupFleet looks every Jamf computer of a generated fleet up by each
+// kind, with the identifiers as Cloudflare would send them, normalised.
+func TestLookupFleet(t *testing.T) {
+	f := fleet.Generate(400, 11, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	comps := f.JamfComputers()
+	e := newEnv(t, jamfmock.Options{Computers: comps, MobileDevices: f.JamfMobileDevices()})
+	p, _ := newProv(t, e.config())
+	for _, kind := range providers.Kinds {
+		t.Run(kind.String(), func(t *testing.T) {
+			want := map[string]string{} // normalised value -> an id that must come back
+			var values []string
+			for _, c := range comps {
+				var raw string
+				switch kind {
+				case providers.KindSerial:
+					raw = c.Hardware.SerialNumber
+				case providers.KindMAC:
+					raw = c.Hardware.MacAddress
+				case providers.KindHostname:
+					raw = c.General.Name
+				case providers.KindEmail:
+					if c.UserAndLocation != nil {
+						raw = c.UserAndLocation.Email
+					}
+				}
+				v, ok := providers.Normalize(kind, raw)
+				if !ok {
+					continue
+				}
+				if _, dup := want[v]; !dup {
+					values = append(values, v)
+				}
+				want[v] = c.ID
+			}
+			recs, err := p.Lookup(context.Background(), providers.Query{Kind: kind, Values: values})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, r := range recs {
+				got[r.ID] = true
+			}
+			for v, id := range want {
+				if !got[id] {
+					t.Errorf("%s %q: record %s not returned", kind, v, id)
+				}
+			}
+		})
+	}
+}
+
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name       string
+		mock       func(*jamfmock.Options)
+		cfg        func(*Config)
+		wantErr    string
+		oauthCalls int
+		basicCalls int
+	}{
+		{"client credentials", nil, nil, "", 1, 0},
+		{"explicit token path", nil, func(c *Config) { c.TokenPath = "/api/oauth/token" }, "", 1, 0},
+		{"older Jamf Pro: falls back to /api/oauth/token", func(o *jamfmock.Options) { o.LegacyOAuthOnly = true }, nil, "", 1, 0},
+		{"basic auth", nil, basicAuth, "", 0, 1},
+		{"bad client secret", nil, func(c *Config) { c.ClientSecret = "wrong-" + testSecret },
+			"jamf: lookup computers: fetch token: /api/v1/oauth/token: credentials rejected: status 401", 1, 0},
+		{"bad password", nil, func(c *Config) { basicAuth(c); c.Password = "wrong-" + testPassword },
+			"jamf: lookup computers: fetch token: /api/v1/auth/token: credentials rejected: status 401", 0, 1},
+		{"pinned path missing on server", func(o *jamfmock.Options) { o.LegacyOAuthOnly = true },
+			func(c *Config) { c.TokenPath = "/api/v1/oauth/token" }, "status 404", 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := smallFleet()
+			if tc.mock != nil {
+				tc.mock(&opts)
+			}
+			e := newEnv(t, opts)
+			var muts []func(*Config)
+			if tc.cfg != nil {
+				muts = append(muts, tc.cfg)
+			}
+			muts = append(muts, func(c *Config) { c.MobileDevices = ptr(false) })
+			p, _ := newProv(t, e.config(muts...))
+			recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}})
+			switch {
+			case tc.wantErr == "" && (err != nil || ids(recs) != "12"):
+				t.Fatalf("got %q, %v", ids(recs), err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), testPassword)) {
+				t.Fatalf("secret in error: %v", err)
+			}
+			if got := e.mock.Calls.Get("oauthToken"); got != tc.oauthCalls {
+				t.Errorf("oauth token calls %d, want %d", got, tc.oauthCalls)
+			}
+			if got := e.mock.Calls.Get("authToken"); got != tc.basicCalls {
+				t.Errorf("basic token calls %d, want %d", got, tc.basicCalls)
+			}
+		})
+	}
+	t.Run("fallback path is remembered", func(t *testing.T) {
+		opts := smallFleet()
+		opts.LegacyOAuthOnly = true
+		e := newEnv(t, opts)
+		p, _ := newProv(t, e.config())
+		for range 2 {
+			if _, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}}); err != nil {
+				t.Fatal(err)
+			}
+			e.mock.ExpireTokens()
+		}
+		if v1, v0 := len(e.rec.paths("/api/v1/oauth/token")), len(e.rec.paths("/api/oauth/token")); v1 != 1 || v0 != 2 {
+			t.Fatalf("token requests: %d to the v1 path, %d to the old path; want 1 and 2", v1, v0)
+		}
+	})
+}
+
+func TestTokenRefreshOn401(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      func(*Config)
+		endpoint string
+	}{
+		{"client credentials", func(*Config) {}, "oauthToken"},
+		{"basic auth", basicAuth, "authToken"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, smallFleet())
+			p, _ := newProv(t, e.config(tc.cfg))
+			q := providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB", "F0007Q"}}
+			if _, err := p.Lookup(context.Background(), q); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.mock.Calls.Get(tc.endpoint); got != 1 {
+				t.Fatalf("token calls after first lookup: %d", got)
+			}
+			e.mock.ExpireTokens() // the cached token now gets 401 INVALID_TOKEN
+			recs, err := p.Lookup(context.Background(), q)
+			if err != nil || ids(recs) != "12,mobile-12" {
+				t.Fatalf("after expiry: %q, %v", ids(recs), err)
+			}
+			if got := e.mock.Calls.Get(tc.endpoint); got != 2 {
+				t.Fatalf("token calls: %d, want exactly one extra", got)
+			}
+		})
+	}
+}
+
+// TestTokenExpiryMidCrawl expires the token once the first page is served:
+// the later pages, fetched concurrently, all get 401 and must share one
+// refresh.
+func TestTokenExpiryMidCrawl(t *testing.T) {
+	opts := jamfmock.Options{}
+	for i := 1; i <= 9; i++ {
+		opts.Computers = append(opts.Computers, mockComputer(fmt.Sprint(i), fmt.Sprintf("mbp-%d", i), fmt.Sprintf("C02%03d", i), "", "", jamfmock.FileVaultAllEncrypted, true))
+	}
+	e := newEnv(t, opts)
+	var once sync.Once
+	e.rec.setAfter(func(r *http.Request) {
+		if r.URL.Path == computersInventoryPath && r.URL.Query().Get("page") == "0" {
+			once.Do(e.mock.ExpireTokens)
+		}
+	})
+	p, _ := newProv(t, e.config(func(c *Config) { c.PageSize, c.MobileDevices = 2, ptr(false) }))
+	recs, err := p.List(context.Background())
+	if err != nil || len(recs) != 9 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	if got := e.mock.Calls.Get("oauthToken"); got != 2 {
+		t.Fatalf("token calls %d, want 2 (one refresh for all pages)", got)
+	}
+}
+
+func TestListPaging(t *testing.T) {
+	opts := jamfmock.Options{}
+	for i := 1; i <= 7; i++ {
+		opts.Computers = append(opts.Computers, mockComputer(fmt.Sprint(i), fmt.Sprintf("mbp-%d", i), fmt.Sprintf("C02%03d", i), "", "", jamfmock.FileVaultAllEncrypted, true))
+	}
+	for i := 1; i <= 5; i++ {
+		opts.MobileDevices = append(opts.MobileDevices, mockMobile(fmt.Sprint(i), fmt.Sprintf("iphone-%d", i), fmt.Sprintf("F%03dQ", i), "", "", true, true, false))
+	}
+	e := newEnv(t, opts)
+	p, _ := newProv(t, e.config(func(c *Config) { c.PageSize = 2 }))
+	recs, err := p.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "1,2,3,4,5,6,7,mobile-1,mobile-2,mobile-3,mobile-4,mobile-5"; ids(recs) != want {
+		t.Fatalf("got %s, want %s", ids(recs), want)
+	}
+	if c, m := e.mock.Calls.Get("computersInventory"), e.mock.Calls.Get("mobileDevicesDetail"); c != 4 || m != 3 {
+		t.Fatalf("calls: %d computer pages, %d mobile pages; want 4 and 3", c, m)
+	}
+	var pages []string
+	for _, u := range e.rec.paths(computersInventoryPath) {
+		q := u.Query()
+		if q.Get("page-size") != "2" || q.Get("sort") != "id:asc" || q.Has("filter") {
+			t.Errorf("list query %s", u.RawQuery)
+		}
+		pages = append(pages, q.Get("page"))
+	}
+	slices.Sort(pages)
+	if strings.Join(pages, ",") != "0,1,2,3" {
+		t.Fatalf("pages requested: %v", pages)
+	}
+
+	t.Run("mobile devices off", func(t *testing.T) {
+		e := newEnv(t, opts)
+		p, _ := newProv(t, e.config(func(c *Config) { c.MobileDevices = ptr(false) }))
+		recs, err := p.List(context.Background())
+		if err != nil || len(recs) != 7 || e.mock.Calls.Get("mobileDevicesDetail") != 0 {
+			t.Fatalf("%d records, %v, %d mobile calls", len(recs), err, e.mock.Calls.Get("mobileDevicesDetail"))
+		}
+	})
+	t.Run("server caps page size", func(t *testing.T) {
+		o := opts
+		o.MaxPageSize = 2
+		e := newEnv(t, o)
+		p, _ := newProv(t, e.config(func(c *Config) { c.PageSize, c.MobileDevices = 5, ptr(false) }))
+		_, err := p.List(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "jamf: list computers: the server returned 2 of 7 records for page-size 5; lower page_size") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestRequestShape(t *testing.T) {
+	e := newEnv(t, smallFleet())
+	p, _ := newProv(t, e.config())
+	if _, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02A", "C02B"}}); err != nil {
+		t.Fatal(err)
+	}
+	comps, mobiles := e.rec.paths(computersInventoryPath), e.rec.paths(mobileDevicesPath)
+	if len(comps) != 1 || len(mobiles) != 1 {
+		t.Fatalf("%d computer calls, %d mobile calls", len(comps), len(mobiles))
+	}
+	for _, tc := range []struct {
+		u                      *url.URL
+		sections, sort, filter string
+	}{
+		{comps[0], "GENERAL,HARDWARE,OPERATING_SYSTEM,USER_AND_LOCATION", "id:asc", `hardware.serialNumber=="C02A",hardware.serialNumber=="C02B"`},
+		{mobiles[0], "GENERAL,HARDWARE,USER_AND_LOCATION,SECURITY", "mobileDeviceId:asc", `serialNumber=="C02A",serialNumber=="C02B"`},
+	} {
+		q := tc.u.Query()
+		if strings.Join(q["section"], ",") != tc.sections || q.Get("sort") != tc.sort || q.Get("filter") != tc.filter ||
+			q.Get("page") != "0" || q.Get("page-size") != "500" {
+			t.Errorf("%s?%s", tc.u.Path, tc.u.RawQuery)
+		}
+		if strings.Contains(tc.u.RawQuery, "(") || strings.Contains(tc.u.RawQuery, `"`) {
+			t.Errorf("filter not fully encoded: %s", tc.u.RawQuery)
+		}
+	}
+}
+
+func TestBatching(t *testing.T) {
+	values := func(n int, f string) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf(f, i))
+		}
+		return out
+	}
+	tests := []struct {
+		name          string
+		kind          providers.Kind
+		values        []string
+		mobile        bool
+		wantComputers int
+		wantMobiles   int
+	}{
+		// ceil(1000 / 20 clauses) per endpoint.
+		{"1000 serials", providers.KindSerial, values(1000, "C02%07d"), true, 50, 50},
+		{"1000 serials, computers only", providers.KindSerial, values(1000, "C02%07d"), false, 50, 0},
+		{"1000 macs", providers.KindMAC, values(1000, "0242ac11%04x"), true, 50, 50},
+		{"1000 emails", providers.KindEmail, values(1000, "user%04d@example.com"), true, 50, 50},
+		// Two clauses (exact and FQDN) per hostname: ceil(1000 / 10).
+		{"1000 hostnames", providers.KindHostname, values(1000, "mbp-%05d"), true, 100, 100},
+		{"19 serials", providers.KindSerial, values(19, "C02%07d"), true, 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, smallFleet())
+			p, _ := newProv(t, e.config(func(c *Config) { c.MobileDevices = ptr(tc.mobile) }))
+			if _, err := p.Lookup(context.Background(), providers.Query{Kind: tc.kind, Values: tc.values}); err != nil {
+				t.Fatal(err)
+			}
+			c, m := e.mock.Calls.Get("computersInventory"), e.mock.Calls.Get("mobileDevicesDetail")
+			if c != tc.wantComputers || m != tc.wantMobiles || e.mock.Calls.Get("oauthToken") != 1 {
+				t.Fatalf("calls: %d computers, %d mobile, %d token; want %d, %d, 1",
+					c, m, e.mock.Calls.Get("oauthToken"), tc.wantComputers, tc.wantMobiles)
+			}
+		})
+	}
+}
+
+func TestConcurrencyBounded(t *testing.T) {
+	opts := smallFleet()
+	opts.ConcurrencyLimit = jamfMaxConcurrency // 503 beyond Jamf's five connections
+	e := newEnv(t, opts)
+	e.mock.Faults.SetLatency(5 * time.Millisecond)
+	p, _ := newProv(t, e.config(func(c *Config) { c.RetryMax = 0 }))
+	var serials []string
+	for i := range 400 {
+		serials = append(serials, fmt.Sprintf("S%05d", i))
+	}
+	if _, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.mock.Calls.Get("rejected"); r != 0 {
+		t.Fatalf("%d requests over the concurrency limit", r)
+	}
+}
+
+func TestRetries(t *testing.T) {
+	q := providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}}
+	computersOnly := func(c *Config) { c.MobileDevices = ptr(false) }
+
+	t.Run("429 retry-after honoured", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, retries := newProv(t, e.config(computersOnly, func(c *Config) { c.RetryWaitMax = providers.Duration(2 * time.Second) }))
+		e.mock.Faults.RateLimit(1, time.Second)
+		start := time.Now()
+		recs, err := p.Lookup(context.Background(), q)
+		if err != nil || ids(recs) != "12" {
+			t.Fatalf("%q, %v", ids(recs), err)
+		}
+		if got := retries(); len(got) != 1 || got[0] != (retry{http.StatusTooManyRequests, time.Second}) {
+			t.Fatalf("retries %v, want one 429 waiting 1s", got)
+		}
+		if time.Since(start) < time.Second {
+			t.Fatal("did not wait for Retry-After")
+		}
+	})
+	t.Run("429 beyond retry_wait_max is handed back", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, retries := newProv(t, e.config(computersOnly))
+		e.mock.Faults.RateLimit(1, 30*time.Second)
+		_, err := p.Lookup(context.Background(), q)
+		var rl *providers.RateLimitedError
+		if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second || len(retries()) != 0 {
+			t.Fatalf("got %v, retries %v", err, retries())
+		}
+		if !strings.HasPrefix(err.Error(), "jamf: lookup computers: ") {
+			t.Fatalf("error %q lacks provider and op", err)
+		}
+	})
+	t.Run("5xx retried then success", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, retries := newProv(t, e.config(computersOnly))
+		e.mock.Faults.FailServer(2)
+		recs, err := p.Lookup(context.Background(), q)
+		if err != nil || ids(recs) != "12" {
+			t.Fatalf("%q, %v", ids(recs), err)
+		}
+		if got := e.mock.Calls.Get("computersInventory"); got != 3 || len(retries()) != 2 || retries()[0].status != 500 {
+			t.Fatalf("%d calls, retries %v", got, retries())
+		}
+	})
+	t.Run("5xx exhaustion", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, _ := newProv(t, e.config(computersOnly, func(c *Config) { c.RetryMax = 2 }))
+		e.mock.Faults.FailServer(100)
+		_, err := p.Lookup(context.Background(), q)
+		var se *providers.StatusError
+		if !errors.As(err, &se) || se.Status != 500 || !strings.HasPrefix(err.Error(), "jamf: lookup computers: status 500") {
+			t.Fatalf("got %v", err)
+		}
+		if got := e.mock.Calls.Get("computersInventory"); got != 3 {
+			t.Fatalf("%d calls, want 1 + retry_max", got)
+		}
+	})
+	t.Run("5xx exhaustion while listing", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, _ := newProv(t, e.config(func(c *Config) { c.RetryMax = 1 }))
+		e.mock.Faults.FailServer(100)
+		if _, err := p.List(context.Background()); err == nil || !strings.Contains(err.Error(), "jamf: list ") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("malformed JSON", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, _ := newProv(t, e.config(computersOnly))
+		e.mock.Faults.Malform(1)
+		_, err := p.Lookup(context.Background(), q)
+		if err == nil || !strings.HasPrefix(err.Error(), "jamf: lookup computers: decode response:") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("missing privilege for mobile devices", func(t *testing.T) {
+		opts := smallFleet()
+		opts.NoMobilePrivilege = true
+		e := newEnv(t, opts)
+		p, _ := newProv(t, e.config())
+		_, err := p.Lookup(context.Background(), q)
+		if err == nil || !strings.Contains(err.Error(), "jamf: lookup mobile devices: status 403") || !strings.Contains(err.Error(), "mobile_devices: false") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("canceled context", func(t *testing.T) {
+		e := newEnv(t, smallFleet())
+		p, _ := newProv(t, e.config())
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := p.Lookup(ctx, q); !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// TestSecretsNeverLeak drives every failure path with distinctive secrets
+// and checks neither errors nor debug logs carry them.
+func TestSecretsNeverLeak(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	scenarios := []struct {
+		name  string
+		cfg   func(*Config)
+		fault func(*jamfmock.Server)
+	}{
+		{"bad secret", func(c *Config) { c.ClientSecret = testSecret + "-wrong" }, nil},
+		{"bad password", func(c *Config) { basicAuth(c); c.Password = testPassword + "-wrong" }, nil},
+		{"server errors", nil, func(m *jamfmock.Server) { m.Faults.FailServer(100) }},
+		{"malformed", nil, func(m *jamfmock.Server) { m.Faults.Malform(100) }},
+		{"rate limited", nil, func(m *jamfmock.Server) { m.Faults.RateLimit(100, time.Hour) }},
+		{"unreachable", func(c *Config) { c.BaseURL = "http://127.0.0.1:1" }, nil},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			e := newEnv(t, smallFleet())
+			var muts []func(*Config)
+			if sc.cfg != nil {
+				muts = append(muts, sc.cfg)
+			}
+			cfg := e.config(append(muts, func(c *Config) { c.RetryMax = 1 })...)
+			p, err := newProvider(cfg, providers.Deps{Logger: logger}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.fault != nil {
+				sc.fault(e.mock)
+			}
+			_, err = p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}})
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, s := range []string{testSecret, testPassword, "C02BOB"} {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error carries %q: %v", s, err)
+				}
+			}
+		})
+	}
+	for _, s := range []string{testSecret, testPassword} {
+		if strings.Contains(logs.String(), s) {
+			t.Fatalf("logs carry a secret:\n%s", logs.String())
+		}
+	}
+}
+
+func TestScoring(t *testing.T) {
+	nullGeneral := mockComputer("30", "x", "C02NULL", "", "", jamfmock.FileVaultAllEncrypted, true)
+	nullGeneral.General = nil
+	noSecurity := mockMobile("33", "tv", "TV1", "", "", true, false, false)
+	noSecurity.DeviceType, noSecurity.Security = "appleTv", nil
+	opts := jamfmock.Options{
+		Computers: []jamfmock.Computer{
+			mockComputer("21", "a", "C1", "", "", jamfmock.FileVaultAllEncrypted, true),
+			mockComputer("22", "b", "C2", "", "", jamfmock.FileVaultBootEncrypted, true),
+			mockComputer("23", "c", "C3", "", "", jamfmock.FileVaultSomeEncrypted, true),
+			mockComputer("24", "d", "C4", "", "", jamfmock.FileVaultNotEncrypted, true),
+			mockComputer("25", "e", "C5", "", "", jamfmock.FileVaultNotApplicable, true),
+			mockComputer("26", "f", "C6", "", "", jamfmock.FileVaultAllEncrypted, false),
+			mockComputer("27", "g", "C7", "", "", jamfmock.FileVaultNotEncrypted, false),
+			nullGeneral,
+		},
+		MobileDevices: []jamfmock.MobileDevice{
+			mockMobile("31", "m1", "M1", "", "", true, true, false),
+			mockMobile("32", "m2", "M2", "", "", true, false, false),
+			mockMobile("34", "m4", "M4", "", "", true, true, true),
+			mockMobile("35", "m5", "M5", "", "", false, true, false),
+			noSecurity,
+		},
+	}
+	type want struct {
+		score  int
+		reason string
+	}
+	defaults := map[string]want{
+		"21":        {100, "managed=true fileVault2Status=ALL_ENCRYPTED"},
+		"22":        {100, "managed=true fileVault2Status=BOOT_ENCRYPTED"},
+		"23":        {50, "managed=true fileVault2Status=SOME_ENCRYPTED"},
+		"24":        {50, "managed=true fileVault2Status=NOT_ENCRYPTED"},
+		"25":        {50, "managed=true fileVault2Status=NOT_APPLICABLE"},
+		"26":        {0, "managed=false fileVault2Status=ALL_ENCRYPTED"},
+		"27":        {0, "managed=false fileVault2Status=NOT_ENCRYPTED"},
+		"30":        {0, "managed=unknown fileVault2Status=ALL_ENCRYPTED"},
+		"mobile-31": {100, "managed=true jailBreakDetected=false passcodePresent=true"},
+		"mobile-32": {50, "managed=true jailBreakDetected=false passcodePresent=false"},
+		"mobile-33": {50, "managed=true jailBreakDetected=unknown passcodePresent=unknown"},
+		"mobile-34": {0, "managed=true jailBreakDetected=true"},
+		"mobile-35": {0, "managed=false"},
+	}
+	overridden := map[string]want{"21": {90, ""}, "23": {0, ""}, "26": {20, ""}, "mobile-31": {90, ""}, "mobile-34": {0, ""}, "mobile-35": {20, ""}}
+	for _, tc := range []struct {
+		name string
+		cfg  func(*Config)
+		want map[string]want
+	}{
+		{"defaults", func(*Config) {}, defaults},
+		{"overrides", func(c *Config) { c.ScoreEncrypted, c.ScoreUnencrypted, c.ScoreUnmanaged = ptr(90), ptr(0), ptr(20) }, overridden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, opts)
+			p, _ := newProv(t, e.config(tc.cfg))
+			recs, err := p.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(defaults) {
+				t.Fatalf("%d records", len(recs))
+			}
+			for _, r := range recs {
+				w, ok := tc.want[r.ID]
+				if !ok {
+					continue
+				}
+				if r.Score != w.score || (w.reason != "" && r.Reason != w.reason) {
+					t.Errorf("%s: score %d %q, want %d %q", r.ID, r.Score, r.Reason, w.score, w.reason)
+				}
+			}
+		})
+	}
+}
+
+func TestFilterEscapingRoundTrip(t *testing.T) {
+	opts := smallFleet()
+	opts.Computers = append(opts.Computers, mockComputer("40", `o"brien\mbp`, "C02Q", "", `O"Brien@Example.com`, jamfmock.FileVaultAllEncrypted, true))
+	e := newEnv(t, opts)
+	p, _ := newProv(t, e.config())
+	for _, q := range []providers.Query{
+		{Kind: providers.KindEmail, Values: []string{`o"brien@example.com`}},
+		{Kind: providers.KindHostname, Values: []string{`o"brien\mbp`}},
+	} {
+		recs, err := p.Lookup(context.Background(), q)
+		if err != nil || ids(recs) != "40" {
+			t.Fatalf("%v: %q, %v", q, ids(recs), err)
+		}
+	}
+}

@@ -74,11 +74,13 @@ func rec(id string, score int, mods ...func(*providers.Record)) providers.Record
 	return r
 }
 
-func serial(s ...string) func(*providers.Record)   { return func(r *providers.Record) { r.Serials = s } }
-func mac(s ...string) func(*providers.Record)      { return func(r *providers.Record) { r.MACs = s } }
-func hostname(s ...string) func(*providers.Record) { return func(r *providers.Record) { r.Hostnames = s } }
-func email(s ...string) func(*providers.Record)    { return func(r *providers.Record) { r.Emails = s } }
-func seen(t time.Time) func(*providers.Record)     { return func(r *providers.Record) { r.LastSeen = t } }
+func serial(s ...string) func(*providers.Record) { return func(r *providers.Record) { r.Serials = s } }
+func mac(s ...string) func(*providers.Record)    { return func(r *providers.Record) { r.MACs = s } }
+func hostname(s ...string) func(*providers.Record) {
+	return func(r *providers.Record) { r.Hostnames = s }
+}
+func email(s ...string) func(*providers.Record) { return func(r *providers.Record) { r.Emails = s } }
+func seen(t time.Time) func(*providers.Record)  { return func(r *providers.Record) { r.LastSeen = t } }
 
 func src(name string, weight float64, p Provider, mods ...func(*Source)) Source {
 	s := Source{Name: name, Weight: weight, OnError: providers.OnErrorStale, Provider: p}

@@ -3,6 +3,7 @@
 // the MDM/EDR backends it is configured with, and an External Evaluation
 // endpoint for Access policies.
 //
+//	postured demo
 //	postured serve -c postured.yaml
 //	postured check-config -c postured.yaml
 //	postured explain -c postured.yaml --serial C02XK1ZZJGH5 [--json]
@@ -40,6 +41,7 @@ func main() {
 const usage = `usage: postured <command> [flags]
 
 commands:
+  demo          [--listen ADDR]      run postured against in-process mock vendors (no cloud account needed)
   serve         -c FILE              run the service
   check-config  -c FILE              validate FILE and print the effective config (secrets redacted)
   explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args[1:], stdout)
 	case "explain":

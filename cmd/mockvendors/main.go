@@ -1,0 +1,158 @@
+// Command mockvendors serves faithful mocks of the Intune (Graph), Jamf Pro
+// and CrowdStrike Falcon APIs over one generated fleet, plus a stand-in for
+// Cloudflare Access, so postured can be tried and tested without a cloud
+// account.
+//
+//	mockvendors --listen :9000 --devices 5000 --seed 1 [--emit-batch batch.json]
+//
+// Everything is on one port under /intune, /jamf, /crowdstrike and /access;
+// --intune-listen and friends also serve one vendor at the root of its own
+// port.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/postured/postured/cmd/mockvendors/mockset"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mockvendors:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mockvendors", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", ":9000", "address serving every mock under a path prefix")
+	devices := fs.Int("devices", 5000, "devices in the generated fleet")
+	seed := fs.Uint64("seed", 1, "fleet generator seed (same seed, same fleet)")
+	emit := fs.String("emit-batch", "", "write the Cloudflare posture batch(es) for the fleet to this file and exit")
+	latency := fs.Duration("latency", 0, "added latency on every vendor API call")
+	health := fs.String("healthcheck", "", "GET this URL, exit 0 if it answers 200 (for container health checks)")
+	perVendor := map[string]*string{
+		"intune":      fs.String("intune-listen", "", "also serve the Intune mock at the root of this address"),
+		"jamf":        fs.String("jamf-listen", "", "also serve the Jamf mock at the root of this address"),
+		"crowdstrike": fs.String("crowdstrike-listen", "", "also serve the CrowdStrike mock at the root of this address"),
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *health != "" {
+		return healthcheck(*health)
+	}
+	if *devices < 1 {
+		return errors.New("--devices must be >= 1")
+	}
+	set, err := mockset.New(*devices, *seed, time.Now())
+	if err != nil {
+		return err
+	}
+	if *emit != "" {
+		files, err := emitBatches(set, *emit)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d devices to %s\n", *devices, strings.Join(files, ", "))
+		return nil
+	}
+	set.Intune.Faults.SetLatency(*latency)
+	set.Jamf.Faults.SetLatency(*latency)
+	set.CrowdStrike.Faults.SetLatency(*latency)
+
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	servers := map[string]http.Handler{*listen: set.Handler()}
+	for vendor, addr := range perVendor {
+		if *addr == "" {
+			continue
+		}
+		switch vendor {
+		case "intune":
+			servers[*addr] = set.Intune
+		case "jamf":
+			servers[*addr] = set.Jamf
+		case "crowdstrike":
+			servers[*addr] = set.CrowdStrike
+		}
+	}
+	errc := make(chan error, len(servers))
+	var running []*http.Server
+	for addr, h := range servers {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		running = append(running, srv)
+		logger.Info("mockvendors listening", "addr", ln.Addr().String(), "devices", *devices, "seed", *seed)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range running {
+		_ = s.Shutdown(sctx)
+	}
+	return nil
+}
+
+// emitBatches writes the fleet as Cloudflare would send it: batches of at
+// most 1000 devices, the first to path, the next to path-2, path-3...
+func emitBatches(set *mockset.Set, path string) ([]string, error) {
+	ext := filepath.Ext(path)
+	stem := strings.TrimSuffix(path, ext)
+	var files []string
+	for i, b := range set.Batches(1000) {
+		name := path
+		if i > 0 {
+			name = fmt.Sprintf("%s-%d%s", stem, i+1, ext)
+		}
+		data, err := json.MarshalIndent(map[string]any{"devices": b}, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(name, append(data, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("emit batch: %w", err)
+		}
+		files = append(files, name)
+	}
+	return files, nil
+}
+
+func healthcheck(url string) error {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	}
+	return nil
+}

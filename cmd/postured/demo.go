@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/postured/postured/cmd/mockvendors/mockset"
+)
+
+// demoConfig is the configuration `postured demo` runs (and compose mounts).
+//
+//go:embed demo.yaml
+var demoConfig []byte
+
+// cmdDemo starts mockvendors in-process, then postured against them with
+// the embedded demo configuration, and prints how to call it.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "address postured listens on")
+	devices := fs.Int("devices", 5000, "devices in the mock fleet")
+	seed := fs.Uint64("seed", 1, "fleet seed")
+	dir := fs.String("dir", "", "where to write the demo batch and token (default: a new temp dir)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set, err := mockset.New(*devices, *seed, time.Now())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: mocks: %w", err)
+	}
+	mocks := &http.Server{Handler: set.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = mocks.Serve(ln) }()
+	defer mocks.Close()
+	mocksURL := "http://" + ln.Addr().String()
+
+	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
+	cfg, err := Parse(demoConfig, registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return fmt.Errorf("demo: embedded config: %w", err)
+	}
+	if *dir == "" {
+		*dir, err = os.MkdirTemp("", "postured-demo-")
+	} else {
+		err = os.MkdirAll(*dir, 0o755)
+	}
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	batchFile := filepath.Join(*dir, "batch.json")
+	if _, err := emitDemoFiles(set, batchFile); err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(*dir, "token.jwt")
+	tok, err := set.Access.AppToken(mockset.AccessAudience, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, registry(), stderr, func(addr string) {
+		fmt.Fprintf(stdout, `
+postured demo is running on http://%[1]s against %[2]d mock devices (mocks at %[3]s).
+Score the first 1000 devices, as Cloudflare would:
+
+  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[4]s)" --data @%[5]s http://%[1]s/posture
+
+Explain one device:   postured explain -c <config> --serial <serial>   (see README)
+Readiness:            curl -s http://%[1]s/readyz
+Stop with Ctrl-C.
+
+`, addr, *devices, mocksURL, tokenFile, batchFile)
+	})
+}
+
+// emitDemoFiles writes the fleet's first batch (1000 devices) to path.
+func emitDemoFiles(set *mockset.Set, path string) (int, error) {
+	batches := set.Batches(1000)
+	if len(batches) == 0 {
+		return 0, errors.New("demo: empty fleet")
+	}
+	data, err := json.MarshalIndent(map[string]any{"devices": batches[0]}, "", "  ")
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return 0, fmt.Errorf("demo: write batch: %w", err)
+	}
+	return len(batches[0]), nil
+}

@@ -91,15 +91,20 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 	stale := make(map[string]V)
 	var misses []string
 	now := l.now()
+	uniq := make([]string, 0, len(keys))
 	for _, k := range keys {
-		if _, dup := out[k]; dup {
-			continue
+		if _, dup := out[k]; !dup {
+			out[k] = Result[V]{} // placeholder, also skips duplicates
+			uniq = append(uniq, k)
 		}
-		e, ok, err := l.cfg.Store.Get(ctx, l.cfg.Prefix+k)
-		if err != nil {
-			l.cfg.Logger.Warn("cache read failed, treating as miss", "error", err)
-		}
-		if ok && err == nil {
+	}
+	entries, oks, err := l.getAll(ctx, uniq)
+	if err != nil {
+		l.cfg.Logger.Warn("cache read failed, treating as misses", "error", err)
+	}
+	for i, k := range uniq {
+		if err == nil && oks[i] {
+			e := entries[i]
 			ttl := l.cfg.TTL
 			if !e.Found {
 				ttl = l.cfg.NegativeTTL
@@ -112,7 +117,6 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 				stale[k] = e.Value
 			}
 		}
-		out[k] = Result[V]{} // placeholder so duplicates are skipped
 		misses = append(misses, k)
 	}
 	if len(misses) == 0 {
@@ -177,20 +181,69 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 		return // errors are never cached: the next batch asks again
 	}
 	stored := l.now()
+	found := make(map[string]Entry[V], len(f.vals))
+	notFound := make(map[string]Entry[V])
 	for _, k := range keys {
-		v, found := f.vals[k]
-		ttl := l.cfg.TTL + l.cfg.StaleTTL
-		if !found {
-			ttl = l.cfg.NegativeTTL
-		}
-		if ttl <= 0 {
-			continue
-		}
-		if err := l.cfg.Store.Set(ctx, l.cfg.Prefix+k, Entry[V]{Value: v, Found: found, Stored: stored}, ttl); err != nil {
-			l.cfg.Logger.Warn("cache write failed", "error", err)
-			return
+		if v, ok := f.vals[k]; ok {
+			found[k] = Entry[V]{Value: v, Found: true, Stored: stored}
+		} else {
+			notFound[k] = Entry[V]{Stored: stored}
 		}
 	}
+	if err := l.setAll(ctx, found, l.cfg.TTL+l.cfg.StaleTTL); err != nil {
+		l.cfg.Logger.Warn("cache write failed", "error", err)
+	}
+	if l.cfg.NegativeTTL > 0 {
+		if err := l.setAll(ctx, notFound, l.cfg.NegativeTTL); err != nil {
+			l.cfg.Logger.Warn("cache write failed", "error", err)
+		}
+	}
+}
+
+// multiStore is a Store that reads and writes many keys in one round trip
+// (Redis); for it a 1000-key batch costs two round trips, not 2000.
+type multiStore[V any] interface {
+	GetMulti(ctx context.Context, keys []string) ([]Entry[V], []bool, error)
+	SetMulti(ctx context.Context, entries map[string]Entry[V], ttl time.Duration) error
+}
+
+func (l *Loader[V]) getAll(ctx context.Context, keys []string) ([]Entry[V], []bool, error) {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = l.cfg.Prefix + k
+	}
+	if m, ok := l.cfg.Store.(multiStore[V]); ok {
+		return m.GetMulti(ctx, full)
+	}
+	es := make([]Entry[V], len(keys))
+	oks := make([]bool, len(keys))
+	for i, k := range full {
+		e, ok, err := l.cfg.Store.Get(ctx, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		es[i], oks[i] = e, ok
+	}
+	return es, oks, nil
+}
+
+func (l *Loader[V]) setAll(ctx context.Context, entries map[string]Entry[V], ttl time.Duration) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	full := make(map[string]Entry[V], len(entries))
+	for k, e := range entries {
+		full[l.cfg.Prefix+k] = e
+	}
+	if m, ok := l.cfg.Store.(multiStore[V]); ok {
+		return m.SetMulti(ctx, full, ttl)
+	}
+	for k, e := range full {
+		if err := l.cfg.Store.Set(ctx, k, e, ttl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Loader[V]) result(k string, f *flight[V], stale map[string]V) Result[V] {

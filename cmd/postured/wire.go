@@ -125,6 +125,8 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 	switch c.Backend {
 	case "memory":
 		return cache.NewMemory[[]providers.Record](c.MaxEntries, time.Minute), nil
+	case "redis":
+		return cache.NewRedis[[]providers.Record](c.RedisURL.Reveal(), "postured:lookup:")
 	default:
 		return nil, fmt.Errorf("cache: backend %q is not available", c.Backend)
 	}

@@ -1,0 +1,126 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startRedis runs a throwaway redis-server on a free loopback port. Without
+// the binary the test skips locally but fails under CI, which installs it.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not installed (scripts/test installs it)")
+		}
+		t.Skip("redis-server not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for range 100 {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("redis-server did not start")
+	return ""
+}
+
+type record struct {
+	ID    string   `json:"id"`
+	MACs  []string `json:"macs"`
+	Score int      `json:"score"`
+}
+
+func TestRedisStore(t *testing.T) {
+	url := startRedis(t)
+	ctx := context.Background()
+	r, err := NewRedis[[]record](url, "test|")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	want := Entry[[]record]{Value: []record{{ID: "a", MACs: []string{"aabbccddeeff"}, Score: 90}}, Found: true, Stored: stored}
+	if err := r.Set(ctx, "k1", want, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMulti(ctx, map[string]Entry[[]record]{"neg": {Stored: stored}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	es, oks, err := r.GetMulti(ctx, []string{"k1", "missing", "neg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !oks[0] || es[0].Value[0].MACs[0] != "aabbccddeeff" || !es[0].Stored.Equal(stored) || !es[0].Found {
+		t.Errorf("k1 = %+v %v", es[0], oks[0])
+	}
+	if oks[1] || !oks[2] || es[2].Found {
+		t.Errorf("missing %v, negative %+v %v", oks[1], es[2], oks[2])
+	}
+
+	// Through the loader: the second load is answered from Redis.
+	l, err := NewLoader(LoaderConfig[[]record]{Store: r, Prefix: "p|", TTL: time.Minute, NegativeTTL: time.Minute, FetchTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	fetch := func(_ context.Context, keys []string) (map[string][]record, error) {
+		calls++
+		return map[string][]record{"x": {{ID: "x1"}}}, nil
+	}
+	l.Load(ctx, []string{"x", "y"}, fetch)
+	res := l.Load(ctx, []string{"x", "y"}, fetch)
+	if calls != 1 || !res["x"].Cached || res["x"].Value[0].ID != "x1" || !res["y"].Cached || res["y"].Found {
+		t.Errorf("calls %d, results %+v", calls, res)
+	}
+}
+
+func TestRedisURLErrorsDoNotLeakPassword(t *testing.T) {
+	_, err := NewRedis[int]("redis://:hunter2@host:notaport/0", "p")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRedisDownIsAMissNotAnError(t *testing.T) {
+	r, err := NewRedis[int]("redis://127.0.0.1:1/0", "p|") // nothing listens on port 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l, err := NewLoader(LoaderConfig[int]{Store: r, TTL: time.Minute, FetchTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := l.Load(context.Background(), []string{"a"}, func(context.Context, []string) (map[string]int, error) {
+		return map[string]int{"a": 5}, nil
+	})
+	if res["a"].Value != 5 || res["a"].Err != nil {
+		t.Errorf("got %+v", res["a"])
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -223,73 +224,115 @@ func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stat
 	return results, stats
 }
 
-// resolve finds, for every device, the record of one provider: it queries
-// kind by kind in priority order, each time only for devices not matched
-// yet, so most devices cost one batched serial lookup.
+// lookupRounds order the lookups of one provider. Serial first: it settles
+// most devices. The other kinds are then asked concurrently, only for the
+// devices still unmatched: a device absent from a vendor costs one more
+// round trip instead of three, and priority still decides when several
+// kinds find a record.
+var lookupRounds = [][]providers.Kind{
+	{providers.KindSerial},
+	{providers.KindMAC, providers.KindHostname, providers.KindEmail},
+}
+
+// resolve finds, for every device, the record of one provider.
 func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out []outcome) {
 	out = make([]outcome, len(keys))
 	defer func() {
 		if r := recover(); r != nil {
-			err := fmt.Errorf("provider %s panicked: %v", s.Name, r)
-			for i := range out {
-				if out[i].rec == nil {
-					out[i].err = err
-				}
-			}
+			failUnmatched(out, fmt.Errorf("provider %s panicked: %v", s.Name, r))
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 
-	for _, kind := range providers.Kinds {
+	for _, round := range lookupRounds {
 		if err := ctx.Err(); err != nil {
-			// Out of time: devices still waiting on this or a later key
-			// count as failed rather than unmatched, and no new vendor
-			// call is started for a caller that has gone.
+			// Out of time: devices still waiting on a key count as failed
+			// rather than unmatched, and no vendor call is started for a
+			// caller that has gone.
 			for i := range keys {
-				if out[i].rec == nil && slices.ContainsFunc(keys[i][kind:], func(v string) bool { return v != "" }) {
-					out[i].err = fmt.Errorf("%s: lookup by %s: %w", s.Name, kind, err)
+				if out[i].rec == nil && slices.ContainsFunc(round, func(k providers.Kind) bool { return keys[i].value(k) != "" }) {
+					out[i].err = fmt.Errorf("%s: lookup: %w", s.Name, err)
 				}
 			}
 			break
 		}
-		var values []string
-		seen := make(map[string]bool)
-		for i := range keys {
-			v := keys[i][kind]
-			if v == "" || out[i].rec != nil || seen[v] {
+		answers := make([]map[string]lookedUp, len(round))
+		errs := make([]error, len(round))
+		var wg sync.WaitGroup
+		for j, kind := range round {
+			values := pendingValues(keys, out, kind)
+			if len(values) == 0 {
 				continue
 			}
-			seen[v] = true
-			values = append(values, v)
+			wg.Go(func() {
+				defer func() {
+					if r := recover(); r != nil {
+						errs[j] = fmt.Errorf("provider %s panicked: %v", s.Name, r)
+					}
+				}()
+				answers[j], errs[j] = e.lookup(ctx, s, kind, values)
+			})
 		}
-		if len(values) == 0 {
-			continue
-		}
-		found, err := e.lookup(ctx, s, kind, values)
-		for i := range keys {
-			v := keys[i][kind]
-			if v == "" || out[i].rec != nil {
-				continue
+		wg.Wait()
+		for j, kind := range round { // priority order
+			if answers[j] == nil && errs[j] == nil {
+				continue // no device had this kind
 			}
-			out[i].tried = append(out[i].tried, kind)
-			if err != nil && errors.Is(err, providers.ErrUnsupportedKind) {
-				out[i].notes = append(out[i].notes, fmt.Sprintf("cannot look up by %s", kind))
-				continue
-			}
-			r := found[v]
-			if r.err != nil && (r.recs == nil || s.OnError != providers.OnErrorStale) {
-				out[i].err = r.err
-				continue
-			}
-			pick(&out[i], kind, v, r.recs)
-			if out[i].rec != nil && r.err != nil {
-				out[i].stale = true
-				out[i].err = r.err
+			for i := range keys {
+				if v := keys[i].value(kind); v != "" && out[i].rec == nil {
+					apply(&out[i], s, kind, v, answers[j], errs[j])
+				}
 			}
 		}
 	}
 	return out
+}
+
+// pendingValues are the distinct values of kind among unmatched devices.
+func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) []string {
+	var values []string
+	seen := make(map[string]bool)
+	for i := range keys {
+		v := keys[i].value(kind)
+		if v == "" || out[i].rec != nil || seen[v] {
+			continue
+		}
+		seen[v] = true
+		values = append(values, v)
+	}
+	return values
+}
+
+// apply records one kind's answer for one device.
+func apply(o *outcome, s *source, kind providers.Kind, v string, found map[string]lookedUp, err error) {
+	o.tried = append(o.tried, kind)
+	switch {
+	case err != nil && errors.Is(err, providers.ErrUnsupportedKind):
+		o.notes = append(o.notes, fmt.Sprintf("cannot look up by %s", kind))
+		return
+	case err != nil:
+		o.err = err
+		return
+	}
+	r := found[v]
+	if r.err != nil && (r.recs == nil || s.OnError != providers.OnErrorStale) {
+		o.err = r.err
+		return
+	}
+	pick(o, kind, v, r.recs)
+	if o.rec != nil && r.err != nil {
+		o.stale = true
+		o.err = r.err
+	}
+}
+
+func failUnmatched(out []outcome, err error) {
+	for i := range out {
+		if out[i].rec == nil {
+			out[i].err = err
+		}
+	}
 }
 
 // lookedUp is the answer for one value of one kind.

@@ -171,6 +171,11 @@ func TestMatching(t *testing.T) {
 			device: Device{Email: "jdoe@example.com"}, wantID: "r1", wantOn: "email", wantScore: 55,
 		},
 		{
+			name:   "email is not a key for a device with hardware identifiers",
+			recs:   []providers.Record{rec("users-other-laptop", 100, serial("OTHER"), email("jdoe@example.com"))},
+			device: Device{Serial: "MINE", Email: "jdoe@example.com"}, wantNote: "",
+		},
+		{
 			name:   "email with two records is ambiguous",
 			recs:   []providers.Record{rec("laptop", 100, email("jdoe@example.com")), rec("phone", 0, email("jdoe@example.com"))},
 			device: Device{Email: "jdoe@example.com"}, wantNote: "ambiguous",

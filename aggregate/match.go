@@ -19,6 +19,18 @@ func normalizeDevice(d Device) deviceKeys {
 	return k
 }
 
+// value is the device's key of kind k. Email is a key only for a device
+// that sent no hardware identifier: when a device has a serial, MAC or
+// hostname and none of them finds a record, the vendor does not know this
+// device, and the one record its user has there belongs to another of the
+// user's devices (their phone must not vouch for their laptop).
+func (k *deviceKeys) value(kind providers.Kind) string {
+	if kind == providers.KindEmail && (k[providers.KindSerial] != "" || k[providers.KindMAC] != "" || k[providers.KindHostname] != "") {
+		return ""
+	}
+	return k[kind]
+}
+
 // outcome is what one provider knows about one device.
 type outcome struct {
 	rec        *providers.Record

@@ -178,7 +178,7 @@ func TestConfig(t *testing.T) {
 	t.Run("http defaults", func(t *testing.T) {
 		c := &Config{}
 		c.Defaults()
-		if c.RequestsPerSecond != 10 || c.Burst != 10 || c.MaxConcurrency != 4 || c.BaseURL != "us-1" {
+		if c.RequestsPerSecond != 20 || c.Burst != 60 || c.MaxConcurrency != 4 || c.BaseURL != "us-1" {
 			t.Fatalf("%+v", c.HTTPConfig)
 		}
 	})

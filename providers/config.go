@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func (c *Common) Validate() error {
 	if c.Name == "" {
 		errs = append(errs, errors.New("name is required"))
 	}
-	if !(c.Weight > 0) {
+	if !(c.Weight > 0) || math.IsInf(c.Weight, 0) {
 		errs = append(errs, fmt.Errorf("weight must be > 0, got %v", c.Weight))
 	}
 	switch c.OnError {
@@ -145,7 +146,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > int(math.MaxInt64/int64(24*time.Hour)) {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
@@ -190,6 +191,16 @@ func (s Secret) String() string {
 		return ""
 	}
 	return redacted
+}
+
+// Format prints the redacted form for every verb, including the ones fmt
+// would otherwise report with the raw value (%d, %x, %t...).
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, s.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), s.String())
 }
 
 // GoString keeps %#v from printing the value.

@@ -152,7 +152,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			// The token may have been refreshed during the backoff.
 			tok, err := c.token.Token(req.Context())
 			if err != nil {
-				return err
+				return &prepareError{err}
 			}
 			req.Header.Set("Authorization", "Bearer "+tok)
 			return nil
@@ -212,6 +212,15 @@ func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration
 	// Hand the last response (or error) back instead of a "giving up" error
 	// that would embed the URL and lose the status.
 	rc.ErrorHandler = func(resp *http.Response, err error, _ int) (*http.Response, error) {
+		var pe *prepareError
+		if errors.As(err, &pe) {
+			// The previous response was already drained for the retry
+			// that could not be prepared: report why, not the response.
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, pe.err
+		}
 		if resp != nil {
 			return resp, nil
 		}
@@ -219,6 +228,11 @@ func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration
 	}
 	return rc
 }
+
+// prepareError marks a failure to prepare a retry (token refresh).
+type prepareError struct{ err error }
+
+func (e *prepareError) Error() string { return e.err.Error() }
 
 // budgetTransport spends one unit of the request budget per attempt.
 type budgetTransport struct {
@@ -408,7 +422,7 @@ func StandardRetryAfter(resp *http.Response) (time.Duration, bool) {
 		if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
 			return 0, false
 		}
-		return time.Duration(min(s, 24*3600) * float64(time.Second)), true
+		return time.Duration(math.Round(min(s, 24*3600) * float64(time.Second))), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(time.Until(t), 0), true
@@ -420,7 +434,7 @@ func snippet(b []byte) string {
 	const max = 300
 	s := strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
 	if len(s) > max {
-		s = s[:max] + "..."
+		s = strings.ToValidUTF8(s[:max], "") + "..."
 	}
 	return s
 }

@@ -52,7 +52,7 @@ func (ix *Index) Lookup(q Query) []Record {
 			}
 			if !seen[r] {
 				seen[r] = true
-				out = append(out, *r)
+				out = append(out, r.Clone())
 			}
 		}
 	}
@@ -96,6 +96,9 @@ type Syncer struct {
 
 // NewSyncer wraps l; Run must be started for it to have data.
 func NewSyncer(name string, l Lister, interval time.Duration, logger *slog.Logger) *Syncer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Syncer{name: name, list: l, interval: interval, logger: logger, synced: make(chan struct{})}
 }
 

@@ -42,13 +42,13 @@ func NormalizeSerial(s string) (string, bool) {
 	if s == "" {
 		return "", false
 	}
-	if placeholderSerials[strings.ToLower(strings.Join(strings.Fields(s), " "))] {
+	up := strings.ToUpper(s)
+	// Check the value returned, not the input: case mapping of some runes
+	// ("ı", "ſ") turns a non-placeholder into one.
+	if placeholderSerials[strings.ToLower(strings.Join(strings.Fields(up), " "))] || allZero(up) {
 		return "", false
 	}
-	if allZero(s) {
-		return "", false
-	}
-	return strings.ToUpper(s), true
+	return up, true
 }
 
 // allZero reports whether every letter or digit in s is '0' (e.g. "0",
@@ -112,7 +112,7 @@ func NormalizeHostname(s string) (string, bool) {
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		s = s[:i]
 	}
-	if s == "" || s == "localhost" || strings.ContainsAny(s, " \t\r\n") {
+	if s == "" || s == "localhost" || strings.ContainsAny(s, " \t\r\n:") {
 		return "", false
 	}
 	return s, true

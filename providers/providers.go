@@ -86,6 +86,17 @@ func (r *Record) Normalize() *Record {
 	return r
 }
 
+// Clone returns a copy sharing no slices with r, so callers may normalise or
+// edit it while other goroutines read r.
+func (r *Record) Clone() Record {
+	c := *r
+	c.Serials = slices.Clone(r.Serials)
+	c.MACs = slices.Clone(r.MACs)
+	c.Hostnames = slices.Clone(r.Hostnames)
+	c.Emails = slices.Clone(r.Emails)
+	return c
+}
+
 // Identifiers returns the record's normalised identifiers of kind k.
 func (r *Record) Identifiers(k Kind) []string {
 	switch k {
@@ -108,7 +119,7 @@ func (r *Record) Has(k Kind, v string) bool {
 }
 
 func normalizeAll(in []string, norm func(string) (string, bool)) []string {
-	out := in[:0]
+	var out []string // never in place: in may be shared
 	for _, v := range in {
 		n, ok := norm(v)
 		if ok && !slices.Contains(out, n) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,13 +47,15 @@ func NewTokenSource(fetch func(context.Context) (Token, error), early time.Durat
 
 // Token returns a valid token, fetching one if needed.
 func (ts *TokenSource) Token(ctx context.Context) (string, error) {
-	ts.mu.Lock()
-	cur := ts.cur
-	ts.mu.Unlock()
-	if cur.Value != "" && (cur.Expiry.IsZero() || ts.now().Before(cur.Expiry.Add(-ts.early))) {
-		return cur.Value, nil
+	if v, ok := ts.cached(); ok {
+		return v, nil
 	}
 	ch := ts.sf.DoChan("token", func() (any, error) {
+		// A flight that finished between our cache check and this one
+		// starting has already refreshed the token.
+		if v, ok := ts.cached(); ok {
+			return v, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenFetchTimeout)
 		defer cancel()
 		tok, err := ts.fetch(fctx)
@@ -76,6 +79,13 @@ func (ts *TokenSource) Token(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+func (ts *TokenSource) cached() (string, bool) {
+	ts.mu.Lock()
+	cur := ts.cur
+	ts.mu.Unlock()
+	return cur.Value, cur.Value != "" && (cur.Expiry.IsZero() || ts.now().Before(cur.Expiry.Add(-ts.early)))
 }
 
 // Invalidate drops the cached token if it is still value, so the next call
@@ -106,7 +116,7 @@ func ClientCredentials(tokenURL, clientID string, secret Secret, scopes []string
 	return func(ctx context.Context) (Token, error) {
 		t, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 		if err != nil {
-			return Token{}, redactTokenError(err)
+			return Token{}, redactSecret(redactTokenError(err), secret)
 		}
 		return Token{Value: t.AccessToken, Expiry: t.Expiry}, nil
 	}
@@ -121,6 +131,22 @@ func TokenHTTPClient(h HTTPConfig) *http.Client {
 	// points.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return hc
+}
+
+// redactSecret removes the secret, raw or URL-encoded, from an error's
+// text: a token endpoint or proxy may echo the form it was sent.
+func redactSecret(err error, secret Secret) error {
+	raw := secret.Reveal()
+	if raw == "" {
+		return err
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, raw) && !strings.Contains(msg, url.QueryEscape(raw)) {
+		return err
+	}
+	msg = strings.ReplaceAll(msg, raw, redacted)
+	msg = strings.ReplaceAll(msg, url.QueryEscape(raw), redacted)
+	return errors.New(msg)
 }
 
 // redactTokenError keeps the status and the vendor's error code from an

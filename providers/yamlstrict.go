@@ -50,6 +50,16 @@ func checkKnown(n *yaml.Node, t reflect.Type) error {
 		fields := knownFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" { // "<<: *defaults" merges mappings into this one
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					errs = append(errs, checkKnown(m, t))
+				}
+				continue
+			}
 			ft, ok := fields[k.Value]
 			if !ok {
 				errs = append(errs, fmt.Errorf("line %d: unknown key %q%s", k.Line, k.Value, suggest(k.Value, fields)))

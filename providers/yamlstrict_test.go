@@ -292,10 +292,6 @@ func TestDecodeStrictUntaggedEmbedded(t *testing.T) {
 }
 
 func TestDecodeStrictMergeKey(t *testing.T) {
-	t.Skip("BUG: DecodeStrict rejects YAML merge keys: `<<: *defaults` in a provider section fails with " +
-		"`unknown key \"<<\"` although yaml.v3 (Node.Decode) supports merges. Fix: in checkKnown, for a key node with " +
-		"Tag \"!!merge\" (or Value \"<<\"), check the merged mapping(s) (alias target, or each element of a sequence of " +
-		"aliases) against the same struct type instead of reporting it as unknown.")
 	src := "defaults: &d {weight: 2, on_error: zero}\nproviders:\n  - <<: *d\n    name: a\n"
 	var cfg struct {
 		Defaults  map[string]any `yaml:"defaults"`

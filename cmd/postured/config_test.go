@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,6 +169,10 @@ func TestExampleConfigIsValid(t *testing.T) {
 }
 
 func TestCLI(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer healthy.Close()
+	unhealthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
+	defer unhealthy.Close()
 	dir := t.TempDir()
 	inv := writeFile(t, dir, "inv.yaml", "devices:\n  - {id: asset-42, serial_number: C02XK1ZZJGH5, hostname: mbp-42, score: 90, last_seen: 2026-11-20T10:00:00Z}\n  - {id: old, serial_number: C02XK1ZZJGH5, score: 10, last_seen: 2020-01-01T00:00:00Z}\n")
 	cfgPath := writeFile(t, dir, "c.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: inv, type: static, weight: 2, file: "+inv+"}\n")
@@ -191,6 +197,9 @@ func TestCLI(t *testing.T) {
 			[]string{"score:    0", "no provider matched", "unmatched"}, "", ""},
 		{"missing inventory file", []string{"explain", "-c", writeFile(t, dir, "bad.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: inv, type: static, weight: 1, file: /nonexistent/inv.yaml}\n"), "--serial", "X"}, 1,
 			nil, `provider "inv": static: stat /nonexistent/inv.yaml: no such file or directory`, ""},
+		{"healthcheck needs a url", []string{"healthcheck"}, 1, nil, "healthcheck: want exactly one URL", ""},
+		{"healthcheck unhealthy", []string{"healthcheck", unhealthy.URL}, 1, nil, "answered 503", ""},
+		{"healthcheck healthy", []string{"healthcheck", healthy.URL}, 0, nil, "", ""},
 		{"explain needs a key", []string{"explain", "-c", cfgPath}, 1, nil, "give at least one of", ""},
 	}
 	for _, tc := range tests {

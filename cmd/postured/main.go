@@ -18,12 +18,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
+	_ "time/tzdata" // time zones in External Evaluation rules work in scratch/distroless images
 
 	"go.yaml.in/yaml/v3"
 
@@ -46,6 +49,7 @@ commands:
   check-config  -c FILE              validate FILE and print the effective config (secrets redacted)
   explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
                                      score one device with the real providers and say why
+  healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
   version                            print the version (also --version)
 `
 
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
+	case "healthcheck":
+		err = cmdHealthcheck(args[1:])
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postured", version())
 		return 0
@@ -83,6 +89,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func cmdHealthcheck(args []string) error {
+	if len(args) != 1 {
+		return errors.New("healthcheck: want exactly one URL")
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %d", args[0], resp.StatusCode)
+	}
+	return nil
 }
 
 func version() string {

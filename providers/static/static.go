@@ -193,12 +193,15 @@ func parseYAML(name string, data []byte) ([]providers.Record, error) {
 		if n.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%s: line %d: each device must be a mapping", name, n.Line)
 		}
+		if err := checkLastSeen(n); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 		if err := providers.DecodeStrict(n, &d); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		rec, err := toRecord(d.ID, d.SerialNumber, d.MACAddresses, d.Hostname, d.Email, d.Score, d.LastSeen)
 		if err == nil {
-			err = checkDuplicate(ids, d.ID, n.Line)
+			err = checkDuplicate(ids, strings.TrimSpace(d.ID), n.Line)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: %w", name, n.Line, err)
@@ -208,9 +211,33 @@ func parseYAML(name string, data []byte) ([]providers.Record, error) {
 	return recs, nil
 }
 
+// checkLastSeen validates last_seen with its own line: yaml.v3 reports time
+// parsing errors without a position.
+func checkLastSeen(n *yaml.Node) error {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], n.Content[i+1]; k.Value == "last_seen" && v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+			if !parsesAsTime(v.Value) {
+				return fmt.Errorf("line %d: last_seen %q is not an RFC 3339 time like 2026-11-20T10:00:00Z", v.Line, v.Value)
+			}
+		}
+	}
+	return nil
+}
+
+// parsesAsTime accepts the timestamp forms yaml.v3 decodes into time.Time.
+func parsesAsTime(s string) bool {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if _, err := time.Parse(layout, s); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 var csvHeader = []string{"id", "serial_number", "mac_addresses", "hostname", "email", "score", "last_seen"}
 
 func parseCSV(name string, data []byte) ([]providers.Record, error) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // Excel's "CSV UTF-8" BOM
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = len(csvHeader)
 	r.TrimLeadingSpace = true

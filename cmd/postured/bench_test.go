@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/cmd/mockvendors/mockset"
+)
+
+// benchServer wires the demo configuration (crowdstrike and jamf in query
+// mode, intune in sync mode) against an in-process mockvendors fleet and
+// returns the postured handler with a token and one 1000-device batch.
+func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handler, string, []byte, *mockset.Set) {
+	b.Helper()
+	set, err := mockset.New(5000, 1, fleetNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	set.Intune.Faults.SetLatency(latency)
+	set.Jamf.Faults.SetLatency(latency)
+	set.CrowdStrike.Faults.SetLatency(latency)
+	mocks := httptest.NewServer(set.Handler())
+	b.Cleanup(mocks.Close)
+	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
+	text := demoConfig
+	if allSync {
+		text = bytes.ReplaceAll(text, []byte("mode: query"), []byte("mode: sync"))
+	}
+	cfg, err := Parse(text, registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := build(cfg, registry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.syncNow(b.Context())
+	srv, err := a.newServer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := set.Access.AppToken(mockset.AccessAudience, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"devices": set.Batches(1000)[0]})
+	return srv.Handler(), tok, body, set
+}
+
+func postOnce(b *testing.B, h http.Handler, tok string, body []byte) {
+	req := httptest.NewRequest(http.MethodPost, "/posture", bytes.NewReader(body))
+	req.Header.Set("Cf-Access-Jwt-Assertion", tok)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		b.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	_, _ = io.Copy(io.Discard, w.Body)
+}
+
+// BenchmarkPostureWarm: one 1000-device batch whose lookups are all cached
+// (the steady state between vendor TTLs), through the full handler: token
+// check, decode, aggregation, encode.
+func BenchmarkPostureWarm(b *testing.B) {
+	h, tok, body, set := benchServer(b, 0, false)
+	postOnce(b, h, tok, body) // warm the cache and the key set
+	before := set.Calls()
+	durations := make([]time.Duration, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		postOnce(b, h, tok, body)
+		durations = append(durations, time.Since(start))
+	}
+	reportPercentiles(b, durations)
+	if calls := diffCalls(set.Calls(), before); calls["crowdstrike"]+calls["jamf"]+calls["intune"] != 0 {
+		b.Fatalf("warm batches made vendor calls: %v", calls)
+	}
+}
+
+// BenchmarkPostureCold50ms: the same batch with an empty cache and 50 ms
+// added to every vendor API call; in all-sync mode the crawl happens before
+// the clock starts, as it does at start-up.
+func BenchmarkPostureCold50ms(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		allSync bool
+	}{{"demo-modes", false}, {"all-sync", true}} {
+		b.Run(bc.name, func(b *testing.B) { benchCold(b, bc.allSync) })
+	}
+}
+
+func benchCold(b *testing.B, allSync bool) {
+	durations := make([]time.Duration, 0, 16)
+	for b.Loop() {
+		b.StopTimer()
+		h, tok, body, _ := benchServer(b, 50*time.Millisecond, allSync)
+		warmKeys(b, h, tok) // certs fetched; the vendors stay cold
+		b.StartTimer()
+		start := time.Now()
+		postOnce(b, h, tok, body)
+		durations = append(durations, time.Since(start))
+	}
+	reportPercentiles(b, durations)
+}
+
+// warmKeys makes one empty request so the Access certs are fetched before
+// timing.
+func warmKeys(b *testing.B, h http.Handler, tok string) {
+	postOnce(b, h, tok, []byte(`{"devices":[]}`))
+}
+
+func reportPercentiles(b *testing.B, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	p := func(q float64) float64 { return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000 }
+	b.ReportMetric(p(0.50), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+}

@@ -54,7 +54,7 @@ type Config struct {
 	// Memory, if set, remembers every batch's results by device_id.
 	Memory *PostureMemory
 	// Routes, if set, adds more routes (External Evaluation) to the router.
-	Routes   func(r gin.IRouter, keys *KeySet)
+	Routes   func(r gin.IRouter, keys *KeySet) error
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 }
@@ -144,7 +144,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})))
 	if s.cfg.Routes != nil {
-		s.cfg.Routes(r, s.keys)
+		if err := s.cfg.Routes(r, s.keys); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	return r, nil
 }

@@ -42,7 +42,7 @@ func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handle
 		b.Fatal(err)
 	}
 	a.syncNow(b.Context())
-	srv, err := a.newServer()
+	srv, _, err := a.newServer(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -122,7 +122,9 @@ func reportPercentiles(b *testing.B, d []time.Duration) {
 		return
 	}
 	slices.Sort(d)
-	p := func(q float64) float64 { return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000 }
+	p := func(q float64) float64 {
+		return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
+	}
 	b.ReportMetric(p(0.50), "p50-ms")
 	b.ReportMetric(p(0.99), "p99-ms")
 }

@@ -17,18 +17,20 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
+	"github.com/postured/postured/server/evaluate"
 )
 
 // Config is postured's configuration file. Field docs are in
 // config.example.yaml, which check-config must accept.
 type Config struct {
-	Listen    string        `yaml:"listen"`
-	Log       LogConfig     `yaml:"log"`
-	Access    AccessConfig  `yaml:"access"`
-	Posture   PostureConfig `yaml:"posture"`
-	Providers ProviderList  `yaml:"providers"`
-	Cache     CacheConfig   `yaml:"cache"`
-	Server    ServerConfig  `yaml:"server"`
+	Listen             string          `yaml:"listen"`
+	Log                LogConfig       `yaml:"log"`
+	Access             AccessConfig    `yaml:"access"`
+	Posture            PostureConfig   `yaml:"posture"`
+	Providers          ProviderList    `yaml:"providers"`
+	Cache              CacheConfig     `yaml:"cache"`
+	Server             ServerConfig    `yaml:"server"`
+	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -188,6 +190,10 @@ func (c *Config) defaults() {
 	setDefault(&c.Cache.NegativeTTL, providers.Duration(time.Minute))
 	setDefault(&c.Cache.MaxEntries, 1_000_000)
 	setDefault(&c.Server.ShutdownTimeout, providers.Duration(15*time.Second))
+	c.ExternalEvaluation.Defaults()
+	if c.ExternalEvaluation.KeyStore == evaluate.KeyStoreRedis && c.ExternalEvaluation.RedisURL == "" {
+		c.ExternalEvaluation.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
+	}
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -271,7 +277,27 @@ func (c *Config) validate(root *yaml.Node) []error {
 			bad("server.trusted_proxies", "%q is not an IP or CIDR", p)
 		}
 	}
+	if ee := &c.ExternalEvaluation; ee.Enabled {
+		if c.Access.InsecureSkipVerify {
+			bad("external_evaluation.enabled", "needs the team's Access keys: not allowed with access.insecure_skip_verify")
+		}
+		if err := ee.Validate(); err != nil {
+			errs = append(errs, evaluate.LocateErrors(err, mappingValue(docRoot(root), "external_evaluation"), "external_evaluation."))
+		}
+		for _, p := range ee.ReferencedProviders() {
+			if !names[p] {
+				bad("external_evaluation.rules", "provider_scores names unknown provider %q", p)
+			}
+		}
+	}
 	return errs
+}
+
+func docRoot(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		return n.Content[0]
+	}
+	return n
 }
 
 // lineOf returns "line N: " for a dotted key path, or "" if the key is not

@@ -51,9 +51,10 @@ func (s *syncBuffer) String() string {
 
 // instance is a running postured under test.
 type instance struct {
-	url    string
-	issuer *localaccess.Issuer
-	logs   *syncBuffer
+	url     string
+	issuer  *localaccess.Issuer
+	logs    *syncBuffer
+	cfgPath string
 }
 
 // startPostured writes cfgYAML (with %CERTS% replaced by a local certs
@@ -91,7 +92,7 @@ func startPostured(t *testing.T, cfgYAML string) *instance {
 	})
 	select {
 	case a := <-addr:
-		return &instance{url: "http://" + a, issuer: iss, logs: logs}
+		return &instance{url: "http://" + a, issuer: iss, logs: logs, cfgPath: path}
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	case <-time.After(10 * time.Second):

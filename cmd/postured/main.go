@@ -32,6 +32,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
+	"github.com/postured/postured/server/evaluate"
 )
 
 func main() {
@@ -49,6 +50,11 @@ commands:
   check-config  -c FILE              validate FILE and print the effective config (secrets redacted)
   explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
                                      score one device with the real providers and say why
+  explain       -c FILE --identity IDENTITY.json [device flags] [--json]
+                                     which External Evaluation rule decides for this identity, and why;
+                                     device flags supply the posture of its device
+  keys rotate   -c FILE              publish a new External Evaluation signing key (signs after rotation_overlap)
+  keys list     -c FILE [--json]     the signing keys and their state
   healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
   version                            print the version (also --version)
 `
@@ -69,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
+	case "keys":
+		err = cmdKeys(ctx, args[1:], stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(args[1:])
 	case "version", "--version", "-version":
@@ -164,10 +172,15 @@ func serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Pr
 	if err != nil {
 		return err
 	}
-	srv, err := a.newServer()
+	srv, closeEval, err := a.newServer(ctx)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := closeEval(); err != nil {
+			logger.Warn("closing external evaluation", "error", err)
+		}
+	}()
 	if cfg.Access.InsecureSkipVerify {
 		logger.Warn("ACCESS TOKEN VERIFICATION IS DISABLED (access.insecure_skip_verify): anyone who can reach " +
 			cfg.Listen + " can read device posture. Never run this way in production.")
@@ -194,12 +207,14 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&d.MAC, "mac", "", "MAC address")
 	fs.StringVar(&d.Hostname, "hostname", "", "hostname")
 	fs.StringVar(&d.Email, "email", "", "user email")
+	identity := fs.String("identity", "", "External Evaluation: the identity JSON (get-identity or a token payload)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if d.Serial == "" && d.MAC == "" && d.Hostname == "" && d.Email == "" {
-		return errors.New("explain: give at least one of --serial, --mac, --hostname, --email")
+	hasDevice := d.Serial != "" || d.MAC != "" || d.Hostname != "" || d.Email != ""
+	if !hasDevice && *identity == "" {
+		return errors.New("explain: give at least one of --serial, --mac, --hostname, --email, or --identity")
 	}
 	cfg, err := loadConfig(fs, *file)
 	if err != nil {
@@ -211,6 +226,9 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	a.syncNow(ctx)
 	d.ID = "explain"
+	if *identity != "" {
+		return explainIdentity(ctx, a, *identity, d, hasDevice, *asJSON, stdout)
+	}
 	res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -218,6 +236,96 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 		return enc.Encode(res[0].Explanation)
 	}
 	return printExplanation(stdout, res[0].Explanation)
+}
+
+// explainIdentity runs the External Evaluation rules for an identity. The
+// identity's device_id is given the posture of the device flags, if any,
+// scored now with the real providers; without them the device has no
+// posture data, as for a device no batch has carried yet.
+func explainIdentity(ctx context.Context, a *app, path string, d aggregate.Device, hasDevice, asJSON bool, stdout io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	var source evaluate.PostureSource
+	if hasDevice {
+		res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
+		p := evaluate.Posture{Score: res[0].Score, Providers: map[string]int{}, At: time.Now()}
+		for _, pd := range res[0].Explanation.Providers {
+			if pd.Counted {
+				p.Providers[pd.Provider] = pd.Score
+			}
+		}
+		source = fixedPosture(p)
+	}
+	dec, err := evaluate.Explain(ctx, a.cfg.ExternalEvaluation, source, time.Now(), data)
+	if err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(dec)
+	}
+	return dec.WriteText(stdout)
+}
+
+// fixedPosture answers for whatever device_id the identity carries with the
+// posture computed from the command-line device flags.
+type fixedPosture evaluate.Posture
+
+func (f fixedPosture) DevicePosture(context.Context, string) (evaluate.Posture, bool) {
+	return evaluate.Posture(f), true
+}
+
+func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
+		return errors.New("keys: want `keys rotate -c FILE` or `keys list -c FILE [--json]`")
+	}
+	fs, file := newFlags("keys " + args[0])
+	asJSON := fs.Bool("json", false, "print JSON (list)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, *file)
+	if err != nil {
+		return err
+	}
+	ee := cfg.ExternalEvaluation
+	store, err := evaluate.OpenKeyStore(ee)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer store.Close()
+	now := time.Now()
+	var ring evaluate.Ring
+	if args[0] == "rotate" {
+		ring, err = evaluate.Rotate(ctx, store, now, time.Duration(ee.RotationOverlap), time.Duration(ee.RotationGrace))
+	} else {
+		ring, err = store.Load(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("keys %s: %w", args[0], err)
+	}
+	keys := ring.Describe(now, time.Duration(ee.RotationGrace))
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(keys)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tSTATE\tBITS\tPUBLISHED\tSIGNS FROM\tRETIRED\tLEAVES /keys")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", k.ID, k.State, k.Bits, stamp(k.PublishedAt), stamp(k.SignsFrom), stamp(k.RetiredAt), stamp(k.DropAt))
+	}
+	return tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func printExplanation(w io.Writer, ex aggregate.Explanation) error {

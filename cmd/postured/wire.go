@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postured/postured/aggregate"
@@ -18,6 +20,7 @@ import (
 	"github.com/postured/postured/providers/jamf"
 	"github.com/postured/postured/providers/static"
 	"github.com/postured/postured/server"
+	"github.com/postured/postured/server/evaluate"
 )
 
 // registry is the one list of provider types postured knows. Adding a
@@ -147,10 +150,39 @@ func (a *app) syncNow(ctx context.Context) {
 	}
 }
 
-// newServer builds the HTTP server over the app.
-func (a *app) newServer() (*server.Server, error) {
+// newServer builds the HTTP server over the app, with External Evaluation
+// when it is enabled. The returned close releases the evaluation handler
+// (revocations in flight, key store) once the server has stopped.
+func (a *app) newServer(ctx context.Context) (*server.Server, func() error, error) {
 	c := a.cfg
-	return server.New(server.Config{
+	closeFn := func() error { return nil }
+	var memory *server.PostureMemory
+	var routes func(gin.IRouter, *server.KeySet) error
+	if ee := c.ExternalEvaluation; ee.Enabled {
+		memory = server.NewPostureMemory(server.PostureMemoryConfig{
+			Engine: a.engine, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
+			Deadline: time.Duration(ee.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
+		})
+		h, err := evaluate.New(ctx, evaluate.Options{
+			Config: ee, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
+			Registry: a.registry,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		closeFn = h.Close
+		routes = func(r gin.IRouter, keys *server.KeySet) error {
+			if keys == nil {
+				return errors.New("external evaluation needs the Access key set")
+			}
+			if err := h.UseKeySet(keys); err != nil {
+				return err
+			}
+			h.Register(r)
+			return nil
+		}
+	}
+	srv, err := server.New(server.Config{
 		Listen: c.Listen,
 		Access: server.AccessConfig{
 			TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
@@ -162,7 +194,32 @@ func (a *app) newServer() (*server.Server, error) {
 		Statuses:           a.statuses,
 		TrustedProxies:     c.Server.TrustedProxies,
 		ShutdownTimeout:    time.Duration(c.Server.ShutdownTimeout),
+		Memory:             memory,
+		Routes:             routes,
 		Logger:             a.logger,
 		Registry:           a.registry,
 	})
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, err
+	}
+	return srv, closeFn, nil
+}
+
+// postureSource lets External Evaluation rules read the posture postured
+// last computed for a device_id (counted providers only).
+type postureSource struct{ m *server.PostureMemory }
+
+func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (evaluate.Posture, bool) {
+	dp, ok := p.m.DevicePosture(ctx, deviceID)
+	if !ok {
+		return evaluate.Posture{}, false
+	}
+	scores := make(map[string]int, len(dp.Providers))
+	for name, pp := range dp.Providers {
+		if pp.Counted {
+			scores[name] = pp.Score
+		}
+	}
+	return evaluate.Posture{Score: dp.Score, Providers: scores, At: dp.At}, true
 }

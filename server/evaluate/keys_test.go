@@ -1,0 +1,519 @@
+package evaluate
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// rfc7638 computes the SHA-256 thumbprint by hand (RFC 7638 section 3.1:
+// the required members in lexicographic order, no whitespace), as an
+// independent check of the kid.
+func rfc7638(pub *rsa.PublicKey) string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	e := beBytes(pub.E)
+	sum := sha256.Sum256([]byte(`{"e":"` + b64(e) + `","kty":"RSA","n":"` + b64(pub.N.Bytes()) + `"}`))
+	return hex.EncodeToString(sum[:])
+}
+
+func beBytes(e int) []byte {
+	var out []byte
+	for ; e > 0; e >>= 8 {
+		out = append([]byte{byte(e)}, out...)
+	}
+	return out
+}
+
+func TestKeysDocument(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	set, doc := f.jwks(t, "/keys")
+	set2, _ := f.jwks(t, "/keys/")
+	if len(set.Keys) != 1 || len(set2.Keys) != 1 || set.Keys[0].KeyID != set2.Keys[0].KeyID {
+		t.Fatalf("/keys %v, /keys/ %v: want the same single key", set.Keys, set2.Keys)
+	}
+	var raw struct {
+		Keys       []map[string]any `json:"keys"`
+		PublicCert struct {
+			Kid  string `json:"kid"`
+			Cert string `json:"cert"`
+		} `json:"public_cert"`
+		PublicCerts []struct {
+			Kid  string `json:"kid"`
+			Cert string `json:"cert"`
+		} `json:"public_certs"`
+	}
+	b, _ := json.Marshal(doc)
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	k := raw.Keys[0]
+	if k["kty"] != "RSA" || k["alg"] != "RS256" || k["use"] != "sig" || k["e"] != "AQAB" || k["n"] == "" {
+		t.Errorf("JWK %v", k)
+	}
+	for name := range k {
+		if !slices.Contains([]string{"kty", "kid", "alg", "use", "n", "e"}, name) {
+			t.Errorf("JWK has unexpected member %q (private part?)", name)
+		}
+	}
+	pub := set.Keys[0].Key.(*rsa.PublicKey)
+	if pub.N.BitLen() < 2048 {
+		t.Errorf("key is %d bits", pub.N.BitLen())
+	}
+	if kid := rfc7638(pub); k["kid"] != kid {
+		t.Errorf("kid %v, want RFC 7638 thumbprint %s", k["kid"], kid)
+	}
+	if raw.PublicCert.Kid != k["kid"] || len(raw.PublicCerts) != 1 || raw.PublicCerts[0].Kid != k["kid"] {
+		t.Errorf("public_cert %v public_certs %v", raw.PublicCert.Kid, raw.PublicCerts)
+	}
+	block, _ := pem.Decode([]byte(raw.PublicCert.Cert))
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("public_cert is not a PEM certificate: %q", raw.PublicCert.Cert)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cert.PublicKey.(*rsa.PublicKey).Equal(pub) {
+		t.Error("certificate key differs from the JWK")
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		t.Errorf("certificate is not self-signed: %v", err)
+	}
+	// Replicas must serve the same document: the certificate is
+	// deterministic.
+	_, doc2 := f.jwks(t, "/keys")
+	if !bytes.Equal(doc["public_certs"], doc2["public_certs"]) {
+		t.Error("certificates differ between two requests")
+	}
+}
+
+// TestKeyPersistsAcrossRestart: the key is created 0600 at first start and
+// reused, byte for byte, by the next start.
+func TestKeyPersistsAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "ee.pem")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
+	acc := newAccess(t)
+	first := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	kid1 := first.verifyAsAccess(t, first.evaluate(t, acc.token(t, claims(t0, "n1", map[string]any{"email": "bob@example.com"}))), "n1").kid
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("key file mode %04o, want 0600", perm)
+	}
+	data1, _ := os.ReadFile(path)
+	first.srv.Close()
+	_ = first.h.Close()
+
+	second := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	kid2 := second.verifyAsAccess(t, second.evaluate(t, acc.token(t, claims(t0, "n2", map[string]any{"email": "bob@example.com"}))), "n2").kid
+	if kid1 != kid2 {
+		t.Errorf("kid changed across restart: %s -> %s", kid1, kid2)
+	}
+	if data2, _ := os.ReadFile(path); !bytes.Equal(data1, data2) {
+		t.Error("key file rewritten on restart")
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".ee.pem.tmp-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func pemOf(t *testing.T, typ string, der []byte, headers map[string]string) []byte {
+	t.Helper()
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: headers, Bytes: der})
+}
+
+// TestOperatorSuppliedKey: a plain PKCS#1 or PKCS#8 RSA key (openssl
+// genrsa) signs from the start.
+func TestOperatorSuppliedKey(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
+	for name, data := range map[string][]byte{
+		"PKCS#1": pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv), nil),
+		"PKCS#8": pemOf(t, "PRIVATE KEY", pkcs8, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "k.pem")
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
+			f := newFixture(t, fixtureOpts{cfg: &cfg})
+			v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"}))), "n")
+			if v.kid != rfc7638(&priv.PublicKey) {
+				t.Errorf("kid %s, want the thumbprint of the supplied key", v.kid)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+				t.Error("supplied key file was rewritten")
+			}
+		})
+	}
+}
+
+func TestKeyFileRefused(t *testing.T) {
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := NewSigningKey(t0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodPEM, _ := encodeRing(Ring{Keys: []SigningKey{good}})
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
+	goodDER, _ := x509.MarshalPKCS8PrivateKey(good.Private)
+	tests := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+		want string
+	}{
+		{"readable by group", goodPEM, 0o640, "mode 0640"},
+		{"readable by others", goodPEM, 0o604, "mode 0604"},
+		{"1024-bit key", pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(small), nil), 0o600, "1024 bits; at least 2048"},
+		{"EC key", pemOf(t, "PRIVATE KEY", ecDER, nil), 0o600, "only RSA keys"},
+		{"encrypted key", pemOf(t, "ENCRYPTED PRIVATE KEY", []byte{1}, nil), 0o600, "encrypted keys are not supported"},
+		{"certificate only", pemOf(t, "CERTIFICATE", []byte{1}, nil), 0o600, `unexpected "CERTIFICATE" block`},
+		{"not PEM", []byte("hello"), 0o600, "not a PEM block"},
+		{"truncated", goodPEM[:len(goodPEM)/2], 0o600, "not a PEM block"},
+		{"kid header lies", pemOf(t, "PRIVATE KEY", goodDER, map[string]string{"Kid": strings.Repeat("0", 64)}), 0o600, "does not match the key"},
+		{"bad schedule", pemOf(t, "PRIVATE KEY", goodDER, map[string]string{"Signs-From": "tomorrow"}), 0o600, "not an RFC 3339 time"},
+		{"same key twice", append(slices.Clone(goodPEM), goodPEM...), 0o600, "appears twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "k.pem")
+			if err := os.WriteFile(path, tc.data, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil { // umask
+				t.Fatal(err)
+			}
+			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
+			cfg.Defaults()
+			_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, tc.data) {
+				t.Error("a refused key file was overwritten")
+			}
+		})
+	}
+}
+
+// TestKeyFileDirectoryMissing: a clear error, no key made up in memory.
+func TestKeyFileDirectoryMissing(t *testing.T) {
+	cfg := Config{Enabled: true, KeyFile: filepath.Join(t.TempDir(), "nope", "k.pem"), Rules: testRules()}
+	cfg.Defaults()
+	_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestRotateEmptyRing: `postured keys rotate` before any start makes a key
+// that signs at once, there being nothing to overlap with.
+func TestRotateEmptyRing(t *testing.T) {
+	store := NewFileStore(filepath.Join(t.TempDir(), "k.pem"))
+	r, err := Rotate(t.Context(), store, t0, time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := r.Signer(t0); len(r.Keys) != 1 || !ok || !r.Keys[0].SignsFrom.Equal(t0) || s.ID != r.Keys[0].ID {
+		t.Errorf("ring %+v", r.Describe(t0, time.Hour))
+	}
+	if _, err := Rotate(t.Context(), store, t0, -time.Second, time.Hour); err == nil {
+		t.Error("negative overlap accepted")
+	}
+}
+
+// TestRotationWithOverlap plays `postured keys rotate` against a running
+// server: the new key is published first, signs after the overlap, and the
+// old one leaves /keys after the grace period. Both verify while both are
+// published.
+func TestRotationWithOverlap(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	bob := map[string]any{"email": "bob@example.com"}
+	ask := func(nonce string) string {
+		return f.evaluate(t, f.access.token(t, claims(f.clock.Now(), nonce, bob)))
+	}
+	kids := func() []string {
+		set, _ := f.jwks(t, "/keys")
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KeyID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	old := f.verifyAsAccess(t, ask("n0"), "n0").kid
+
+	// The CLI, another process: its own store over the same file.
+	cli := NewFileStore(f.cfg.KeyFile)
+	ring, err := Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ring.Keys) != 2 || ring.Keys[0].ID != old {
+		t.Fatalf("ring after rotate: %+v", ring.Describe(f.clock.Now(), 24*time.Hour))
+	}
+	next := ring.Keys[1].ID
+	switchAt := ring.Keys[1].SignsFrom
+	if !switchAt.Equal(f.clock.Now().Add(time.Hour)) || !ring.Keys[0].RetiredAt.Equal(switchAt) {
+		t.Errorf("schedule: new signs from %v, old retires %v", switchAt, ring.Keys[0].RetiredAt)
+	}
+
+	// The server notices at its next reload, without a restart.
+	f.clock.Advance(DefaultReloadInterval + time.Second)
+	both := []string{old, next}
+	slices.Sort(both)
+	if got := kids(); !slices.Equal(got, both) {
+		t.Fatalf("/keys during overlap %v, want both %v", got, both)
+	}
+	if v := f.verifyAsAccess(t, ask("n1"), "n1"); v.kid != old {
+		t.Errorf("during overlap signed by %s, want the old key", v.kid)
+	}
+	_, doc := f.jwks(t, "/keys")
+	if !strings.Contains(string(doc["public_cert"]), old) {
+		t.Errorf("public_cert during overlap: %s", doc["public_cert"])
+	}
+
+	// Just before the switch the old key signs; just after, the new one;
+	// both answers verify against /keys while both are published.
+	f.clock.Advance(switchAt.Sub(f.clock.Now()) - time.Second)
+	beforeSwitch := ask("n2")
+	f.clock.Advance(10 * time.Second)
+	afterSwitch := ask("n3")
+	if v := f.verifyAsAccess(t, beforeSwitch, "n2"); v.kid != old || !v.success {
+		t.Errorf("before the switch: kid %s success %v", v.kid, v.success)
+	}
+	if v := f.verifyAsAccess(t, afterSwitch, "n3"); v.kid != next || !v.success {
+		t.Errorf("after the switch: kid %s success %v", v.kid, v.success)
+	}
+	if got := kids(); !slices.Equal(got, both) {
+		t.Errorf("/keys after the switch %v, want both (grace)", got)
+	}
+
+	// After the grace period the old key is gone.
+	f.clock.Advance(24 * time.Hour)
+	if got := kids(); !slices.Equal(got, []string{next}) {
+		t.Errorf("/keys after grace %v, want only %s", got, next)
+	}
+	states := map[string]string{}
+	for _, s := range ring.Describe(f.clock.Now(), 24*time.Hour) {
+		states[s.ID] = s.State
+	}
+	if states[old] != "dropped" || states[next] != "signing" {
+		t.Errorf("states after grace %v", states)
+	}
+
+	// The next rotation removes the dropped key from the store.
+	ring, err = Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ring.Keys) != 2 || ring.Keys[0].ID != next {
+		t.Errorf("ring after second rotation: %+v", ring.Describe(f.clock.Now(), 24*time.Hour))
+	}
+}
+
+func TestRingSchedule(t *testing.T) {
+	k := func(id string, from, retired time.Duration) SigningKey {
+		sk := SigningKey{ID: id, SignsFrom: t0.Add(from)}
+		if retired != 0 {
+			sk.RetiredAt = t0.Add(retired)
+		}
+		return sk
+	}
+	grace := 24 * time.Hour
+	tests := []struct {
+		name      string
+		ring      Ring
+		at        time.Duration
+		signer    string
+		published []string
+	}{
+		{"single", Ring{Keys: []SigningKey{k("a", 0, 0)}}, 0, "a", []string{"a"}},
+		{"overlap", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Minute, "a", []string{"a", "b"}},
+		{"switch instant", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Hour, "b", []string{"a", "b"}},
+		{"grace end", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Hour + grace, "b", []string{"b"}},
+		{"two pending", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 2*time.Hour), k("c", 2*time.Hour, 0)}}, 90 * time.Minute, "b", []string{"a", "b", "c"}},
+		{"clock behind every key", Ring{Keys: []SigningKey{k("a", time.Hour, 2*time.Hour), k("b", 2*time.Hour, 0)}}, 0, "a", []string{"a", "b"}},
+		{"only retired keys: newest signs, stays published", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 2*time.Hour)}}, 3 * grace, "b", []string{"b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0.Add(tc.at)
+			s, ok := tc.ring.Signer(now)
+			if !ok || s.ID != tc.signer {
+				t.Errorf("signer %q, want %q", s.ID, tc.signer)
+			}
+			var got []string
+			for _, p := range tc.ring.Published(now, grace) {
+				got = append(got, p.ID)
+			}
+			if !slices.Equal(got, tc.published) {
+				t.Errorf("published %v, want %v", got, tc.published)
+			}
+		})
+	}
+}
+
+// TestFileStoreConcurrentWriters: first starts racing on an empty file
+// agree on one key, and concurrent rotations lose no update.
+func TestFileStoreConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.pem")
+	const n = 4
+	kids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := EnsureKey(context.Background(), NewFileStore(path), t0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			kids[i] = r.Keys[0].ID
+		})
+	}
+	wg.Wait()
+	for _, k := range kids {
+		if k != kids[0] {
+			t.Fatalf("replicas generated different keys: %v", kids)
+		}
+	}
+	for range n {
+		wg.Go(func() {
+			if _, err := Rotate(context.Background(), NewFileStore(path), t0, time.Hour, 24*time.Hour); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	r, err := NewFileStore(path).Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Keys) != n+1 {
+		t.Errorf("ring has %d keys after %d rotations, want %d", len(r.Keys), n, n+1)
+	}
+}
+
+func TestRingRoundTrip(t *testing.T) {
+	a, _ := NewSigningKey(t0, t0)
+	b, _ := NewSigningKey(t0.Add(time.Minute), t0.Add(time.Hour))
+	a.RetiredAt = b.SignsFrom
+	data, err := encodeRing(Ring{Keys: []SigningKey{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeRing(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Keys) != 2 {
+		t.Fatalf("%d keys", len(r.Keys))
+	}
+	for i, want := range []SigningKey{a, b} {
+		got := r.Keys[i]
+		if got.ID != want.ID || !got.PublishedAt.Equal(want.PublishedAt) || !got.SignsFrom.Equal(want.SignsFrom) ||
+			!got.RetiredAt.Equal(want.RetiredAt) || !got.Private.Equal(want.Private) {
+			t.Errorf("key %d: got %s %v %v %v, want %s %v %v %v", i, got.ID, got.PublishedAt, got.SignsFrom, got.RetiredAt,
+				want.ID, want.PublishedAt, want.SignsFrom, want.RetiredAt)
+		}
+	}
+	// The schedule is readable in the file.
+	if !bytes.Contains(data, []byte("Signs-From: "+b.SignsFrom.Format(time.RFC3339Nano))) {
+		t.Errorf("file:\n%s", data)
+	}
+}
+
+// TestReloadFailureKeepsRing: a key file broken while running is reported,
+// and the server keeps signing with the ring it has.
+func TestReloadFailureKeepsRing(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	bob := map[string]any{"email": "bob@example.com"}
+	kid := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
+	if err := os.WriteFile(f.cfg.KeyFile, []byte("oops"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(DefaultReloadInterval)
+	if v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n2", bob))), "n2"); v.kid != kid {
+		t.Errorf("kid %s after a failed reload, want %s", v.kid, kid)
+	}
+	if n := testutil.ToFloat64(f.h.metrics.keyReloads.WithLabelValues("error")); n != 1 {
+		t.Errorf("reload errors %v", n)
+	}
+	if !strings.Contains(f.logs.String(), "key ring reload failed") {
+		t.Errorf("logs: %s", f.logs.String())
+	}
+	// Deleted: same.
+	_ = os.Remove(f.cfg.KeyFile)
+	if err := f.h.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "no signing key") {
+		t.Errorf("reload of a deleted file: %v", err)
+	}
+	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n3", bob))), "n3")
+}
+
+// TestConcurrentRequestsDuringRotation exercises the handler under -race.
+func TestConcurrentRequestsDuringRotation(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	tok := f.access.token(t, map[string]any{"exp": f.clock.Now().Add(time.Hour).Unix(), "nonce": "n",
+		"identity": map[string]any{"email": "bob@example.com"}})
+	body, _ := json.Marshal(map[string]string{"token": tok})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 5 {
+				resp, err := http.Post(f.srv.URL+"/evaluate", "application/json", bytes.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+				if resp, err = http.Get(f.srv.URL + "/keys"); err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	for range 3 {
+		if _, err := Rotate(t.Context(), NewFileStore(f.cfg.KeyFile), f.clock.Now(), 0, time.Hour); err != nil {
+			t.Error(err)
+		}
+		f.clock.Advance(DefaultReloadInterval)
+	}
+	wg.Wait()
+	f.verifyAsAccess(t, f.evaluate(t, tok), "n")
+}

@@ -1,0 +1,264 @@
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// KeyStore keeps the signing key ring where every process that signs or
+// rotates can reach it.
+type KeyStore interface {
+	// Load returns the stored ring; an empty ring if nothing is stored yet.
+	Load(ctx context.Context) (Ring, error)
+	// Update replaces the stored ring with fn(current), atomically with
+	// respect to other Updates; fn may run more than once. If fn returns
+	// ErrNoChange nothing is written and the current ring is returned.
+	Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error)
+	// Close releases connections.
+	Close() error
+}
+
+// ErrNoChange tells KeyStore.Update to leave the ring as it is.
+var ErrNoChange = errors.New("no change")
+
+// OpenKeyStore opens the store cfg.KeyStore names (defaults applied).
+func OpenKeyStore(cfg Config) (KeyStore, error) {
+	switch cfg.KeyStore {
+	case KeyStoreFile, "":
+		if cfg.KeyFile == "" {
+			return nil, errors.New("external_evaluation: key_file is required")
+		}
+		return NewFileStore(cfg.KeyFile), nil
+	case KeyStoreRedis:
+		return NewRedisStore(cfg.RedisURL.Reveal(), cfg.RedisPrefix)
+	default:
+		return nil, fmt.Errorf("external_evaluation: unknown key_store %q", cfg.KeyStore)
+	}
+}
+
+// maxKeyFileBytes bounds the key ring file (a few keys of ~1.7 KB).
+const maxKeyFileBytes = 1 << 20
+
+// FileStore keeps the ring in one PEM file, mode 0600. Writes go to a
+// temporary file renamed over the old one, so a reader never sees half a
+// ring; writers take an flock on "<path>.lock".
+type FileStore struct {
+	path string
+}
+
+// NewFileStore returns the store for path; nothing is read yet.
+func NewFileStore(path string) *FileStore { return &FileStore{path: path} }
+
+// Load implements KeyStore. A missing file is an empty ring; a file
+// readable or writable by group or others is refused.
+func (s *FileStore) Load(_ context.Context) (Ring, error) {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Ring{}, nil
+	}
+	if err != nil {
+		return Ring{}, fmt.Errorf("key_file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Ring{}, fmt.Errorf("key_file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Ring{}, fmt.Errorf("key_file %s is not a regular file", s.path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return Ring{}, fmt.Errorf("key_file %s has mode %04o: a private key must not be accessible to group or others; chmod 600 it", s.path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	if err != nil {
+		return Ring{}, fmt.Errorf("key_file: %w", err)
+	}
+	if len(data) > maxKeyFileBytes {
+		return Ring{}, fmt.Errorf("key_file %s is larger than %d bytes", s.path, maxKeyFileBytes)
+	}
+	r, err := decodeRing(data)
+	if err != nil {
+		return Ring{}, fmt.Errorf("key_file %s: %w", s.path, err)
+	}
+	return r, nil
+}
+
+// Update implements KeyStore.
+func (s *FileStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
+	if dir := filepath.Dir(s.path); !isDir(dir) {
+		return Ring{}, fmt.Errorf("key_file %s: directory %s does not exist (mount a writable volume there or set key_file)", s.path, dir)
+	}
+	unlock, err := lockFile(s.path + ".lock")
+	if err != nil {
+		return Ring{}, fmt.Errorf("key_file: lock: %w", err)
+	}
+	defer unlock()
+	cur, err := s.Load(ctx)
+	if err != nil {
+		return Ring{}, err
+	}
+	next, err := fn(cur)
+	if errors.Is(err, ErrNoChange) {
+		return cur, nil
+	}
+	if err != nil {
+		return Ring{}, err
+	}
+	data, err := encodeRing(next)
+	if err != nil {
+		return Ring{}, err
+	}
+	if err := writeFileAtomic(s.path, data); err != nil {
+		return Ring{}, fmt.Errorf("key_file: %w", err)
+	}
+	return next, nil
+}
+
+// Close implements KeyStore.
+func (s *FileStore) Close() error { return nil }
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// writeFileAtomic writes data to a 0600 temporary file next to path, syncs
+// it and renames it over path.
+func writeFileAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil { // persist the rename; best effort
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// redisRingKey is the Redis key (after the prefix) holding the ring, in the
+// same PEM form as the key file.
+const redisRingKey = "signing-keys"
+
+// maxUpdateAttempts bounds optimistic retries when replicas race.
+const maxUpdateAttempts = 10
+
+// RedisStore keeps the ring in one Redis string so replicas share it.
+// Updates are WATCH/MULTI transactions, retried when another writer wins.
+type RedisStore struct {
+	c   *redis.Client
+	key string
+}
+
+// NewRedisStore connects to url lazily; keys live under prefix.
+func NewRedisStore(url, prefix string) (*RedisStore, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		// The URL may carry a password: never echo it.
+		return nil, errors.New("external_evaluation: redis_url is not a valid redis:// URL")
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	return &RedisStore{c: redis.NewClient(opts), key: prefix + redisRingKey}, nil
+}
+
+// Load implements KeyStore.
+func (s *RedisStore) Load(ctx context.Context) (Ring, error) {
+	return s.load(ctx, s.c)
+}
+
+func (s *RedisStore) load(ctx context.Context, c redis.Cmdable) (Ring, error) {
+	b, err := c.Get(ctx, s.key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Ring{}, nil
+	}
+	if err != nil {
+		return Ring{}, fmt.Errorf("key store: redis get: %w", err)
+	}
+	r, err := decodeRing(b)
+	if err != nil {
+		return Ring{}, fmt.Errorf("key store: redis %s: %w", s.key, err)
+	}
+	return r, nil
+}
+
+// Update implements KeyStore.
+func (s *RedisStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
+	for range maxUpdateAttempts {
+		var result Ring
+		err := s.c.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := s.load(ctx, tx)
+			if err != nil {
+				return err
+			}
+			next, err := fn(cur)
+			if errors.Is(err, ErrNoChange) {
+				result = cur
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			data, err := encodeRing(next)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, s.key, data, 0)
+				return nil
+			}); err != nil {
+				return err
+			}
+			result = next
+			return nil
+		}, s.key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // another writer changed the ring: read it again
+		}
+		if err != nil {
+			return Ring{}, fmt.Errorf("key store: redis update: %w", err)
+		}
+		return result, nil
+	}
+	return Ring{}, errors.New("key store: redis update: too much contention")
+}
+
+// Close implements KeyStore.
+func (s *RedisStore) Close() error { return s.c.Close() }
+
+// Interface guards.
+var (
+	_ KeyStore = (*FileStore)(nil)
+	_ KeyStore = (*RedisStore)(nil)
+)

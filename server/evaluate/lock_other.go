@@ -1,0 +1,7 @@
+//go:build !unix
+
+package evaluate
+
+// lockFile is a no-op where flock does not exist: key file updates then
+// rely on the atomic rename alone, and must not run concurrently.
+func lockFile(string) (unlock func(), err error) { return func() {}, nil }

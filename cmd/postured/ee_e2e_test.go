@@ -60,7 +60,7 @@ func verifyAsAccess(t *testing.T, in *instance, body []byte, nonce string) bool 
 	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil {
 		t.Fatal(err)
 	}
-	jws, err := jose.ParseSigned(out.Token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(out.Token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,15 @@ func startPostured(t *testing.T, cfgYAML string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := runServe(t, cfg)
+	in.issuer, in.cfgPath = iss, path
+	return in
+}
+
+// runServe runs the real serve path with cfg on the port cfg.Listen asks
+// for until the test ends.
+func runServe(t *testing.T, cfg *Config) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	addr := make(chan string, 1)
@@ -92,7 +101,7 @@ func startPostured(t *testing.T, cfgYAML string) *instance {
 	})
 	select {
 	case a := <-addr:
-		return &instance{url: "http://" + a, issuer: iss, logs: logs, cfgPath: path}
+		return &instance{url: "http://" + a, logs: logs}
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	case <-time.After(10 * time.Second):

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -36,26 +35,8 @@ func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string) (*i
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, registry(), logs, func(a string) { addr <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case a := <-addr:
-		return &instance{url: "http://" + a, logs: logs}, logs
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("postured did not start")
-	}
-	return nil, nil
+	in := runServe(t, cfg)
+	return in, in.logs
 }
 
 // expectation is the independently computed answer for one device.

@@ -322,7 +322,7 @@ func (c *Client) Do(ctx context.Context, op string, req Request) (*Response, err
 			return out, c.wrap(op, &RateLimitedError{RetryAfter: d})
 		}
 	}
-	return out, c.wrap(op, &StatusError{Status: resp.Status, Body: snippet(resp.Body)})
+	return out, c.wrap(op, &StatusError{Status: resp.Status, Body: Snippet(resp.Body)})
 }
 
 type sentResponse struct {
@@ -430,7 +430,9 @@ func StandardRetryAfter(resp *http.Response) (time.Duration, bool) {
 	return 0, false
 }
 
-func snippet(b []byte) string {
+// Snippet is the start of a vendor body for an error message: trimmed,
+// valid UTF-8, at most 300 bytes.
+func Snippet(b []byte) string {
 	const max = 300
 	s := strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
 	if len(s) > max {

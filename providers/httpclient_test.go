@@ -966,8 +966,8 @@ func TestStatusErrorSnippetKeepsUTF8(t *testing.T) {
 	for _, prefix := range []string{"", "a", "ab"} { // shift 2- and 3-byte runes across byte 300
 		for _, r := range []string{"é", "€"} {
 			body := prefix + strings.Repeat(r, 400)
-			if got := snippet([]byte(body)); !utf8.ValidString(got) {
-				t.Errorf("snippet(%q + %q...) is not valid UTF-8: ends %q", prefix, r, got[len(got)-8:])
+			if got := Snippet([]byte(body)); !utf8.ValidString(got) {
+				t.Errorf("Snippet(%q + %q...) is not valid UTF-8: ends %q", prefix, r, got[len(got)-8:])
 			}
 		}
 	}

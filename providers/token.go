@@ -116,7 +116,7 @@ func ClientCredentials(tokenURL, clientID string, secret Secret, scopes []string
 	return func(ctx context.Context) (Token, error) {
 		t, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 		if err != nil {
-			return Token{}, redactSecret(redactTokenError(err), secret)
+			return Token{}, RedactSecret(redactTokenError(err), secret)
 		}
 		return Token{Value: t.AccessToken, Expiry: t.Expiry}, nil
 	}
@@ -133,11 +133,12 @@ func TokenHTTPClient(h HTTPConfig) *http.Client {
 	return hc
 }
 
-// redactSecret removes the secret, raw or URL-encoded, from an error's
-// text: a token endpoint or proxy may echo the form it was sent.
-func redactSecret(err error, secret Secret) error {
+// RedactSecret removes the secret, raw or URL-encoded, from an error's
+// text: a token endpoint or proxy may echo the form it was sent. Token
+// fetchers written by hand (Jamf, Falcon) apply it like ClientCredentials.
+func RedactSecret(err error, secret Secret) error {
 	raw := secret.Reveal()
-	if raw == "" {
+	if err == nil || raw == "" {
 		return err
 	}
 	msg := err.Error()
@@ -161,7 +162,7 @@ func redactTokenError(err error) error {
 		if re.ErrorCode != "" {
 			return fmt.Errorf("token endpoint answered %d: %s", status, re.ErrorCode)
 		}
-		return &StatusError{Status: status, Body: snippet(re.Body)}
+		return &StatusError{Status: status, Body: Snippet(re.Body)}
 	}
 	return redactURLError(err)
 }

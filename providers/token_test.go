@@ -494,3 +494,34 @@ func TestClientWithClientCredentialsEndToEnd(t *testing.T) {
 		t.Fatalf("token refetched: %d hits", ep.hits())
 	}
 }
+
+func TestRedactSecret(t *testing.T) {
+	const s = "p+ss/w=rd"
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nil stays nil", nil, ""},
+		{"raw", errors.New("echo: client_secret=" + s), "echo: client_secret=<redacted>"},
+		{"url-encoded", errors.New("echo: client_secret=" + url.QueryEscape(s)), "echo: client_secret=<redacted>"},
+		{"absent keeps the error", io.EOF, "EOF"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := RedactSecret(tc.err, Secret(s))
+			if tc.err == nil {
+				if got != nil {
+					t.Errorf("got %v", got)
+				}
+				return
+			}
+			if got.Error() != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := RedactSecret(io.EOF, Secret(s)); got != io.EOF {
+		t.Error("an error without the secret should be returned as is")
+	}
+}

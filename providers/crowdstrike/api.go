@@ -116,6 +116,11 @@ type tokenResponse struct {
 // Written by hand rather than with x/oauth2 to read X-Cs-Region and the
 // Falcon error envelope.
 func (p *Provider) fetchToken(ctx context.Context) (providers.Token, error) {
+	tok, err := p.requestToken(ctx)
+	return tok, providers.RedactSecret(err, p.secret)
+}
+
+func (p *Provider) requestToken(ctx context.Context) (providers.Token, error) {
 	form := url.Values{"client_id": {p.clientID}, "client_secret": {p.secret.Reveal()}}
 	if p.memberCID != "" {
 		form.Set("member_cid", p.memberCID)
@@ -166,11 +171,7 @@ func falconMessage(body []byte) string {
 	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 && env.Errors[0].Message != "" {
 		return env.Errors[0].Message
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
+	return providers.Snippet(body)
 }
 
 func redactURLError(err error) error {

@@ -75,10 +75,6 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	if cfg.ContainedScore != nil {
 		p.containedScore = *cfg.ContainedScore
 	}
-	// TokenHTTPClient's outer client (retryablehttp's StandardClient) would
-	// follow a wrong-cloud 308 with the secret in the body; report it
-	// instead.
-	p.tokenHTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if p.pageSize <= 0 || p.pageSize > maxQueryLimit {
 		p.pageSize = maxQueryLimit
 	}

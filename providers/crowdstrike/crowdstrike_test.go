@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -789,5 +791,27 @@ func TestPacer(t *testing.T) {
 	cancel()
 	if err := pc.wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait ignored cancellation: %v", err)
+	}
+}
+
+// A token endpoint (or a proxy in front of it) that echoes the form it was
+// sent must not put the client secret into our errors.
+func TestTokenErrorsNeverCarryTheSecret(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "bad request: %s", body)
+	}))
+	defer echo.Close()
+	cfg := testConfig(echo.URL)
+	cfg.Defaults()
+	p, err := New(cfg, providers.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02X"}})
+	if err == nil || !strings.Contains(err.Error(), "400") || strings.Contains(err.Error(), testSecret) ||
+		strings.Contains(err.Error(), url.QueryEscape(testSecret)) {
+		t.Errorf("err = %v", err)
 	}
 }

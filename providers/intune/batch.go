@@ -201,11 +201,7 @@ func itemRetryAfter(h map[string]string) (time.Duration, bool) {
 func itemError(a batchAnswer) error {
 	var ge graphError
 	if json.Unmarshal(a.Body, &ge) == nil && ge.Error.Code != "" {
-		msg := ge.Error.Message
-		if len(msg) > 200 {
-			msg = msg[:200] + "..."
-		}
-		return &providers.StatusError{Status: a.Status, Body: ge.Error.Code + ": " + msg}
+		return &providers.StatusError{Status: a.Status, Body: providers.Snippet([]byte(ge.Error.Code + ": " + ge.Error.Message))}
 	}
 	return &providers.StatusError{Status: a.Status}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +82,7 @@ func (f *tokenFetcher) oauth(ctx context.Context) (providers.Token, error) {
 			continue
 		}
 		if err != nil {
-			return providers.Token{}, err
+			return providers.Token{}, providers.RedactSecret(err, f.clientSecret)
 		}
 		var t struct {
 			AccessToken string  `json:"access_token"`
@@ -107,7 +106,7 @@ func (f *tokenFetcher) basic(ctx context.Context) (providers.Token, error) {
 		r.SetBasicAuth(f.user, f.password.Reveal())
 	})
 	if err != nil {
-		return providers.Token{}, err
+		return providers.Token{}, providers.RedactSecret(err, f.password)
 	}
 	var t struct {
 		Token   string `json:"token"`
@@ -148,7 +147,7 @@ func (f *tokenFetcher) post(ctx context.Context, path string, form []byte, auth 
 		return nil, fmt.Errorf("%s: read response: %w", path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		se := &providers.StatusError{Status: resp.StatusCode, Body: snippet(body)}
+		se := &providers.StatusError{Status: resp.StatusCode, Body: providers.Snippet(body)}
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			return nil, fmt.Errorf("%s: credentials rejected: %w", path, se)
 		}
@@ -173,14 +172,4 @@ func refreshAt(now, exp time.Time) time.Time {
 		return now.Add(tokenEarly + life/2)
 	}
 	return exp
-}
-
-// snippet is the start of a vendor body for an error message.
-func snippet(b []byte) string {
-	const max = 200
-	s := strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return s
 }

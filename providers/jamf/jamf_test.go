@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -796,5 +797,34 @@ func TestFilterEscapingRoundTrip(t *testing.T) {
 		if err != nil || ids(recs) != "40" {
 			t.Fatalf("%v: %q, %v", q, ids(recs), err)
 		}
+	}
+}
+
+// A token endpoint (or a proxy in front of it) that echoes the form it was
+// sent must not put the client secret or password into our errors.
+func TestTokenErrorsNeverCarryTheSecret(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "bad request: %s %s", body, r.Header.Get("Authorization"))
+	}))
+	defer echo.Close()
+	for _, tc := range []struct {
+		name   string
+		mut    func(*Config)
+		secret string
+	}{
+		{"client credentials", func(*Config) {}, testSecret},
+		{"basic auth", basicAuth, testPassword},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &env{url: echo.URL}
+			p, _ := newProv(t, e.config(tc.mut))
+			_, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02X"}})
+			if err == nil || !strings.Contains(err.Error(), "400") || strings.Contains(err.Error(), tc.secret) ||
+				strings.Contains(err.Error(), url.QueryEscape(tc.secret)) {
+				t.Errorf("err = %v", err)
+			}
+		})
 	}
 }

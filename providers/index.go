@@ -90,8 +90,6 @@ type Syncer struct {
 	idx    atomic.Pointer[Index]
 	mu     sync.Mutex
 	status Status
-	synced chan struct{} // closed after the first crawl attempt
-	once   sync.Once
 }
 
 // NewSyncer wraps l; Run must be started for it to have data.
@@ -99,7 +97,7 @@ func NewSyncer(name string, l Lister, interval time.Duration, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{name: name, list: l, interval: interval, logger: logger, synced: make(chan struct{})}
+	return &Syncer{name: name, list: l, interval: interval, logger: logger}
 }
 
 // Lookup answers from the last successful crawl, with no vendor call.
@@ -121,9 +119,6 @@ func (s *Syncer) Status() Status {
 	return s.status
 }
 
-// Synced is closed once the first crawl has finished, successfully or not.
-func (s *Syncer) Synced() <-chan struct{} { return s.synced }
-
 // Run crawls at once and then every interval until ctx ends.
 func (s *Syncer) Run(ctx context.Context) {
 	t := time.NewTicker(s.interval)
@@ -140,7 +135,6 @@ func (s *Syncer) Run(ctx context.Context) {
 
 // SyncOnce performs one crawl, bounded by the sync interval.
 func (s *Syncer) SyncOnce(ctx context.Context) {
-	defer s.once.Do(func() { close(s.synced) })
 	cctx, cancel := context.WithTimeout(ctx, max(s.interval, time.Minute))
 	defer cancel()
 	start := time.Now()

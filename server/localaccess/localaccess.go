@@ -92,13 +92,6 @@ func (i *Issuer) Current() *Key {
 	return i.keys[len(i.keys)-1]
 }
 
-// Retire unpublishes every key but the current one.
-func (i *Issuer) Retire() {
-	i.mu.Lock()
-	i.keys = i.keys[len(i.keys)-1:]
-	i.mu.Unlock()
-}
-
 // ServeHTTP serves the certs document: keys as JWKs, plus public_cert and
 // public_certs as PEM, like Access.
 func (i *Issuer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {

@@ -4,6 +4,7 @@
 // account.
 //
 //	mockvendors --listen :9000 --devices 5000 --seed 1 [--emit-batch batch.json]
+//	mockvendors demo [--listen 127.0.0.1:8080]   the mocks and postured together, in one process
 //
 // Everything is on one port under /intune, /jamf, /crowdstrike and /access;
 // --intune-listen and friends also serve one vendor at the root of its own
@@ -27,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/mockset"
+	"github.com/postured/postured/internal/mockset"
 )
 
 func main() {
@@ -43,6 +44,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "demo" {
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("mockvendors", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", ":9000", "address serving every mock under a path prefix")

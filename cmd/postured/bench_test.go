@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/mockset"
+	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/mockset"
 )
 
 // benchServer wires the demo configuration (crowdstrike and jamf in query
@@ -29,20 +30,20 @@ func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handle
 	mocks := httptest.NewServer(set.Handler())
 	b.Cleanup(mocks.Close)
 	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	text := demoConfig
+	text := mockset.DemoConfig
 	if allSync {
 		text = bytes.ReplaceAll(text, []byte("mode: query"), []byte("mode: sync"))
 	}
-	cfg, err := Parse(text, registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := build(cfg, registry(), slog.New(slog.DiscardHandler))
+	a, err := app.Build(cfg, app.Registry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	a.syncNow(b.Context())
-	srv, _, err := a.newServer(b.Context())
+	a.SyncNow(b.Context())
+	srv, _, err := a.NewServer(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/postured/postured/internal/app"
 	"github.com/sirupsen/logrus"
 )
 
@@ -523,7 +524,7 @@ func TestComposePosturedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(data, registry(), getenv)
+	cfg, err := app.Parse(data, app.Registry(), getenv)
 	if err != nil {
 		t.Fatalf("%s with the compose environment: %v", rel, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/postured/postured/internal/app"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -69,7 +71,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "postured.yaml", tc.yaml)
-			_, err := Load(p, registry(), env(tc.env))
+			_, err := app.Load(p, app.Registry(), env(tc.env))
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -91,42 +93,11 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestEnvExpansion(t *testing.T) {
-	tests := []struct {
-		in, want string
-		vars     map[string]string
-		err      string
-	}{
-		{"${A}", "x", map[string]string{"A": "x"}, ""},
-		{"pre-${A}-${B}", "pre-x-y", map[string]string{"A": "x", "B": "y"}, ""},
-		{"S3cret$USER!", "S3cret$USER!", nil, ""}, // bare $ is left alone
-		{"$${A}", "${A}", nil, ""},
-		{"${A}", "", nil, "environment variable A is not set"},
-		{"${A", "", nil, "unterminated"},
-		{"${1A}", "", nil, "invalid environment variable name"},
-		{"${A}", "", map[string]string{"A": ""}, ""}, // set but empty is a value
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := expand(tc.in, env(tc.vars))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Errorf("err = %v, want %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Errorf("got %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestEnvExpansionTypesAndKeys(t *testing.T) {
 	dir := t.TempDir()
 	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
 	y := "access: {team_domain: \"${TEAM}\", audience: [\"${AUD}\"]}\nposture:\n  max_devices: ${MAX}\nproviders:\n  - {name: inv, type: static, weight: 1, file: " + inv + "}\n"
-	cfg, err := Parse([]byte(y), registry(), env(map[string]string{"TEAM": "t.cloudflareaccess.com", "AUD": "a: b\nc", "MAX": "500"}))
+	cfg, err := app.Parse([]byte(y), app.Registry(), env(map[string]string{"TEAM": "t.cloudflareaccess.com", "AUD": "a: b\nc", "MAX": "500"}))
 	if err != nil {
 		t.Fatal(err)
 	}

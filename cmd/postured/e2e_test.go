@@ -23,7 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postured/postured/server/localaccess"
+	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/localaccess"
 )
 
 const (
@@ -75,7 +76,7 @@ func startPostured(t *testing.T, cfgYAML string) *instance {
 	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(path, registry(), os.LookupEnv)
+	cfg, err := app.Load(path, app.Registry(), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +87,13 @@ func startPostured(t *testing.T, cfgYAML string) *instance {
 
 // runServe runs the real serve path with cfg on the port cfg.Listen asks
 // for until the test ends.
-func runServe(t *testing.T, cfg *Config) *instance {
+func runServe(t *testing.T, cfg *app.Config) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, registry(), logs, func(a string) { addr <- a }) }()
+	go func() { done <- app.Serve(ctx, cfg, app.Registry(), logs, "test", func(a string) { addr <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/postured/postured/internal/app"
 )
 
 const eeConfig = e2eConfig + `
@@ -170,7 +171,7 @@ func TestExternalEvaluationConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml), registry(), env(nil))
+			_, err := app.Parse([]byte(tc.yaml), app.Registry(), env(nil))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v\nwant it to contain %q", err, tc.want)
 			}

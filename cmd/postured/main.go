@@ -3,7 +3,6 @@
 // the MDM/EDR backends it is configured with, and an External Evaluation
 // endpoint for Access policies.
 //
-//	postured demo
 //	postured serve -c postured.yaml
 //	postured check-config -c postured.yaml
 //	postured explain -c postured.yaml --serial C02XK1ZZJGH5 [--json]
@@ -17,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -31,7 +29,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/aggregate"
-	"github.com/postured/postured/providers"
+	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/server/evaluate"
 )
 
@@ -45,7 +43,6 @@ func main() {
 const usage = `usage: postured <command> [flags]
 
 commands:
-  demo          [--listen ADDR]      run postured against in-process mock vendors (no cloud account needed)
   serve         -c FILE              run the service
   check-config  -c FILE              validate FILE and print the effective config (secrets redacted)
   explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
@@ -69,8 +66,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
-	case "demo":
-		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args[1:], stdout)
 	case "explain":
@@ -128,11 +123,11 @@ func newFlags(name string) (*flag.FlagSet, *string) {
 	return fs, file
 }
 
-func loadConfig(fs *flag.FlagSet, file string) (*Config, error) {
+func loadConfig(fs *flag.FlagSet, file string) (*app.Config, error) {
 	if file == "" {
 		return nil, errors.New(fs.Name() + ": -c FILE is required")
 	}
-	return Load(file, registry(), os.LookupEnv)
+	return app.Load(file, app.Registry(), os.LookupEnv)
 }
 
 func cmdCheckConfig(args []string, stdout io.Writer) error {
@@ -161,43 +156,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, registry(), stderr, nil)
-}
-
-// serve runs postured until ctx ends. ready, if set, receives the listen
-// address once the server accepts connections.
-func serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Provider], logw io.Writer, ready func(addr string)) error {
-	logger := newLogger(cfg.Log, logw)
-	a, err := build(cfg, reg, logger)
-	if err != nil {
-		return err
-	}
-	srv, closeEval, err := a.newServer(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := closeEval(); err != nil {
-			logger.Warn("closing external evaluation", "error", err)
-		}
-	}()
-	if cfg.Access.InsecureSkipVerify {
-		logger.Warn("ACCESS TOKEN VERIFICATION IS DISABLED (access.insecure_skip_verify): anyone who can reach " +
-			cfg.Listen + " can read device posture. Never run this way in production.")
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	a.start(ctx)
-	logger.Info("postured listening", "addr", ln.Addr().String(), "version", version(),
-		"providers", len(cfg.Providers.Configs))
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
-	return srv.Run(ctx, ln)
+	return app.Serve(ctx, cfg, app.Registry(), stderr, version(), nil)
 }
 
 func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
@@ -220,16 +179,16 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, err := build(cfg, registry(), newLogger(LogConfig{Level: "error", Format: "text"}, os.Stderr))
+	a, err := app.Build(cfg, app.Registry(), app.NewLogger(app.LogConfig{Level: "error", Format: "text"}, os.Stderr))
 	if err != nil {
 		return err
 	}
-	a.syncNow(ctx)
+	a.SyncNow(ctx)
 	d.ID = "explain"
 	if *identity != "" {
 		return explainIdentity(ctx, a, *identity, d, hasDevice, *asJSON, stdout)
 	}
-	res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
+	res, _ := a.Engine().Evaluate(ctx, []aggregate.Device{d})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -242,14 +201,14 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 // identity's device_id is given the posture of the device flags, if any,
 // scored now with the real providers; without them the device has no
 // posture data, as for a device no batch has carried yet.
-func explainIdentity(ctx context.Context, a *app, path string, d aggregate.Device, hasDevice, asJSON bool, stdout io.Writer) error {
+func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.Device, hasDevice, asJSON bool, stdout io.Writer) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
 	var source evaluate.PostureSource
 	if hasDevice {
-		res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
+		res, _ := a.Engine().Evaluate(ctx, []aggregate.Device{d})
 		p := evaluate.Posture{Score: res[0].Score, Providers: map[string]int{}, At: time.Now()}
 		for _, pd := range res[0].Explanation.Providers {
 			if pd.Counted {
@@ -258,7 +217,7 @@ func explainIdentity(ctx context.Context, a *app, path string, d aggregate.Devic
 		}
 		source = fixedPosture(p)
 	}
-	dec, err := evaluate.Explain(ctx, a.cfg.ExternalEvaluation, source, time.Now(), data)
+	dec, err := evaluate.Explain(ctx, a.Config().ExternalEvaluation, source, time.Now(), data)
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/fleet"
-	"github.com/postured/postured/cmd/mockvendors/mockset"
+	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/internal/mockset"
 	"github.com/postured/postured/providers"
 )
 
@@ -24,14 +25,14 @@ func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string) (*i
 	t.Helper()
 	mocks := httptest.NewServer(set.Handler())
 	t.Cleanup(mocks.Close)
-	cfgText := string(demoConfig)
+	cfgText := string(mockset.DemoConfig)
 	if mode != "" {
 		cfgText = strings.ReplaceAll(cfgText, "mode: query", "mode: "+mode)
 		cfgText = strings.ReplaceAll(cfgText, "mode: sync", "mode: "+mode)
 	}
 	cfgText = strings.Replace(cfgText, "log: {level: info", "log: {level: "+logLevel, 1)
 	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := Parse([]byte(cfgText), registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse([]byte(cfgText), app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}

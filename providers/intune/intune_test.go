@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/fleet"
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/intune/intunemock"
 )

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/fleet"
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/jamf/jamfmock"
 )

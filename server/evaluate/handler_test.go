@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/postured/postured/server/localaccess"
+	"github.com/postured/postured/internal/localaccess"
 )
 
 // TestEvaluatePlaysAccess signs request tokens as Access, posts them and

@@ -19,7 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/postured/postured/server/localaccess"
+	"github.com/postured/postured/internal/localaccess"
 )
 
 // t0 is the fake clock's start: a Tuesday, 09:30 in Berlin (CET, UTC+1).

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/postured/postured/providers/mockkit"
+	"github.com/postured/postured/internal/mockkit"
 )
 
 // Limits of the real API the mock enforces (CrowdStrike swagger as generated

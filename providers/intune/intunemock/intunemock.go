@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postured/postured/providers/mockkit"
+	"github.com/postured/postured/internal/mockkit"
 )
 
 // Defaults the mock accepts when Options leave them empty.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postured/postured/providers/mockkit"
+	"github.com/postured/postured/internal/mockkit"
 )
 
 // serveToken is the Entra ID v2.0 token endpoint for the client credentials

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/postured/postured/providers/mockkit"
+	"github.com/postured/postured/internal/mockkit"
 )
 
 // Options configures a Server.

@@ -2,21 +2,22 @@
 // serves them under path prefixes, together with a stand-in for the
 // Cloudflare side of the demo: an Access certs endpoint and token minter,
 // and the posture batch Cloudflare would send for the same fleet. It is
-// what cmd/mockvendors serves and what `postured demo` runs in-process.
+// what cmd/mockvendors serves and what `mockvendors demo` runs in-process.
 package mockset
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/fleet"
+	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/internal/localaccess"
 	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
 	"github.com/postured/postured/providers/intune/intunemock"
 	"github.com/postured/postured/providers/jamf/jamfmock"
-	"github.com/postured/postured/server/localaccess"
 )
 
 // Credentials the mocks accept, and the Access team and audience of the
@@ -32,6 +33,13 @@ const (
 	AccessTeam         = "demo.cloudflareaccess.com"
 	AccessAudience     = "demo-posture-app-aud"
 )
+
+// DemoConfig is the postured configuration for this mock set: the demo runs
+// it, compose mounts it, and the end-to-end tests start from it.
+// ${MOCKVENDORS_URL} and ${POSTURED_LISTEN} are left for the caller.
+//
+//go:embed demo.yaml
+var DemoConfig []byte
 
 // Path prefixes of each mock on the shared port.
 const (

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,16 +13,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/postured/postured/cmd/mockvendors/mockset"
+	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/mockset"
 )
 
-// demoConfig is the configuration `postured demo` runs (and compose mounts).
-//
-//go:embed demo.yaml
-var demoConfig []byte
-
-// cmdDemo starts mockvendors in-process, then postured against them with
-// the embedded demo configuration, and prints how to call it.
+// cmdDemo starts the mocks, then postured in-process against them with the
+// embedded demo configuration, and prints how to call it. It lives here, not
+// in cmd/postured, so the service binary links no mock.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address postured listens on")
@@ -47,7 +43,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	mocksURL := "http://" + ln.Addr().String()
 
 	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
-	cfg, err := Parse(demoConfig, registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(mockset.DemoConfig, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return fmt.Errorf("demo: embedded config: %w", err)
 	}
@@ -71,7 +67,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
 		return err
 	}
-	return serve(ctx, cfg, registry(), stderr, func(addr string) {
+	return app.Serve(ctx, cfg, app.Registry(), stderr, "demo", func(addr string) {
 		fmt.Fprintf(stdout, `
 postured demo is running on http://%[1]s against %[2]d mock devices (mocks at %[3]s).
 Score the first 1000 devices, as Cloudflare would:

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -23,9 +23,9 @@ import (
 	"github.com/postured/postured/server/evaluate"
 )
 
-// registry is the one list of provider types postured knows. Adding a
+// Registry is the one list of provider types postured knows. Adding a
 // vendor means adding a line here; nothing registers itself.
-func registry() providers.Registry[aggregate.Provider] {
+func Registry() providers.Registry[aggregate.Provider] {
 	return providers.Registry[aggregate.Provider]{
 		"crowdstrike": providers.Entry(open(crowdstrike.New)),
 		"intune":      providers.Entry(open(intune.New)),
@@ -50,8 +50,8 @@ func open[C any, P aggregate.Provider](newFn func(C, providers.Deps) (P, error))
 // runner is a provider with background work: inventory reloads, syncs.
 type runner interface{ Run(ctx context.Context) }
 
-// app is a fully wired postured.
-type app struct {
+// App is a fully wired postured.
+type App struct {
 	cfg      *Config
 	engine   *aggregate.Engine
 	runners  []runner
@@ -61,8 +61,8 @@ type app struct {
 	registry *prometheus.Registry
 }
 
-// newLogger builds the process logger from the log: section.
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+// NewLogger builds the process logger from the log: section.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
 	opts := &slog.HandlerOptions{Level: lvl}
@@ -72,9 +72,9 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// build opens every provider and the engine. Nothing runs until start.
-func build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger) (*app, error) {
-	a := &app{cfg: cfg, logger: logger, statuses: map[string]server.StatusReporter{}, registry: prometheus.NewRegistry()}
+// Build opens every provider and the engine. Nothing runs until Start.
+func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, logger: logger, statuses: map[string]server.StatusReporter{}, registry: prometheus.NewRegistry()}
 	store, err := newStore(cfg.Cache)
 	if err != nil {
 		return nil, err
@@ -135,25 +135,31 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 	}
 }
 
-// start runs the background work of every provider until ctx ends.
-func (a *app) start(ctx context.Context) {
+// Engine is the app's aggregation engine.
+func (a *App) Engine() *aggregate.Engine { return a.engine }
+
+// Config is the configuration the app was built from.
+func (a *App) Config() *Config { return a.cfg }
+
+// Start runs the background work of every provider until ctx ends.
+func (a *App) Start(ctx context.Context) {
 	for _, r := range a.runners {
 		go r.Run(ctx)
 	}
 }
 
-// syncNow performs one sync of every sync-mode provider, for one-shot
+// SyncNow performs one sync of every sync-mode provider, for one-shot
 // commands (explain) that do not run the background loops.
-func (a *app) syncNow(ctx context.Context) {
+func (a *App) SyncNow(ctx context.Context) {
 	for _, s := range a.syncers {
 		s.SyncOnce(ctx)
 	}
 }
 
-// newServer builds the HTTP server over the app, with External Evaluation
+// NewServer builds the HTTP server over the app, with External Evaluation
 // when it is enabled. The returned close releases the evaluation handler
 // (revocations in flight, key store) once the server has stopped.
-func (a *app) newServer(ctx context.Context) (*server.Server, func() error, error) {
+func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, error) {
 	c := a.cfg
 	closeFn := func() error { return nil }
 	var memory *server.PostureMemory

@@ -1,4 +1,7 @@
-package main
+// Package app is postured assembled: the configuration file, the provider
+// registry, and the wiring from a Config to a running server. cmd/postured
+// is its command line; the demo in cmd/mockvendors runs it in-process.
+package app
 
 import (
 	"bytes"

@@ -5,6 +5,19 @@ import (
 	"strings"
 )
 
+// MaxIdentifierLen bounds every identifier, in bytes after trimming. Real
+// serials, MACs, hostnames (253) and emails (254) fit; a longer value (a
+// custom SMBIOS serial in a VM, a hostile client) is not a key: it would
+// never match, and sent to a vendor it can fail the whole query (a 10 KB
+// serial makes Falcon answer 414 for every device of the batch).
+const MaxIdentifierLen = 256
+
+// trimmed trims s and reports whether it is short enough to be a key.
+func trimmed(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	return s, len(s) <= MaxIdentifierLen
+}
+
 // placeholderSerials are values OEMs and hypervisors put in the SMBIOS serial
 // field when there is no real serial. Matching on them would tie unrelated
 // devices together, so they are never keys. Compared lower-cased, with runs of
@@ -38,8 +51,8 @@ var placeholderSerials = map[string]bool{
 // NormalizeSerial trims and upper-cases a serial number. It reports false for
 // blanks and placeholders ("To be filled by O.E.M.", all zeros, ...).
 func NormalizeSerial(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+	s, ok := trimmed(s)
+	if !ok || s == "" {
 		return "", false
 	}
 	up := strings.ToUpper(s)
@@ -68,6 +81,9 @@ func allZero(s string) bool {
 // digits. It reports false for anything that is not exactly 48 bits, and for
 // the all-zero and broadcast addresses.
 func NormalizeMAC(s string) (string, bool) {
+	if _, ok := trimmed(s); !ok {
+		return "", false
+	}
 	var buf [12]byte
 	n := 0
 	for i := 0; i < len(s); i++ {
@@ -101,7 +117,11 @@ func NormalizeMAC(s string) (string, bool) {
 // "MBP-42.corp.example." and "mbp-42" are the same key. IP addresses and
 // "localhost" are not hostnames a device can be told apart by.
 func NormalizeHostname(s string) (string, bool) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s, ok := trimmed(s)
+	if !ok {
+		return "", false
+	}
+	s = strings.ToLower(s)
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
 		return "", false
@@ -121,7 +141,11 @@ func NormalizeHostname(s string) (string, bool) {
 // NormalizeEmail trims and lower-cases an email address; it reports false
 // unless there is something on both sides of a single '@'.
 func NormalizeEmail(s string) (string, bool) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s, ok := trimmed(s)
+	if !ok {
+		return "", false
+	}
+	s = strings.ToLower(s)
 	local, domain, ok := strings.Cut(s, "@")
 	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.ContainsAny(s, " \t\r\n") {
 		return "", false

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -372,5 +373,40 @@ func TestNormalizeHostnameIPv6Prefix(t *testing.T) {
 		if again, ok2 := NormalizeHostname(got); !ok2 || again != got {
 			t.Errorf("NormalizeHostname(%q) = %q, but NormalizeHostname(%q) = %q, %v", in, got, got, again, ok2)
 		}
+	}
+}
+
+// An identifier over MaxIdentifierLen bytes is never a key, whatever its
+// kind, while one at the limit still is: a 10 KB serial must not reach a
+// vendor query.
+func TestIdentifierCap(t *testing.T) {
+	at := func(n int, fill string) string { return strings.Repeat(fill, n) }
+	mac := "74:1d:3e:23:e0:fe"
+	tests := []struct {
+		name string
+		kind Kind
+		in   string
+		ok   bool
+	}{
+		{"serial at limit", KindSerial, at(MaxIdentifierLen, "A"), true},
+		{"serial over limit", KindSerial, at(MaxIdentifierLen+1, "A"), false},
+		{"serial 10 KB", KindSerial, at(10<<10, "VMware-56 4d "), false},
+		{"serial padded to limit", KindSerial, "  " + at(MaxIdentifierLen, "B") + "\t", true},
+		{"mac padded with separators", KindMAC, mac + at(MaxIdentifierLen, " ") + "x", false},
+		{"mac with many inner separators", KindMAC, at(MaxIdentifierLen, ":") + "741d3e23e0fe", false},
+		{"hostname at limit", KindHostname, at(MaxIdentifierLen, "h"), true},
+		{"hostname over limit", KindHostname, at(MaxIdentifierLen+1, "h"), false},
+		{"email over limit", KindEmail, at(MaxIdentifierLen, "u") + "@example.com", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Normalize(tc.kind, tc.in)
+			if ok != tc.ok {
+				t.Fatalf("Normalize(%s, %d bytes) ok = %v, want %v", tc.kind, len(tc.in), ok, tc.ok)
+			}
+			if ok && len(got) > MaxIdentifierLen {
+				t.Fatalf("normalised value is %d bytes", len(got))
+			}
+		})
 	}
 }

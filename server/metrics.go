@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -63,4 +65,16 @@ func (m *metrics) observeBatch(s aggregate.Stats) {
 	for p, n := range s.Stale {
 		m.providerDevice.WithLabelValues(p, "stale").Add(float64(n))
 	}
+}
+
+// methodLabel maps a request method to a fixed set of label values. The
+// method is whatever the client sent, up to the header limit: as a label
+// it would grow a series per distinct value, so unknown methods share one.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return m
+	}
+	return "other"
 }

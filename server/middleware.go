@@ -71,13 +71,14 @@ func (s *Server) accessLog(c *gin.Context) {
 		route = "unmatched"
 	}
 	status := c.Writer.Status()
-	s.metrics.httpRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	method := methodLabel(c.Request.Method)
+	s.metrics.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	level := slog.LevelInfo
 	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 		level = slog.LevelDebug
 	}
 	loggerFrom(c).LogAttrs(c.Request.Context(), level, "http request",
-		slog.String("method", c.Request.Method), slog.String("route", route),
+		slog.String("method", method), slog.String("route", route),
 		slog.Int("status", status), slog.Duration("duration", time.Since(start)))
 }
 

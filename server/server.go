@@ -247,12 +247,18 @@ func (s *Server) ready(c *gin.Context) {
 	c.JSON(status, out)
 }
 
+// maxHeaderBytes bounds the request line and headers. An Access JWT is a
+// few KB; the 1 MiB default let unauthenticated clients make every request
+// cost a megabyte of memory. Larger requests get 431.
+const maxHeaderBytes = 64 << 10
+
 // Run serves until ctx ends, then shuts down gracefully: no new
 // connections, in-flight batches get ShutdownTimeout to finish.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       90 * time.Second,

@@ -108,6 +108,15 @@ func newEngine(t *testing.T, cfg Config) *Engine {
 	return e
 }
 
+func memoryStore(t *testing.T) *cache.Memory[[]providers.Record] {
+	t.Helper()
+	m, err := cache.NewMemory[[]providers.Record](cache.MemoryConfig{Cleanup: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func evalOne(t *testing.T, e *Engine, d Device) Result {
 	t.Helper()
 	if d.ID == "" {
@@ -316,7 +325,7 @@ func TestStaleOnError(t *testing.T) {
 			p := newInventory(rec("r1", 77, serial("S1")))
 			e := newEngine(t, Config{
 				Sources: []Source{src("a", 1, p, func(s *Source) { s.OnError = policy })},
-				Store:   cache.NewMemory[[]providers.Record](0, time.Minute), CacheTTL: time.Minute, StaleTTL: time.Hour,
+				Store:   memoryStore(t), CacheTTL: time.Minute, StaleTTL: time.Hour,
 				NegativeTTL: time.Second, Now: nowFn,
 			})
 			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != 77 {
@@ -368,7 +377,7 @@ func TestUnsupportedKindFallsThrough(t *testing.T) {
 	p := newInventory(rec("r1", 65, mac("aa:bb:cc:dd:ee:ff"), hostname("box-1")))
 	p.unsupported = map[providers.Kind]bool{providers.KindMAC: true}
 	e := newEngine(t, Config{Sources: []Source{src("a", 1, p)},
-		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+		Store: memoryStore(t)})
 	r := evalOne(t, e, Device{MAC: "aa:bb:cc:dd:ee:ff", Hostname: "BOX-1"})
 	d := r.Explanation.Providers[0]
 	if r.S2SID != "r1" || d.MatchedOn != "hostname" || !strings.Contains(d.Note, "cannot look up by mac") || d.Error != "" {
@@ -394,7 +403,7 @@ func TestBatchCallsAreBoundedAndCached(t *testing.T) {
 	// (MAC) lookup, the rest stop after serial.
 	p := newInventory(recs[:900]...)
 	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
-		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+		Store: memoryStore(t)})
 
 	res, stats := e.Evaluate(context.Background(), devs)
 	if len(res) != 1000 || stats.Matched["inv"] != 900 {
@@ -427,7 +436,7 @@ func TestConcurrentBatchesShareOneLookup(t *testing.T) {
 	p := newInventory(recs...)
 	p.delay = 50 * time.Millisecond // keep the first lookup in flight while the others arrive
 	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
-		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+		Store: memoryStore(t)})
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -448,7 +457,7 @@ func TestCallerCancellationDoesNotPoisonOthers(t *testing.T) {
 	p := newInventory(recs...)
 	p.delay = 100 * time.Millisecond
 	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
-		Store: cache.NewMemory[[]providers.Record](0, time.Minute)})
+		Store: memoryStore(t)})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
 	done := make(chan []Result)

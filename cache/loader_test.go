@@ -56,7 +56,7 @@ func (b *backend) fetch(ctx context.Context, keys []string) (map[string]int, err
 func newTestLoader(t *testing.T, c *clock) *Loader[int] {
 	t.Helper()
 	l, err := NewLoader(LoaderConfig[int]{
-		Store: NewMemory[int](0, time.Minute), Prefix: "p|",
+		Store: newTestMemory[int](t, MemoryConfig{Cleanup: time.Minute}), Prefix: "p|",
 		TTL: time.Minute, StaleTTL: time.Hour, NegativeTTL: 10 * time.Second,
 		FetchTimeout: time.Second, Now: c.now,
 	})
@@ -173,7 +173,7 @@ func TestLoaderPanicIsAnError(t *testing.T) {
 }
 
 func TestMemoryIsBounded(t *testing.T) {
-	m := NewMemory[int](2, time.Minute)
+	m := newTestMemory[int](t, MemoryConfig{MaxEntries: 2, Cleanup: time.Minute})
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c"} {
 		if err := m.Set(ctx, k, Entry[int]{Value: 1, Found: true}, time.Hour); err != nil {
@@ -194,8 +194,8 @@ func TestMemoryIsBounded(t *testing.T) {
 func TestNewLoaderValidates(t *testing.T) {
 	for _, cfg := range []LoaderConfig[int]{
 		{TTL: time.Minute, FetchTimeout: time.Second},
-		{Store: NewMemory[int](0, time.Minute), FetchTimeout: time.Second},
-		{Store: NewMemory[int](0, time.Minute), TTL: time.Minute},
+		{Store: newTestMemory[int](t, MemoryConfig{Cleanup: time.Minute}), FetchTimeout: time.Second},
+		{Store: newTestMemory[int](t, MemoryConfig{Cleanup: time.Minute}), TTL: time.Minute},
 	} {
 		if _, err := NewLoader(cfg); err == nil {
 			t.Errorf("NewLoader(%+v) accepted", cfg)

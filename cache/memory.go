@@ -2,28 +2,66 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
 )
 
+// MemoryConfig configures a Memory.
+type MemoryConfig struct {
+	// MaxEntries bounds the keys held. Default (0): 1,000,000.
+	MaxEntries int
+	// Cleanup is how often go-cache's janitor drops expired entries, and the
+	// least time between two sweeps a full cache runs to make room. Zero
+	// starts no janitor, so no goroutine outlives the Memory (a synctest
+	// bubble needs that), and lets a full cache sweep for every new key.
+	Cleanup time.Duration
+	// Now is the clock that spaces the sweeps of a full cache; nil means
+	// time.Now. Expiry itself is go-cache's and always uses the real time.
+	Now func() time.Time
+}
+
 // Memory is the embedded Store, backed by go-cache. go-cache has no size
 // bound, and its keys here come from identifiers the caller sends, so
 // Memory refuses new keys beyond MaxEntries rather than grow without limit.
+//
+// A full cache sweeps out expired entries before it refuses, but at most
+// once per Cleanup interval: a sweep scans every entry under go-cache's
+// write lock, so sweeping for each new key made every insert into a full
+// cache O(n) and stalled all reads behind it.
 type Memory[V any] struct {
 	c          *gocache.Cache
 	maxEntries int
-	refused    atomic.Int64
+	interval   time.Duration
+	now        func() time.Time
+
+	mu        sync.Mutex // guards nextSweep
+	nextSweep time.Time
+
+	refused atomic.Int64
+	sweeps  atomic.Int64
 }
 
-// NewMemory returns a Memory holding at most maxEntries keys (0: 1,000,000),
-// sweeping expired entries every cleanup interval.
-func NewMemory[V any](maxEntries int, cleanup time.Duration) *Memory[V] {
-	if maxEntries <= 0 {
-		maxEntries = 1_000_000
+// NewMemory returns an empty Memory.
+func NewMemory[V any](cfg MemoryConfig) (*Memory[V], error) {
+	if cfg.MaxEntries < 0 || cfg.Cleanup < 0 {
+		return nil, fmt.Errorf("cache: memory: max entries (%d) and cleanup (%s) must be >= 0", cfg.MaxEntries, cfg.Cleanup)
 	}
-	return &Memory[V]{c: gocache.New(gocache.NoExpiration, cleanup), maxEntries: maxEntries}
+	if cfg.MaxEntries == 0 {
+		cfg.MaxEntries = 1_000_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Memory[V]{
+		c:          gocache.New(gocache.NoExpiration, cfg.Cleanup),
+		maxEntries: cfg.MaxEntries,
+		interval:   cfg.Cleanup,
+		now:        cfg.Now,
+	}, nil
 }
 
 // Get implements Store.
@@ -35,19 +73,53 @@ func (m *Memory[V]) Get(_ context.Context, key string) (Entry[V], bool, error) {
 	return v.(Entry[V]), true, nil
 }
 
-// Set implements Store.
+// Set implements Store. When the cache is full, a key it already holds is
+// still updated, and a new one is stored only if a sweep makes room.
+// Concurrent Sets may overshoot MaxEntries by the number of writers.
 func (m *Memory[V]) Set(_ context.Context, key string, e Entry[V], ttl time.Duration) error {
-	if m.c.ItemCount() >= m.maxEntries {
-		m.c.DeleteExpired()
-		if m.c.ItemCount() >= m.maxEntries {
-			if _, exists := m.c.Get(key); !exists {
-				m.refused.Add(1)
-				return nil
-			}
-		}
+	if m.c.ItemCount() >= m.maxEntries && !m.holds(key) && !m.makeRoom() {
+		m.refused.Add(1)
+		return nil
 	}
 	m.c.Set(key, e, ttl)
 	return nil
+}
+
+// holds reports whether key is present and unexpired, so that storing it
+// does not grow the cache.
+func (m *Memory[V]) holds(key string) bool {
+	_, ok := m.c.Get(key)
+	return ok
+}
+
+// makeRoom sweeps if no sweep ran within the last interval, and reports
+// whether the cache then has room for a new key.
+func (m *Memory[V]) makeRoom() bool {
+	if !m.sweepDue() {
+		return false
+	}
+	m.sweep()
+	return m.c.ItemCount() < m.maxEntries
+}
+
+// sweepDue claims the next sweep for the caller if its time has come; only
+// one of several concurrent callers gets it.
+func (m *Memory[V]) sweepDue() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if now.Before(m.nextSweep) {
+		return false
+	}
+	m.nextSweep = now.Add(m.interval)
+	return true
+}
+
+// sweep is the one place a full cache scans; counting it lets tests bound
+// the scans without timing them.
+func (m *Memory[V]) sweep() {
+	m.sweeps.Add(1)
+	m.c.DeleteExpired()
 }
 
 // Len is the number of entries held, expired ones included until swept.

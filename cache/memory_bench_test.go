@@ -11,7 +11,7 @@ import (
 // steady state of a cache that callers flood with unknown identifiers.
 func BenchmarkMemorySetFull(b *testing.B) {
 	const full = 300_000
-	m := NewMemory[int](full, time.Minute)
+	m := newTestMemory[int](b, MemoryConfig{MaxEntries: full, Cleanup: time.Minute})
 	ctx := context.Background()
 	e := Entry[int]{Value: 1, Found: true}
 	for i := range full {

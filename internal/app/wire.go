@@ -127,7 +127,12 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 	switch c.Backend {
 	case "memory":
-		return cache.NewMemory[[]providers.Record](c.MaxEntries, time.Minute), nil
+		m, err := cache.NewMemory[[]providers.Record](cache.MemoryConfig{MaxEntries: c.MaxEntries, Cleanup: time.Minute})
+		if err != nil {
+			// A nil *Memory in the Store interface would not compare equal to nil.
+			return nil, err
+		}
+		return m, nil
 	case "redis":
 		return cache.NewRedis[[]providers.Record](c.RedisURL.Reveal(), "postured:lookup:")
 	default:

@@ -1,16 +1,13 @@
 package providers
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/postured/postured/internal/conf"
 )
 
 // OnError is what a provider that failed contributes to a device's score.
@@ -39,17 +36,17 @@ const (
 // Common is the part of every provider's configuration the aggregator reads.
 // Vendor configs embed it with `yaml:",inline"`.
 type Common struct {
-	Name         string   `yaml:"name"`
-	Type         string   `yaml:"type"`
-	Weight       float64  `yaml:"weight"`
-	Required     bool     `yaml:"required,omitempty"`
-	OnError      OnError  `yaml:"on_error,omitempty"`
-	Mode         Mode     `yaml:"mode,omitempty"`
-	SyncInterval Duration `yaml:"sync_interval,omitempty"`
-	MaxLastSeen  Duration `yaml:"max_last_seen,omitempty"`
+	Name         string        `yaml:"name"`
+	Type         string        `yaml:"type"`
+	Weight       float64       `yaml:"weight"`
+	Required     bool          `yaml:"required,omitempty"`
+	OnError      OnError       `yaml:"on_error,omitempty"`
+	Mode         Mode          `yaml:"mode,omitempty"`
+	SyncInterval conf.Duration `yaml:"sync_interval,omitempty"`
+	MaxLastSeen  conf.Duration `yaml:"max_last_seen,omitempty"`
 	// Timeout bounds one lookup (all its vendor calls); zero means the batch
 	// deadline.
-	Timeout Duration `yaml:"timeout,omitempty"`
+	Timeout conf.Duration `yaml:"timeout,omitempty"`
 }
 
 // Base returns c itself; it lets *Common satisfy most of Config for
@@ -65,7 +62,7 @@ func (c *Common) Defaults() {
 		c.Mode = ModeQuery
 	}
 	if c.Mode == ModeSync && c.SyncInterval == 0 {
-		c.SyncInterval = Duration(10 * time.Minute)
+		c.SyncInterval = conf.Duration(10 * time.Minute)
 	}
 }
 
@@ -91,7 +88,7 @@ func (c *Common) Validate() error {
 	if c.SyncInterval < 0 || c.MaxLastSeen < 0 || c.Timeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
-	if c.Mode == ModeSync && c.SyncInterval < Duration(time.Second) {
+	if c.Mode == ModeSync && c.SyncInterval < conf.Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("sync_interval must be at least 1s, got %s", c.SyncInterval))
 	}
 	return errors.Join(errs...)
@@ -136,81 +133,3 @@ func Entry[P any, C any, PC interface {
 // Registry maps a provider type name (the `type:` key) to its factory. There
 // is one, written out explicitly where the process is wired together.
 type Registry[P any] map[string]Factory[P]
-
-// Duration is a time.Duration that reads and writes as "90s", "10m", "720h"
-// or "30d" in YAML.
-type Duration time.Duration
-
-// ParseDuration accepts time.ParseDuration syntax plus a whole-days form "30d".
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > int(math.MaxInt64/int64(24*time.Hour)) {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 10m, 720h, 30d)", s)
-	}
-	return d, nil
-}
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// UnmarshalYAML implements yaml.Unmarshaler for scalars only.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: expected a duration like 10m", n.Line)
-	}
-	v, err := ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration in Go syntax.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-// Secret is a credential read from configuration. Every way of printing it
-// (fmt, slog, JSON, YAML) yields "<redacted>"; use Reveal where the value is
-// actually sent to a vendor.
-type Secret string
-
-const redacted = "<redacted>"
-
-// Reveal returns the secret itself.
-func (s Secret) Reveal() string { return string(s) }
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// Format prints the redacted form for every verb, including the ones fmt
-// would otherwise report with the raw value (%d, %x, %t...).
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, s.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), s.String())
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// LogValue implements slog.LogValuer.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalJSON implements json.Marshaler.
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
-
-// MarshalYAML implements yaml.Marshaler.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
+
+	"github.com/postured/postured/internal/conf"
 )
 
 // HTTPConfig tunes how a provider talks to its vendor API. Vendor configs
@@ -34,10 +36,10 @@ type HTTPConfig struct {
 	// for a longer wait than RetryWaitMax (Retry-After) is not waited for:
 	// the call fails with a *RateLimitedError instead, so one batch never
 	// stalls on a vendor's long cool-down.
-	RetryWaitMin Duration `yaml:"retry_wait_min,omitempty"`
-	RetryWaitMax Duration `yaml:"retry_wait_max,omitempty"`
+	RetryWaitMin conf.Duration `yaml:"retry_wait_min,omitempty"`
+	RetryWaitMax conf.Duration `yaml:"retry_wait_max,omitempty"`
 	// RequestTimeout bounds one attempt.
-	RequestTimeout Duration `yaml:"request_timeout,omitempty"`
+	RequestTimeout conf.Duration `yaml:"request_timeout,omitempty"`
 }
 
 // Defaults fills zero fields from def.
@@ -90,9 +92,9 @@ var DefaultHTTP = HTTPConfig{
 	RequestsPerSecond: 10,
 	Burst:             5,
 	RetryMax:          3,
-	RetryWaitMin:      Duration(200 * time.Millisecond),
-	RetryWaitMax:      Duration(5 * time.Second),
-	RequestTimeout:    Duration(15 * time.Second),
+	RetryWaitMin:      conf.Duration(200 * time.Millisecond),
+	RetryWaitMax:      conf.Duration(5 * time.Second),
+	RequestTimeout:    conf.Duration(15 * time.Second),
 }
 
 // maxResponseBytes bounds what we read from a vendor; the largest legitimate

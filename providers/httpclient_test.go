@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/postured/postured/internal/conf"
 )
 
 // reply is one scripted vendor answer.
@@ -96,9 +98,9 @@ func fastHTTP() HTTPConfig {
 		RequestsPerSecond: 10000,
 		Burst:             1000,
 		RetryMax:          3,
-		RetryWaitMin:      Duration(time.Millisecond),
-		RetryWaitMax:      Duration(time.Second),
-		RequestTimeout:    Duration(5 * time.Second),
+		RetryWaitMin:      conf.Duration(time.Millisecond),
+		RetryWaitMax:      conf.Duration(time.Second),
+		RequestTimeout:    conf.Duration(5 * time.Second),
 	}
 }
 
@@ -317,7 +319,7 @@ func TestClientRetryAfter(t *testing.T) {
 			v, srv := startVendor(t, tc.replies...)
 			var rl retryLog
 			h := fastHTTP()
-			h.RetryWaitMax = Duration(tc.waitMax)
+			h.RetryWaitMax = conf.Duration(tc.waitMax)
 			h.RetryMax = tc.retryMax
 			c := newClient(t, ClientOptions{HTTP: h, OnRetry: rl.on, RetryAfter: tc.retryAfter})
 			start := time.Now()
@@ -729,7 +731,7 @@ func TestClientErrorsHideURLAndSecrets(t *testing.T) {
 		{name: "long rate limit", handler: &vendor{replies: []reply{{status: 429, header: map[string]string{"Retry-After": "600"}}}}, url: "/api?filter=" + secretQuery, want: "rate limited"},
 		{name: "connection refused", url: closedURL + "/api?filter=" + secretQuery, http: func(h *HTTPConfig) { h.RetryMax = 1 }, want: "/api"},
 		{name: "per-attempt timeout", handler: blockUntilGone, url: "/api?filter=" + secretQuery,
-			http: func(h *HTTPConfig) { h.RetryMax = 0; h.RequestTimeout = Duration(50 * time.Millisecond) }, is: isTimeout},
+			http: func(h *HTTPConfig) { h.RetryMax = 0; h.RequestTimeout = conf.Duration(50 * time.Millisecond) }, is: isTimeout},
 		{name: "context deadline", handler: blockUntilGone, url: "/api?filter=" + secretQuery,
 			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
 				return context.WithTimeout(ctx, 50*time.Millisecond)
@@ -796,8 +798,8 @@ func isTimeout(err error) bool {
 func TestClientCancelDuringBackoff(t *testing.T) {
 	v, srv := startVendor(t, reply{status: 500})
 	h := fastHTTP()
-	h.RetryWaitMin = Duration(time.Minute)
-	h.RetryWaitMax = Duration(time.Minute)
+	h.RetryWaitMin = conf.Duration(time.Minute)
+	h.RetryWaitMax = conf.Duration(time.Minute)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	// Cancel as the backoff is chosen: Do must not sit out the minute.

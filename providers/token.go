@@ -13,6 +13,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/postured/postured/internal/conf"
 )
 
 // Token is a bearer token and when it stops working.
@@ -103,7 +105,7 @@ func (ts *TokenSource) Invalidate(value string) {
 // Entra, Jamf and Falcon all accept that, and it sidesteps the Basic-auth
 // escaping bugs. The token call is made with the same budget and retries as
 // the API calls of h.
-func ClientCredentials(tokenURL, clientID string, secret Secret, scopes []string, params url.Values, h HTTPConfig) func(context.Context) (Token, error) {
+func ClientCredentials(tokenURL, clientID string, secret conf.Secret, scopes []string, params url.Values, h HTTPConfig) func(context.Context) (Token, error) {
 	cc := clientcredentials.Config{
 		ClientID:       clientID,
 		ClientSecret:   secret.Reveal(),
@@ -136,7 +138,7 @@ func TokenHTTPClient(h HTTPConfig) *http.Client {
 // RedactSecret removes the secret, raw or URL-encoded, from an error's
 // text: a token endpoint or proxy may echo the form it was sent. Token
 // fetchers written by hand (Jamf, Falcon) apply it like ClientCredentials.
-func RedactSecret(err error, secret Secret) error {
+func RedactSecret(err error, secret conf.Secret) error {
 	raw := secret.Reveal()
 	if err == nil || raw == "" {
 		return err
@@ -145,8 +147,8 @@ func RedactSecret(err error, secret Secret) error {
 	if !strings.Contains(msg, raw) && !strings.Contains(msg, url.QueryEscape(raw)) {
 		return err
 	}
-	msg = strings.ReplaceAll(msg, raw, redacted)
-	msg = strings.ReplaceAll(msg, url.QueryEscape(raw), redacted)
+	msg = strings.ReplaceAll(msg, raw, conf.Redacted)
+	msg = strings.ReplaceAll(msg, url.QueryEscape(raw), conf.Redacted)
 	return errors.New(msg)
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/postured/postured/internal/conf"
 )
 
 // fakeClock is a settable clock for TokenSource.now.
@@ -331,7 +333,7 @@ func TestClientCredentialsRequest(t *testing.T) {
 	ep := &tokenEndpoint{answer: jsonAnswer(200, `{"access_token":"at-1","token_type":"Bearer","expires_in":3600}`)}
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
-	fetch := ClientCredentials(srv.URL+"/oauth2/token", "my-client", Secret(ccSecret),
+	fetch := ClientCredentials(srv.URL+"/oauth2/token", "my-client", conf.Secret(ccSecret),
 		[]string{"https://graph.microsoft.com/.default"}, url.Values{"member_cid": {"child-1"}}, fastHTTP())
 	before := time.Now()
 	tok, err := fetch(t.Context())
@@ -409,7 +411,7 @@ func TestClientCredentialsResponses(t *testing.T) {
 			defer srv.Close()
 			h := fastHTTP()
 			h.RetryMax = tc.retryMax
-			fetch := ClientCredentials(srv.URL+"/token?tenant=t1", "cid", Secret(ccSecret), nil, nil, h)
+			fetch := ClientCredentials(srv.URL+"/token?tenant=t1", "cid", conf.Secret(ccSecret), nil, nil, h)
 			tok, err := fetch(t.Context())
 			if ep.hits() != tc.wantHits {
 				t.Errorf("token endpoint hits = %d, want %d", ep.hits(), tc.wantHits)
@@ -441,7 +443,7 @@ func TestClientCredentialsResponses(t *testing.T) {
 		srv.Close()
 		h := fastHTTP()
 		h.RetryMax = 0
-		_, err := ClientCredentials(u+"/token?key="+url.QueryEscape(ccSecret), "cid", Secret(ccSecret), nil, nil, h)(t.Context())
+		_, err := ClientCredentials(u+"/token?key="+url.QueryEscape(ccSecret), "cid", conf.Secret(ccSecret), nil, nil, h)(t.Context())
 		if err == nil || strings.Contains(err.Error(), "s3cr") || strings.Contains(err.Error(), "key=") {
 			t.Fatalf("error = %v", err)
 		}
@@ -455,7 +457,7 @@ func TestClientCredentialsErrorBodyEchoingSecret(t *testing.T) {
 	}}
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
-	_, err := ClientCredentials(srv.URL, "cid", Secret(ccSecret), nil, nil, fastHTTP())(t.Context())
+	_, err := ClientCredentials(srv.URL, "cid", conf.Secret(ccSecret), nil, nil, fastHTTP())(t.Context())
 	if err == nil || strings.Contains(err.Error(), url.QueryEscape(ccSecret)) || strings.Contains(err.Error(), ccSecret) {
 		t.Fatalf("error = %v", err)
 	}
@@ -475,7 +477,7 @@ func TestClientWithClientCredentialsEndToEnd(t *testing.T) {
 	defer apiSrv.Close()
 
 	h := fastHTTP()
-	ts := NewTokenSource(ClientCredentials(tokSrv.URL, "cid", Secret(ccSecret), nil, nil, h), time.Minute)
+	ts := NewTokenSource(ClientCredentials(tokSrv.URL, "cid", conf.Secret(ccSecret), nil, nil, h), time.Minute)
 	c := newClient(t, ClientOptions{Provider: "crowdstrike", HTTP: h, Token: ts})
 	var out struct {
 		Resources []string `json:"resources"`
@@ -509,7 +511,7 @@ func TestRedactSecret(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := RedactSecret(tc.err, Secret(s))
+			got := RedactSecret(tc.err, conf.Secret(s))
 			if tc.err == nil {
 				if got != nil {
 					t.Errorf("got %v", got)
@@ -521,7 +523,7 @@ func TestRedactSecret(t *testing.T) {
 			}
 		})
 	}
-	if got := RedactSecret(io.EOF, Secret(s)); got != io.EOF {
+	if got := RedactSecret(io.EOF, conf.Secret(s)); got != io.EOF {
 		t.Error("an error without the secret should be returned as is")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server/evaluate"
 )
@@ -44,36 +45,36 @@ type LogConfig struct {
 
 // AccessConfig says whose Access tokens postured accepts.
 type AccessConfig struct {
-	TeamDomain         string             `yaml:"team_domain"`
-	Audience           []string           `yaml:"audience"`
-	CertsURL           string             `yaml:"certs_url,omitempty"`
-	InsecureSkipVerify bool               `yaml:"insecure_skip_verify,omitempty"`
-	Leeway             providers.Duration `yaml:"leeway"`
-	RefetchCooldown    providers.Duration `yaml:"refetch_cooldown"`
+	TeamDomain         string        `yaml:"team_domain"`
+	Audience           []string      `yaml:"audience"`
+	CertsURL           string        `yaml:"certs_url,omitempty"`
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify,omitempty"`
+	Leeway             conf.Duration `yaml:"leeway"`
+	RefetchCooldown    conf.Duration `yaml:"refetch_cooldown"`
 }
 
 // PostureConfig holds the batch policies.
 type PostureConfig struct {
-	MaxDevices     int                `yaml:"max_devices"`
-	Deadline       providers.Duration `yaml:"deadline"`
-	UnmatchedScore int                `yaml:"unmatched_score"`
-	S2SIDFrom      []string           `yaml:"s2s_id_from,omitempty"`
+	MaxDevices     int           `yaml:"max_devices"`
+	Deadline       conf.Duration `yaml:"deadline"`
+	UnmatchedScore int           `yaml:"unmatched_score"`
+	S2SIDFrom      []string      `yaml:"s2s_id_from,omitempty"`
 }
 
 // CacheConfig selects and tunes the lookup cache.
 type CacheConfig struct {
-	Backend     string             `yaml:"backend"`
-	TTL         providers.Duration `yaml:"ttl"`
-	StaleTTL    providers.Duration `yaml:"stale_ttl"`
-	NegativeTTL providers.Duration `yaml:"negative_ttl"`
-	MaxEntries  int                `yaml:"max_entries"`
-	RedisURL    providers.Secret   `yaml:"redis_url,omitempty"`
+	Backend     string        `yaml:"backend"`
+	TTL         conf.Duration `yaml:"ttl"`
+	StaleTTL    conf.Duration `yaml:"stale_ttl"`
+	NegativeTTL conf.Duration `yaml:"negative_ttl"`
+	MaxEntries  int           `yaml:"max_entries"`
+	RedisURL    conf.Secret   `yaml:"redis_url,omitempty"`
 }
 
 // ServerConfig tunes the HTTP server.
 type ServerConfig struct {
-	ShutdownTimeout providers.Duration `yaml:"shutdown_timeout"`
-	TrustedProxies  []string           `yaml:"trusted_proxies,omitempty"`
+	ShutdownTimeout conf.Duration `yaml:"shutdown_timeout"`
+	TrustedProxies  []string      `yaml:"trusted_proxies,omitempty"`
 }
 
 // ProviderList is the providers: section. Each entry is decoded into the
@@ -120,11 +121,11 @@ func Parse(data []byte, reg providers.Registry[aggregate.Provider], getenv func(
 		}
 		return nil, err
 	}
-	if err := expandEnv(&root, getenv); err != nil {
+	if err := conf.ExpandEnv(&root, getenv); err != nil {
 		return nil, err
 	}
 	var cfg Config
-	if err := providers.DecodeStrict(&root, &cfg); err != nil {
+	if err := conf.DecodeStrict(&root, &cfg); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -154,7 +155,7 @@ func decodeProvider(n *yaml.Node, reg providers.Registry[aggregate.Provider]) (p
 	if n.Kind != yaml.MappingNode {
 		return nil, errors.New("each provider must be a mapping")
 	}
-	typ := mappingValue(n, "type")
+	typ := conf.Lookup(n, "type")
 	if typ == nil || typ.Value == "" {
 		return nil, errors.New("type is required")
 	}
@@ -168,7 +169,7 @@ func decodeProvider(n *yaml.Node, reg providers.Registry[aggregate.Provider]) (p
 		return nil, fmt.Errorf("unknown type %q (known: %s)", typ.Value, strings.Join(known, ", "))
 	}
 	pc := f.NewConfig()
-	if err := providers.DecodeStrict(n, pc); err != nil {
+	if err := conf.DecodeStrict(n, pc); err != nil {
 		return nil, err
 	}
 	pc.Defaults()
@@ -183,16 +184,16 @@ func (c *Config) defaults() {
 	setDefault(&c.Listen, ":8080")
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
-	setDefault(&c.Access.Leeway, providers.Duration(30*time.Second))
-	setDefault(&c.Access.RefetchCooldown, providers.Duration(10*time.Second))
+	setDefault(&c.Access.Leeway, conf.Duration(30*time.Second))
+	setDefault(&c.Access.RefetchCooldown, conf.Duration(10*time.Second))
 	setDefault(&c.Posture.MaxDevices, 1000)
-	setDefault(&c.Posture.Deadline, providers.Duration(4*time.Second))
+	setDefault(&c.Posture.Deadline, conf.Duration(4*time.Second))
 	setDefault(&c.Cache.Backend, "memory")
-	setDefault(&c.Cache.TTL, providers.Duration(5*time.Minute))
-	setDefault(&c.Cache.StaleTTL, providers.Duration(24*time.Hour))
-	setDefault(&c.Cache.NegativeTTL, providers.Duration(time.Minute))
+	setDefault(&c.Cache.TTL, conf.Duration(5*time.Minute))
+	setDefault(&c.Cache.StaleTTL, conf.Duration(24*time.Hour))
+	setDefault(&c.Cache.NegativeTTL, conf.Duration(time.Minute))
 	setDefault(&c.Cache.MaxEntries, 1_000_000)
-	setDefault(&c.Server.ShutdownTimeout, providers.Duration(15*time.Second))
+	setDefault(&c.Server.ShutdownTimeout, conf.Duration(15*time.Second))
 	c.ExternalEvaluation.Defaults()
 	if c.ExternalEvaluation.KeyStore == evaluate.KeyStoreRedis && c.ExternalEvaluation.RedisURL == "" {
 		c.ExternalEvaluation.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
@@ -206,213 +207,161 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
+// validate runs every check on the defaulted config and reports all the
+// problems at once, each located in the file where root has the key.
 func (c *Config) validate(root *yaml.Node) []error {
-	var errs []error
-	bad := func(path string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s%s: %s", lineOf(root, path), path, fmt.Sprintf(format, args...)))
+	at := locator{root}
+	names := c.providerNames()
+	return slices.Concat(
+		c.validateServe(at),
+		c.validateAccess(at),
+		c.validatePosture(at),
+		c.validateProviders(at, names),
+		c.validateCache(at),
+		c.validateServer(at),
+		c.validateExternalEvaluation(at, names),
+	)
+}
+
+// locator turns a key path and a message into an error that names the
+// path and, when the key is in the file, its line.
+type locator struct{ root *yaml.Node }
+
+func (l locator) errorf(path, format string, args ...any) error {
+	loc := ""
+	if line := conf.Line(l.root, path); line > 0 {
+		loc = fmt.Sprintf("line %d: ", line)
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "%q is not host:port", c.Listen)
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
-	}
-	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
-		bad("log.format", "must be json or text, got %q", c.Log.Format)
-	}
-	if !c.Access.InsecureSkipVerify {
-		if strings.TrimSpace(c.Access.TeamDomain) == "" {
-			bad("access.team_domain", "is required (or access.insecure_skip_verify: true on a loopback listen address)")
-		}
-		if len(c.Access.Audience) == 0 || slices.Contains(c.Access.Audience, "") {
-			bad("access.audience", "at least one non-empty AUD tag is required")
-		}
-	}
-	if c.Access.CertsURL != "" {
-		if u, err := url.Parse(c.Access.CertsURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			bad("access.certs_url", "%q is not an absolute http(s) URL", c.Access.CertsURL)
-		}
-	}
-	if c.Access.Leeway < 0 || c.Access.Leeway > providers.Duration(time.Minute) {
-		bad("access.leeway", "must be 0s..60s, got %s", c.Access.Leeway)
-	}
-	if c.Posture.MaxDevices < 1 || c.Posture.MaxDevices > 10000 {
-		bad("posture.max_devices", "must be 1..10000, got %d", c.Posture.MaxDevices)
-	}
-	if c.Posture.Deadline <= 0 {
-		bad("posture.deadline", "must be > 0")
-	}
-	if c.Posture.UnmatchedScore < 0 || c.Posture.UnmatchedScore > 100 {
-		bad("posture.unmatched_score", "must be 0..100, got %d", c.Posture.UnmatchedScore)
-	}
-	if len(c.Providers.nodes) == 0 {
-		bad("providers", "at least one provider is required")
-	}
-	names := make(map[string]bool)
+	return fmt.Errorf("%s%s: %s", loc, path, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) providerNames() map[string]bool {
+	names := make(map[string]bool, len(c.Providers.Configs))
 	for _, p := range c.Providers.Configs {
 		names[p.Base().Name] = true
 	}
+	return names
+}
+
+// validateServe checks the listen address and the log settings.
+func (c *Config) validateServe(at locator) []error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, at.errorf("listen", "%q is not host:port", c.Listen))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		errs = append(errs, at.errorf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		errs = append(errs, at.errorf("log.format", "must be json or text, got %q", c.Log.Format))
+	}
+	return errs
+}
+
+func (c *Config) validateAccess(at locator) []error {
+	var errs []error
+	a := &c.Access
+	if !a.InsecureSkipVerify {
+		if strings.TrimSpace(a.TeamDomain) == "" {
+			errs = append(errs, at.errorf("access.team_domain", "is required (or access.insecure_skip_verify: true on a loopback listen address)"))
+		}
+		if len(a.Audience) == 0 || slices.Contains(a.Audience, "") {
+			errs = append(errs, at.errorf("access.audience", "at least one non-empty AUD tag is required"))
+		}
+	}
+	if a.CertsURL != "" {
+		if u, err := url.Parse(a.CertsURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			errs = append(errs, at.errorf("access.certs_url", "%q is not an absolute http(s) URL", a.CertsURL))
+		}
+	}
+	if a.Leeway < 0 || a.Leeway > conf.Duration(time.Minute) {
+		errs = append(errs, at.errorf("access.leeway", "must be 0s..60s, got %s", a.Leeway))
+	}
+	return errs
+}
+
+func (c *Config) validatePosture(at locator) []error {
+	var errs []error
+	p := &c.Posture
+	if p.MaxDevices < 1 || p.MaxDevices > 10000 {
+		errs = append(errs, at.errorf("posture.max_devices", "must be 1..10000, got %d", p.MaxDevices))
+	}
+	if p.Deadline <= 0 {
+		errs = append(errs, at.errorf("posture.deadline", "must be > 0"))
+	}
+	if p.UnmatchedScore < 0 || p.UnmatchedScore > 100 {
+		errs = append(errs, at.errorf("posture.unmatched_score", "must be 0..100, got %d", p.UnmatchedScore))
+	}
+	return errs
+}
+
+// validateProviders checks there is a provider and that the posture
+// section names only providers that exist. The sections themselves were
+// validated as they were decoded.
+func (c *Config) validateProviders(at locator, names map[string]bool) []error {
+	var errs []error
+	if len(c.Providers.nodes) == 0 {
+		errs = append(errs, at.errorf("providers", "at least one provider is required"))
+	}
 	for _, n := range c.Posture.S2SIDFrom {
 		if !names[n] {
-			bad("posture.s2s_id_from", "names unknown provider %q", n)
-		}
-	}
-	switch c.Cache.Backend {
-	case "memory":
-	case "redis":
-		if c.Cache.RedisURL == "" {
-			bad("cache.redis_url", "is required with backend: redis")
-		}
-	default:
-		bad("cache.backend", "must be memory or redis, got %q", c.Cache.Backend)
-	}
-	if c.Cache.TTL <= 0 || c.Cache.StaleTTL < 0 || c.Cache.NegativeTTL < 0 {
-		bad("cache", "ttl must be > 0, stale_ttl and negative_ttl >= 0")
-	}
-	if c.Cache.MaxEntries < 1 {
-		bad("cache.max_entries", "must be >= 1")
-	}
-	if c.Server.ShutdownTimeout <= 0 {
-		bad("server.shutdown_timeout", "must be > 0")
-	}
-	for _, p := range c.Server.TrustedProxies {
-		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
-			bad("server.trusted_proxies", "%q is not an IP or CIDR", p)
-		}
-	}
-	if ee := &c.ExternalEvaluation; ee.Enabled {
-		if c.Access.InsecureSkipVerify {
-			bad("external_evaluation.enabled", "needs the team's Access keys: not allowed with access.insecure_skip_verify")
-		}
-		if err := ee.Validate(); err != nil {
-			errs = append(errs, evaluate.LocateErrors(err, mappingValue(docRoot(root), "external_evaluation"), "external_evaluation."))
-		}
-		for _, p := range ee.ReferencedProviders() {
-			if !names[p] {
-				bad("external_evaluation.rules", "provider_scores names unknown provider %q", p)
-			}
+			errs = append(errs, at.errorf("posture.s2s_id_from", "names unknown provider %q", n))
 		}
 	}
 	return errs
 }
 
-func docRoot(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		return n.Content[0]
-	}
-	return n
-}
-
-// lineOf returns "line N: " for a dotted key path, or "" if the key is not
-// in the file (a default failed validation).
-func lineOf(root *yaml.Node, path string) string {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, k := range strings.Split(path, ".") {
-		v := mappingValue(n, k)
-		if v == nil {
-			break
+func (c *Config) validateCache(at locator) []error {
+	var errs []error
+	switch c.Cache.Backend {
+	case "memory":
+	case "redis":
+		if c.Cache.RedisURL == "" {
+			errs = append(errs, at.errorf("cache.redis_url", "is required with backend: redis"))
 		}
-		line, n = v.Line, v
+	default:
+		errs = append(errs, at.errorf("cache.backend", "must be memory or redis, got %q", c.Cache.Backend))
 	}
-	if line == 0 {
-		return ""
+	if c.Cache.TTL <= 0 || c.Cache.StaleTTL < 0 || c.Cache.NegativeTTL < 0 {
+		errs = append(errs, at.errorf("cache", "ttl must be > 0, stale_ttl and negative_ttl >= 0"))
 	}
-	return fmt.Sprintf("line %d: ", line)
+	if c.Cache.MaxEntries < 1 {
+		errs = append(errs, at.errorf("cache.max_entries", "must be >= 1"))
+	}
+	return errs
 }
 
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
+func (c *Config) validateServer(at locator) []error {
+	var errs []error
+	if c.Server.ShutdownTimeout <= 0 {
+		errs = append(errs, at.errorf("server.shutdown_timeout", "must be > 0"))
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, at.errorf("server.trusted_proxies", "%q is not an IP or CIDR", p))
+		}
+	}
+	return errs
+}
+
+// validateExternalEvaluation checks the section, and the providers its
+// rules name, only when it is enabled: nothing reads it otherwise.
+func (c *Config) validateExternalEvaluation(at locator, names map[string]bool) []error {
+	ee := &c.ExternalEvaluation
+	if !ee.Enabled {
 		return nil
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// expandEnv replaces ${NAME} in scalar values (never keys) with the
-// environment variable's value. An unset variable is an error naming it;
-// "$${" is a literal "${". Expanding parsed values rather than the raw
-// file means a value cannot inject YAML structure and a "$" in a secret
-// is left alone.
-func expandEnv(n *yaml.Node, getenv func(string) (string, bool)) error {
 	var errs []error
-	var walk func(n *yaml.Node, isKey bool)
-	walk = func(n *yaml.Node, isKey bool) {
-		switch n.Kind {
-		case yaml.ScalarNode:
-			if isKey || !strings.Contains(n.Value, "${") {
-				return
-			}
-			v, err := expand(n.Value, getenv)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %w", n.Line, err))
-				return
-			}
-			n.Value = v
-			if n.Style == 0 {
-				n.Tag = "" // let "${PORT}" -> "8080" resolve as an int again
-			}
-		case yaml.MappingNode:
-			for i, c := range n.Content {
-				walk(c, i%2 == 0)
-			}
-		default:
-			for _, c := range n.Content {
-				walk(c, false)
-			}
+	if c.Access.InsecureSkipVerify {
+		errs = append(errs, at.errorf("external_evaluation.enabled", "needs the team's Access keys: not allowed with access.insecure_skip_verify"))
+	}
+	if err := ee.Validate(); err != nil {
+		errs = append(errs, evaluate.LocateErrors(err, conf.Lookup(at.root, "external_evaluation"), "external_evaluation."))
+	}
+	for _, p := range ee.ReferencedProviders() {
+		if !names[p] {
+			errs = append(errs, at.errorf("external_evaluation.rules", "provider_scores names unknown provider %q", p))
 		}
 	}
-	walk(n, false)
-	return errors.Join(errs...)
-}
-
-func expand(s string, getenv func(string) (string, bool)) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		if i > 0 && s[i-1] == '$' { // "$${" escapes
-			b.WriteString(s[:i-1])
-			b.WriteString("${")
-			s = s[i+2:]
-			continue
-		}
-		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("unterminated ${ in value")
-		}
-		name := s[i+2 : i+end]
-		if !validEnvName(name) {
-			return "", fmt.Errorf("invalid environment variable name %q", name)
-		}
-		v, ok := getenv(name)
-		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set", name)
-		}
-		b.WriteString(v)
-		s = s[i+end+1:]
-	}
-}
-
-func validEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, c := range s {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -39,9 +40,9 @@ var defaultHTTP = providers.HTTPConfig{
 	RequestsPerSecond: 20,
 	Burst:             60,
 	RetryMax:          3,
-	RetryWaitMin:      providers.Duration(250 * time.Millisecond),
-	RetryWaitMax:      providers.Duration(5 * time.Second),
-	RequestTimeout:    providers.Duration(15 * time.Second),
+	RetryWaitMin:      conf.Duration(250 * time.Millisecond),
+	RetryWaitMax:      conf.Duration(5 * time.Second),
+	RequestTimeout:    conf.Duration(15 * time.Second),
 }
 
 // Config is the `type: crowdstrike` provider section.
@@ -54,8 +55,8 @@ type Config struct {
 	BaseURL string `yaml:"base_url"`
 	// ClientID and ClientSecret are an API client with the "Hosts: Read" and
 	// "Zero Trust Assessment: Read" scopes. Required.
-	ClientID     string           `yaml:"client_id"`
-	ClientSecret providers.Secret `yaml:"client_secret"`
+	ClientID     string      `yaml:"client_id"`
+	ClientSecret conf.Secret `yaml:"client_secret"`
 	// MemberCID locks the token to one child CID of an MSSP parent. Default:
 	// none.
 	MemberCID string `yaml:"member_cid,omitempty"`

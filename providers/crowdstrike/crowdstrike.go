@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -25,7 +26,7 @@ type Provider struct {
 	name      string
 	base      string
 	clientID  string
-	secret    providers.Secret
+	secret    conf.Secret
 	memberCID string
 
 	client    *providers.Client

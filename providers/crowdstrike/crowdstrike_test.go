@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
 )
@@ -28,7 +29,7 @@ const testSecret = "s3cr3t-Falcon-Client-Secret-42"
 func testConfig(baseURL string) *Config {
 	cfg := &Config{
 		Common:       providers.Common{Name: "falcon", Type: "crowdstrike", Weight: 1},
-		HTTPConfig:   providers.HTTPConfig{RetryWaitMin: providers.Duration(5 * time.Millisecond), RetryWaitMax: providers.Duration(50 * time.Millisecond), RequestsPerSecond: 1000, Burst: 1000},
+		HTTPConfig:   providers.HTTPConfig{RetryWaitMin: conf.Duration(5 * time.Millisecond), RetryWaitMax: conf.Duration(50 * time.Millisecond), RequestsPerSecond: 1000, Burst: 1000},
 		BaseURL:      baseURL,
 		ClientID:     "falcon-client",
 		ClientSecret: testSecret,
@@ -360,7 +361,7 @@ func TestBatching(t *testing.T) {
 }
 
 func TestRateLimitRetryAfterHonoured(t *testing.T) {
-	e := newEnv(t, sampleOpts(), func(c *Config) { c.RetryWaitMax = providers.Duration(3 * time.Second) })
+	e := newEnv(t, sampleOpts(), func(c *Config) { c.RetryWaitMax = conf.Duration(3 * time.Second) })
 	e.mock.Faults.RateLimit(1, time.Second)
 	start := time.Now()
 	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})

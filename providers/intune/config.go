@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -23,8 +24,8 @@ type Config struct {
 	// ClientID and ClientSecret are the app registration's credentials; the
 	// app needs the DeviceManagementManagedDevices.Read.All application
 	// permission.
-	ClientID     string           `yaml:"client_id"`
-	ClientSecret providers.Secret `yaml:"client_secret"`
+	ClientID     string      `yaml:"client_id"`
+	ClientSecret conf.Secret `yaml:"client_secret"`
 	// BaseURL is the Graph host, without the API version. Default
 	// https://graph.microsoft.com (national clouds: graph.microsoft.us, ...).
 	BaseURL string `yaml:"base_url,omitempty"`
@@ -73,10 +74,10 @@ var defaultHTTP = providers.HTTPConfig{
 	RequestsPerSecond: 5,
 	Burst:             100,
 	RetryMax:          3,
-	RetryWaitMin:      providers.Duration(200 * time.Millisecond),
-	RetryWaitMax:      providers.Duration(5 * time.Second),
+	RetryWaitMin:      conf.Duration(200 * time.Millisecond),
+	RetryWaitMax:      conf.Duration(5 * time.Second),
 	// A 1000-device page is a few hundred KB and Graph can be slow with it.
-	RequestTimeout: providers.Duration(30 * time.Second),
+	RequestTimeout: conf.Duration(30 * time.Second),
 }
 
 // nationalClouds maps a national cloud's Graph host to its Entra login host;

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/intune/intunemock"
@@ -88,7 +89,7 @@ func newFixture(t *testing.T, opts intunemock.Options, mod func(*Config), wrap f
 		TokenURL:     ts.URL + "/" + intunemock.DefaultTenantID + "/oauth2/v2.0/token",
 		HTTPConfig: providers.HTTPConfig{
 			RequestsPerSecond: 10000, Burst: 10000,
-			RetryWaitMin: providers.Duration(5 * time.Millisecond), RetryWaitMax: providers.Duration(50 * time.Millisecond),
+			RetryWaitMin: conf.Duration(5 * time.Millisecond), RetryWaitMax: conf.Duration(50 * time.Millisecond),
 		},
 	}
 	if mod != nil {
@@ -479,7 +480,7 @@ func TestRetries(t *testing.T) {
 		err     string   // error substring; "" = success
 		limited time.Duration
 	}{
-		{name: "429 honours Retry-After", mod: func(c *Config) { c.RetryWaitMax = providers.Duration(2 * time.Second) },
+		{name: "429 honours Retry-After", mod: func(c *Config) { c.RetryWaitMax = conf.Duration(2 * time.Second) },
 			inject: func(s *intunemock.Server) { s.Faults.RateLimit(1, time.Second) }, retries: []string{"429/1s"}},
 		{name: "fractional Retry-After", inject: func(s *intunemock.Server) { s.Faults.RateLimit(1, 25*time.Millisecond) }, retries: []string{"429/25ms"}},
 		{name: "Retry-After beyond retry_wait_max is handed back", inject: func(s *intunemock.Server) { s.Faults.RateLimit(1, 3*time.Second) },

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -58,12 +59,12 @@ type tokenFetcher struct {
 	now  func() time.Time
 
 	clientID     string
-	clientSecret providers.Secret
+	clientSecret conf.Secret
 	paths        []string
 	path         atomic.Int32 // index into paths that last worked
 
 	user     string
-	password providers.Secret
+	password conf.Secret
 }
 
 // oauth runs the client-credentials grant, credentials in the form body.

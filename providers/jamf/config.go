@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -21,12 +22,12 @@ type Config struct {
 	// ClientID and ClientSecret are an API client (Jamf Pro 10.49+) whose
 	// API role has Read Computers, plus Read Mobile Devices when
 	// mobile_devices is on. Set these or username/password, not both.
-	ClientID     string           `yaml:"client_id,omitempty"`
-	ClientSecret providers.Secret `yaml:"client_secret,omitempty"`
+	ClientID     string      `yaml:"client_id,omitempty"`
+	ClientSecret conf.Secret `yaml:"client_secret,omitempty"`
 	// Username and Password are a Jamf Pro user account for the legacy
 	// basic-auth token endpoint (/api/v1/auth/token).
-	Username string           `yaml:"username,omitempty"`
-	Password providers.Secret `yaml:"password,omitempty"`
+	Username string      `yaml:"username,omitempty"`
+	Password conf.Secret `yaml:"password,omitempty"`
 	// TokenPath pins the OAuth token endpoint path. Default: empty, which
 	// tries /api/v1/oauth/token and falls back to /api/oauth/token (older
 	// Jamf Pro) when the former answers 404.
@@ -72,9 +73,9 @@ var defaultHTTP = providers.HTTPConfig{
 	RequestsPerSecond: 200,
 	Burst:             50,
 	RetryMax:          3,
-	RetryWaitMin:      providers.Duration(200 * time.Millisecond),
-	RetryWaitMax:      providers.Duration(5 * time.Second),
-	RequestTimeout:    providers.Duration(30 * time.Second),
+	RetryWaitMin:      conf.Duration(200 * time.Millisecond),
+	RetryWaitMax:      conf.Duration(5 * time.Second),
+	RequestTimeout:    conf.Duration(30 * time.Second),
 }
 
 // Defaults fills unset fields.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -27,7 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !*c.MobileDevices || c.PageSize != 500 || *c.ScoreEncrypted != 100 || *c.ScoreUnencrypted != 50 || *c.ScoreUnmanaged != 0 {
 		t.Fatalf("vendor defaults: %+v", c)
 	}
-	if c.MaxConcurrency != 5 || c.RequestTimeout != providers.Duration(30*time.Second) || c.Mode != providers.ModeQuery {
+	if c.MaxConcurrency != 5 || c.RequestTimeout != conf.Duration(30*time.Second) || c.Mode != providers.ModeQuery {
 		t.Fatalf("http/common defaults: %+v", c.HTTPConfig)
 	}
 	zero := 0

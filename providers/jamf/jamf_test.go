@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/jamf/jamfmock"
@@ -101,8 +102,8 @@ func (e *env) config(mut ...func(*Config)) *Config {
 		ClientSecret: testSecret,
 	}
 	c.RequestsPerSecond, c.Burst = 10000, 100 // the budget is not under test here
-	c.RetryWaitMin = providers.Duration(5 * time.Millisecond)
-	c.RetryWaitMax = providers.Duration(50 * time.Millisecond)
+	c.RetryWaitMin = conf.Duration(5 * time.Millisecond)
+	c.RetryWaitMax = conf.Duration(50 * time.Millisecond)
 	for _, f := range mut {
 		f(c)
 	}
@@ -569,7 +570,7 @@ func TestRetries(t *testing.T) {
 
 	t.Run("429 retry-after honoured", func(t *testing.T) {
 		e := newEnv(t, smallFleet())
-		p, retries := newProv(t, e.config(computersOnly, func(c *Config) { c.RetryWaitMax = providers.Duration(2 * time.Second) }))
+		p, retries := newProv(t, e.config(computersOnly, func(c *Config) { c.RetryWaitMax = conf.Duration(2 * time.Second) }))
 		e.mock.Faults.RateLimit(1, time.Second)
 		start := time.Now()
 		recs, err := p.Lookup(context.Background(), q)

@@ -22,6 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -31,14 +32,14 @@ type Config struct {
 	// File is the inventory, YAML (any extension but .csv) or CSV.
 	File string `yaml:"file"`
 	// ReloadInterval is how often the file is checked for changes.
-	ReloadInterval providers.Duration `yaml:"reload_interval,omitempty"`
+	ReloadInterval conf.Duration `yaml:"reload_interval,omitempty"`
 }
 
 // Defaults implements providers.Config.
 func (c *Config) Defaults() {
 	c.Common.Defaults()
 	if c.ReloadInterval == 0 {
-		c.ReloadInterval = providers.Duration(5 * time.Second)
+		c.ReloadInterval = conf.Duration(5 * time.Second)
 	}
 }
 
@@ -51,7 +52,7 @@ func (c *Config) Validate() error {
 	if c.Mode == providers.ModeSync {
 		errs = append(errs, errors.New("mode: sync does not apply: the inventory file is always held in memory"))
 	}
-	if c.ReloadInterval < providers.Duration(100*time.Millisecond) {
+	if c.ReloadInterval < conf.Duration(100*time.Millisecond) {
 		errs = append(errs, errors.New("reload_interval must be at least 100ms"))
 	}
 	return errors.Join(errs...)
@@ -196,7 +197,7 @@ func parseYAML(name string, data []byte) ([]providers.Record, error) {
 		if err := checkLastSeen(n); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := providers.DecodeStrict(n, &d); err != nil {
+		if err := conf.DecodeStrict(n, &d); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		rec, err := toRecord(d.ID, d.SerialNumber, d.MACAddresses, d.Hostname, d.Email, d.Score, d.LastSeen)

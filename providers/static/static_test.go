@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 )
 
@@ -243,8 +244,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"valid", func(*Config) {}, nil},
 		{"no file", func(c *Config) { c.File = "" }, []string{"file is required"}},
-		{"sync mode", func(c *Config) { c.Mode = providers.ModeSync; c.SyncInterval = providers.Duration(time.Minute) }, []string{"mode: sync does not apply"}},
-		{"reload too fast", func(c *Config) { c.ReloadInterval = providers.Duration(10 * time.Millisecond) }, []string{"reload_interval must be at least 100ms"}},
+		{"sync mode", func(c *Config) { c.Mode = providers.ModeSync; c.SyncInterval = conf.Duration(time.Minute) }, []string{"mode: sync does not apply"}},
+		{"reload too fast", func(c *Config) { c.ReloadInterval = conf.Duration(10 * time.Millisecond) }, []string{"reload_interval must be at least 100ms"}},
 		{"common errors included", func(c *Config) { c.Weight = 0; c.Name = "" }, []string{"weight must be > 0", "name is required"}},
 	}
 	for _, tc := range tests {
@@ -268,12 +269,12 @@ func TestConfigValidate(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		var c Config
 		c.Defaults()
-		if c.ReloadInterval != providers.Duration(5*time.Second) || c.OnError != providers.OnErrorStale || c.Mode != providers.ModeQuery {
+		if c.ReloadInterval != conf.Duration(5*time.Second) || c.OnError != providers.OnErrorStale || c.Mode != providers.ModeQuery {
 			t.Fatalf("Defaults = %+v", c)
 		}
-		c.ReloadInterval = providers.Duration(time.Minute)
+		c.ReloadInterval = conf.Duration(time.Minute)
 		c.Defaults()
-		if c.ReloadInterval != providers.Duration(time.Minute) {
+		if c.ReloadInterval != conf.Duration(time.Minute) {
 			t.Fatal("Defaults overwrote reload_interval")
 		}
 	})
@@ -499,7 +500,7 @@ func TestRunReloadsOnChange(t *testing.T) {
 	base := time.Now().Add(-time.Hour)
 	writeInventory(t, path, designCSV, base)
 	var logs syncBuffer
-	p, err := New(&Config{File: path, ReloadInterval: providers.Duration(5 * time.Millisecond)},
+	p, err := New(&Config{File: path, ReloadInterval: conf.Duration(5 * time.Millisecond)},
 		providers.Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

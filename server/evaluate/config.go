@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/postured/postured/providers"
+	"github.com/postured/postured/internal/conf"
 )
 
 // Key store backends (key_store).
@@ -58,15 +57,15 @@ type Config struct {
 	KeyFile string `yaml:"key_file,omitempty"`
 	// RedisURL is redis://[:password@]host:port/db (or rediss://) with
 	// key_store: redis. The private keys are stored there: protect it.
-	RedisURL providers.Secret `yaml:"redis_url,omitempty"`
+	RedisURL conf.Secret `yaml:"redis_url,omitempty"`
 	// RedisPrefix namespaces the Redis key. Default: "postured:ee:".
 	RedisPrefix string `yaml:"redis_prefix,omitempty"`
 	// RotationOverlap is how long `postured keys rotate` publishes a new key
 	// before signing with it, so Access has fetched it. Default: 1h.
-	RotationOverlap providers.Duration `yaml:"rotation_overlap"`
+	RotationOverlap conf.Duration `yaml:"rotation_overlap"`
 	// RotationGrace is how long a key that stopped signing stays published.
 	// At least 1m (a response token lives 60s). Default: 24h.
-	RotationGrace providers.Duration `yaml:"rotation_grace"`
+	RotationGrace conf.Duration `yaml:"rotation_grace"`
 	// Issuer, if set, is required as the incoming token's iss
 	// ("https://<team>.cloudflareaccess.com"; the scheme may be omitted).
 	// Unset: iss is not checked, since Cloudflare does not document it on
@@ -77,7 +76,7 @@ type Config struct {
 	Audience []string `yaml:"audience,omitempty"`
 	// PostureDeadline bounds the device posture lookup (a live
 	// recomputation when the remembered score is stale). Default: 2s.
-	PostureDeadline providers.Duration `yaml:"posture_deadline"`
+	PostureDeadline conf.Duration `yaml:"posture_deadline"`
 	// Rules are evaluated in order; the first whose conditions all hold
 	// decides; no match denies.
 	Rules []Rule `yaml:"rules"`
@@ -93,11 +92,11 @@ type RevokeConfig struct {
 	AccountID string `yaml:"account_id,omitempty"`
 	// APIToken is a Cloudflare API token with Access: Organizations,
 	// Identity Providers, and Groups Write; typically "${CF_API_TOKEN}".
-	APIToken providers.Secret `yaml:"api_token,omitempty"`
+	APIToken conf.Secret `yaml:"api_token,omitempty"`
 	// BaseURL is the API root. Default: https://api.cloudflare.com/client/v4.
 	BaseURL string `yaml:"base_url,omitempty"`
 	// Timeout bounds one revocation call. Default: 10s.
-	Timeout providers.Duration `yaml:"timeout,omitempty"`
+	Timeout conf.Duration `yaml:"timeout,omitempty"`
 	// Rules limits revocation to denials by these rules ("default" is the
 	// default deny). Empty: every denial revokes. Note that revoke_user
 	// ends the user's sessions in every Access application.
@@ -116,13 +115,13 @@ func (c *Config) Defaults() {
 		c.RedisPrefix = DefaultRedisPrefix
 	}
 	if c.RotationOverlap == 0 {
-		c.RotationOverlap = providers.Duration(DefaultRotationOverlap)
+		c.RotationOverlap = conf.Duration(DefaultRotationOverlap)
 	}
 	if c.RotationGrace == 0 {
-		c.RotationGrace = providers.Duration(DefaultRotationGrace)
+		c.RotationGrace = conf.Duration(DefaultRotationGrace)
 	}
 	if c.PostureDeadline == 0 {
-		c.PostureDeadline = providers.Duration(DefaultPostureDeadline)
+		c.PostureDeadline = conf.Duration(DefaultPostureDeadline)
 	}
 	for i := range c.Rules {
 		if t := c.Rules[i].When.Time; t != nil && t.TimeZone == "" {
@@ -133,7 +132,7 @@ func (c *Config) Defaults() {
 		c.Revoke.BaseURL = DefaultRevokeBaseURL
 	}
 	if c.Revoke.Timeout == 0 {
-		c.Revoke.Timeout = providers.Duration(DefaultRevokeTimeout)
+		c.Revoke.Timeout = conf.Duration(DefaultRevokeTimeout)
 	}
 }
 
@@ -176,7 +175,7 @@ func (c *Config) Validate() error {
 	if c.RotationOverlap < 0 {
 		errs.add("rotation_overlap", "must not be negative")
 	}
-	if c.RotationGrace < providers.Duration(tokenLifetime) {
+	if c.RotationGrace < conf.Duration(tokenLifetime) {
 		errs.add("rotation_grace", "must be at least %s (a response token lives that long), got %s", tokenLifetime, c.RotationGrace)
 	}
 	if c.PostureDeadline <= 0 {
@@ -290,54 +289,10 @@ func LocateErrors(err error, section *yaml.Node, prefix string) error {
 			continue
 		}
 		loc := ""
-		if line := lineOf(section, fe.Path); line > 0 {
+		if line := conf.Line(section, fe.Path); line > 0 {
 			loc = fmt.Sprintf("line %d: ", line)
 		}
 		out = append(out, fmt.Errorf("%s%s%s: %s", loc, prefix, fe.Path, fe.Msg))
 	}
 	return errors.Join(out...)
-}
-
-// lineOf finds the deepest node of path ("rules[2].when.score") that is in
-// n and returns its line, 0 if none is.
-func lineOf(n *yaml.Node, path string) int {
-	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		key, idx := part, -1
-		if open := strings.IndexByte(part, '['); open >= 0 && strings.HasSuffix(part, "]") {
-			key = part[:open]
-			if i, err := strconv.Atoi(part[open+1 : len(part)-1]); err == nil {
-				idx = i
-			}
-		}
-		k, v := mappingEntry(n, key)
-		if v == nil {
-			return line
-		}
-		line, n = k.Line, v
-		if idx >= 0 {
-			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return line
-			}
-			n = n.Content[idx]
-			line = n.Line
-		}
-	}
-	return line
-}
-
-// mappingEntry returns the key and value nodes of key in mapping n.
-func mappingEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil, nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i], n.Content[i+1]
-		}
-	}
-	return nil, nil
 }

@@ -9,11 +9,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/postured/postured/providers"
+	"github.com/postured/postured/internal/conf"
 )
 
 // decode decodes an external_evaluation section the way the config loader
-// does: providers.DecodeStrict, then Defaults and Validate with lines.
+// does: conf.DecodeStrict, then Defaults and Validate with lines.
 func decode(t *testing.T, src string) (Config, error) {
 	t.Helper()
 	var root yaml.Node
@@ -21,7 +21,7 @@ func decode(t *testing.T, src string) (Config, error) {
 		t.Fatalf("yaml: %v", err)
 	}
 	var cfg Config
-	if err := providers.DecodeStrict(&root, &cfg); err != nil {
+	if err := conf.DecodeStrict(&root, &cfg); err != nil {
 		return cfg, err
 	}
 	cfg.Defaults()
@@ -57,8 +57,8 @@ func TestDefaults(t *testing.T) {
 	var c Config
 	c.Rules = []Rule{{Name: "r", Action: "allow", When: When{Time: &TimeWindow{Days: []string{"mon"}}}}}
 	c.Defaults()
-	if c.Enabled || c.KeyStore != "file" || c.KeyFile != DefaultKeyFile || c.RotationOverlap != providers.Duration(time.Hour) ||
-		c.RotationGrace != providers.Duration(24*time.Hour) || c.PostureDeadline != providers.Duration(2*time.Second) ||
+	if c.Enabled || c.KeyStore != "file" || c.KeyFile != DefaultKeyFile || c.RotationOverlap != conf.Duration(time.Hour) ||
+		c.RotationGrace != conf.Duration(24*time.Hour) || c.PostureDeadline != conf.Duration(2*time.Second) ||
 		c.Revoke.Enabled || c.Revoke.BaseURL != DefaultRevokeBaseURL || c.Rules[0].When.Time.TimeZone != "UTC" {
 		t.Errorf("defaults %+v", c)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/postured/postured/providers"
+	"github.com/postured/postured/internal/conf"
 )
 
 // redisURL returns a Redis to test against: $REDIS_URL if set, else a
@@ -74,7 +74,7 @@ func TestRedisStore(t *testing.T) {
 			c.Del(ctx, iter.Val())
 		}
 	})
-	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: providers.Secret(url), RedisPrefix: prefix, Rules: testRules()}
+	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: conf.Secret(url), RedisPrefix: prefix, Rules: testRules()}
 	acc := newAccess(t)
 	clk := newClock(t0)
 	a := newFixture(t, fixtureOpts{cfg: &cfg, access: acc, clock: clk})

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/postured/postured/providers"
+	"github.com/postured/postured/internal/conf"
 )
 
 const (
@@ -60,7 +60,7 @@ func revokeFixture(t *testing.T, api *cloudflareAPI, onlyRules []string) *fixtur
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
-		Enabled: true, AccountID: testAccount, APIToken: providers.Secret(testAPIToken),
+		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken),
 		BaseURL: srv.URL + "/client/v4/", Rules: onlyRules,
 	}}
 	// Debug level: the token must stay out of even the most verbose logs.
@@ -145,7 +145,7 @@ func TestRevocationUnreachable(t *testing.T) {
 	url := api.URL
 	api.Close()
 	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
-		Enabled: true, AccountID: testAccount, APIToken: providers.Secret(testAPIToken), BaseURL: url,
+		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken), BaseURL: url,
 	}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg, logLevel: slog.LevelDebug})
 	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"}))), "n")

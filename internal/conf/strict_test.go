@@ -1,4 +1,4 @@
-package providers
+package conf
 
 import (
 	"strings"
@@ -17,9 +17,34 @@ type strictEmbedded struct {
 	Port int `yaml:"port"`
 }
 
+// strictCommon and strictHTTP have the shape of the provider sections
+// (providers.Common, providers.HTTPConfig), which conf cannot import: two
+// inline structs whose durations are Unmarshalers.
+type strictCommon struct {
+	Name         string   `yaml:"name"`
+	Type         string   `yaml:"type"`
+	Weight       float64  `yaml:"weight"`
+	Required     bool     `yaml:"required,omitempty"`
+	OnError      string   `yaml:"on_error,omitempty"`
+	Mode         string   `yaml:"mode,omitempty"`
+	SyncInterval Duration `yaml:"sync_interval,omitempty"`
+	MaxLastSeen  Duration `yaml:"max_last_seen,omitempty"`
+	Timeout      Duration `yaml:"timeout,omitempty"`
+}
+
+type strictHTTP struct {
+	MaxConcurrency    int      `yaml:"max_concurrency,omitempty"`
+	RequestsPerSecond float64  `yaml:"requests_per_second,omitempty"`
+	Burst             int      `yaml:"burst,omitempty"`
+	RetryMax          int      `yaml:"retry_max,omitempty"`
+	RetryWaitMin      Duration `yaml:"retry_wait_min,omitempty"`
+	RetryWaitMax      Duration `yaml:"retry_wait_max,omitempty"`
+	RequestTimeout    Duration `yaml:"request_timeout,omitempty"`
+}
+
 type strictDoc struct {
-	Common         `yaml:",inline"`
-	HTTPConfig     `yaml:",inline"`
+	strictCommon   `yaml:",inline"`
+	strictHTTP     `yaml:",inline"`
 	strictEmbedded `yaml:",inline"`
 	Inner          strictInner              `yaml:"inner"`
 	Ptr            *strictInner             `yaml:"ptr"`
@@ -88,11 +113,11 @@ secret: s3
 tags: [a, b]
 `,
 			check: func(t *testing.T, d *strictDoc) {
-				if d.Name != "cs" || d.Weight != 2 || !d.Required || d.Mode != ModeSync || d.MaxLastSeen != Duration(720*time.Hour) {
-					t.Errorf("common decoded wrong: %+v", d.Common)
+				if d.Name != "cs" || d.Weight != 2 || !d.Required || d.Mode != "sync" || d.MaxLastSeen != Duration(720*time.Hour) {
+					t.Errorf("common decoded wrong: %+v", d.strictCommon)
 				}
 				if d.MaxConcurrency != 3 || d.RetryWaitMax != Duration(time.Second) {
-					t.Errorf("http decoded wrong: %+v", d.HTTPConfig)
+					t.Errorf("http decoded wrong: %+v", d.strictHTTP)
 				}
 				if d.Port != 8080 || d.Inner.Alpha != 1 || d.Ptr.Alpha != 2 || len(d.List) != 2 || d.PtrList[0].Alpha != 5 ||
 					d.Array[1].Alpha != 7 || d.Map["k"].Alpha != 8 || d.MapOfLists["k"][0].Alpha != 9 || d.Untagged != 11 {
@@ -295,12 +320,12 @@ func TestDecodeStrictMergeKey(t *testing.T) {
 	src := "defaults: &d {weight: 2, on_error: zero}\nproviders:\n  - <<: *d\n    name: a\n"
 	var cfg struct {
 		Defaults  map[string]any `yaml:"defaults"`
-		Providers []Common       `yaml:"providers"`
+		Providers []strictCommon `yaml:"providers"`
 	}
 	if err := DecodeStrict(parseNode(t, src), &cfg); err != nil {
 		t.Fatalf("DecodeStrict = %v", err)
 	}
-	if len(cfg.Providers) != 1 || cfg.Providers[0].Weight != 2 || cfg.Providers[0].OnError != OnErrorZero {
+	if len(cfg.Providers) != 1 || cfg.Providers[0].Weight != 2 || cfg.Providers[0].OnError != "zero" {
 		t.Fatalf("merge not applied: %+v", cfg.Providers)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // cmdDemo starts the mocks, then postured in-process against them with the
-// embedded demo configuration, and prints how to call it. It lives here, not
+// generated demo configuration, and prints how to call it. It lives here, not
 // in cmd/postured, so the service binary links no mock.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -43,9 +43,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	mocksURL := "http://" + ln.Addr().String()
 
 	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
-	cfg, err := app.Parse(mockset.DemoConfig, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	text, err := mockset.DemoConfig()
 	if err != nil {
-		return fmt.Errorf("demo: embedded config: %w", err)
+		return fmt.Errorf("demo: %w", err)
+	}
+	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return fmt.Errorf("demo: generated config: %w", err)
 	}
 	if *dir == "" {
 		*dir, err = os.MkdirTemp("", "postured-demo-")

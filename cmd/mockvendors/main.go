@@ -1,13 +1,14 @@
-// Command mockvendors serves faithful mocks of the Intune (Graph), Jamf Pro
-// and CrowdStrike Falcon APIs over one generated fleet, plus a stand-in for
-// Cloudflare Access, so postured can be tried and tested without a cloud
-// account.
+// Command mockvendors serves faithful mocks of every vendor API postured
+// speaks (internal/mockset's list: CrowdStrike Falcon, Intune via Graph,
+// Jamf Pro) over one generated fleet, plus a stand-in for Cloudflare Access,
+// so postured can be tried and tested without a cloud account.
 //
 //	mockvendors --listen :9000 --devices 5000 --seed 1 [--emit-batch batch.json]
+//	mockvendors --write-config demo.yaml          the postured config for these mocks
 //	mockvendors demo [--listen 127.0.0.1:8080]   the mocks and postured together, in one process
 //
-// Everything is on one port under /intune, /jamf, /crowdstrike and /access;
-// --intune-listen and friends also serve one vendor at the root of its own
+// Everything is on one port, each vendor under /<vendor> and Access under
+// /access; --<vendor>-listen also serves one vendor at the root of its own
 // port.
 package main
 
@@ -55,16 +56,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	emit := fs.String("emit-batch", "", "write the Cloudflare posture batch(es) for the fleet to this file and exit")
 	latency := fs.Duration("latency", 0, "added latency on every vendor API call")
 	health := fs.String("healthcheck", "", "GET this URL, exit 0 if it answers 200 (for container health checks)")
-	perVendor := map[string]*string{
-		"intune":      fs.String("intune-listen", "", "also serve the Intune mock at the root of this address"),
-		"jamf":        fs.String("jamf-listen", "", "also serve the Jamf mock at the root of this address"),
-		"crowdstrike": fs.String("crowdstrike-listen", "", "also serve the CrowdStrike mock at the root of this address"),
+	writeConfig := fs.String("write-config", "", "write the postured configuration for these mocks to this file and exit")
+	perVendor := map[string]*string{}
+	for _, name := range mockset.Names() {
+		perVendor[name] = fs.String(name+"-listen", "", "also serve the "+name+" mock at the root of this address")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *health != "" {
 		return healthcheck(*health)
+	}
+	if *writeConfig != "" {
+		cfg, err := mockset.DemoConfig()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*writeConfig, cfg, 0o644); err != nil {
+			return fmt.Errorf("write config: %w", err)
+		}
+		return nil
 	}
 	if *devices < 1 {
 		return errors.New("--devices must be >= 1")
@@ -81,23 +92,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %d devices to %s\n", *devices, strings.Join(files, ", "))
 		return nil
 	}
-	set.Intune.Faults.SetLatency(*latency)
-	set.Jamf.Faults.SetLatency(*latency)
-	set.CrowdStrike.Faults.SetLatency(*latency)
+	set.SetLatency(*latency)
 
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	servers := map[string]http.Handler{*listen: set.Handler()}
-	for vendor, addr := range perVendor {
-		if *addr == "" {
-			continue
-		}
-		switch vendor {
-		case "intune":
-			servers[*addr] = set.Intune
-		case "jamf":
-			servers[*addr] = set.Jamf
-		case "crowdstrike":
-			servers[*addr] = set.CrowdStrike
+	for _, v := range set.Vendors {
+		if addr := *perVendor[v.Name]; addr != "" {
+			servers[addr] = v.Handler
 		}
 	}
 	errc := make(chan error, len(servers))

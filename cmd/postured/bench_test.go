@@ -15,22 +15,23 @@ import (
 	"github.com/postured/postured/internal/mockset"
 )
 
-// benchServer wires the demo configuration (crowdstrike and jamf in query
-// mode, intune in sync mode) against an in-process mockvendors fleet and
-// returns the postured handler with a token and one 1000-device batch.
+// benchServer wires the demo configuration (each vendor in its demo mode,
+// or all in sync mode) against an in-process mockvendors fleet and returns
+// the postured handler with a token and one 1000-device batch.
 func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handler, string, []byte, *mockset.Set) {
 	b.Helper()
 	set, err := mockset.New(5000, 1, fleetNow)
 	if err != nil {
 		b.Fatal(err)
 	}
-	set.Intune.Faults.SetLatency(latency)
-	set.Jamf.Faults.SetLatency(latency)
-	set.CrowdStrike.Faults.SetLatency(latency)
+	set.SetLatency(latency)
 	mocks := httptest.NewServer(set.Handler())
 	b.Cleanup(mocks.Close)
 	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	text := mockset.DemoConfig
+	text, err := mockset.DemoConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if allSync {
 		text = bytes.ReplaceAll(text, []byte("mode: query"), []byte("mode: sync"))
 	}
@@ -81,8 +82,10 @@ func BenchmarkPostureWarm(b *testing.B) {
 		durations = append(durations, time.Since(start))
 	}
 	reportPercentiles(b, durations)
-	if calls := diffCalls(set.Calls(), before); calls["crowdstrike"]+calls["jamf"]+calls["intune"] != 0 {
-		b.Fatalf("warm batches made vendor calls: %v", calls)
+	for vendor, n := range diffCalls(set.Calls(), before) {
+		if n != 0 {
+			b.Fatalf("warm batches made %d %s calls", n, vendor)
+		}
 	}
 }
 

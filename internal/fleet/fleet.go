@@ -1,10 +1,10 @@
-// Package fleet generates the deterministic ground-truth device fleet the
-// vendor mocks serve: one list of physical devices, each present in some
-// vendors (and in no vendor at all for some), with the messiness real fleets
-// have: re-enrolment duplicates, stale devices, mixed MAC notation, FQDN
-// hostnames, placeholder serials. Each vendor mock gets its own view through
-// the vendor-specific files in this package (intune.go, jamf.go, ...), and
-// Batch yields what Cloudflare would send for the same fleet.
+// Package fleet generates the deterministic, vendor-neutral ground truth the
+// vendor mocks serve: one list of physical devices with the messiness real
+// fleets have (re-enrolment duplicates, stale devices, placeholder serials,
+// mixed MAC notation, FQDN hostnames, devices no vendor manages), and Batch,
+// what Cloudflare would send for them. Which devices a vendor holds, and in
+// what shape, is that vendor's view, built in its mock package from
+// VendorRand, so this package names no vendor.
 package fleet
 
 import (
@@ -38,11 +38,9 @@ type Device struct {
 	// Reenrolled devices have an older duplicate record (same serial,
 	// different vendor id) in every vendor they are in.
 	Reenrolled bool
-	InIntune   bool
-	InJamf     bool
-	InFalcon   bool
-	// Contained marks a Falcon host under network containment.
-	Contained bool
+	// Unmanaged devices are in no vendor at all: vendor views leave them
+	// out, so some devices of every batch match nothing.
+	Unmanaged bool
 	// Rand seeds per-device, per-vendor choices so views are reproducible.
 	Rand uint64
 }
@@ -62,7 +60,7 @@ func Generate(n int, seed uint64, now time.Time) *Fleet {
 	for i := range n {
 		d := Device{
 			Index:        i,
-			CloudflareID: uuid(r),
+			CloudflareID: UUID(r),
 			Platform:     platforms[r.IntN(len(platforms))],
 			Health:       r.IntN(101),
 			Rand:         r.Uint64(),
@@ -88,7 +86,7 @@ func Generate(n int, seed uint64, now time.Time) *Fleet {
 		}
 		nmac := 1 + r.IntN(2)
 		for range nmac {
-			d.MACs = append(d.MACs, mac(r))
+			d.MACs = append(d.MACs, MAC(r))
 		}
 		if r.IntN(3) == 0 {
 			d.Domain = "corp.example"
@@ -100,24 +98,7 @@ func Generate(n int, seed uint64, now time.Time) *Fleet {
 		}
 		d.LastSeen = f.Now.Add(-age)
 		d.Reenrolled = r.IntN(20) == 0
-		if r.IntN(10) != 0 { // 10% of devices are in no vendor at all
-			switch d.Platform {
-			case "macOS":
-				d.InJamf = r.IntN(10) < 9
-				d.InIntune = r.IntN(10) < 4
-				d.InFalcon = r.IntN(10) < 8
-			case "iOS":
-				d.InJamf = r.IntN(10) < 8
-				d.InIntune = r.IntN(10) < 5
-			case "Windows":
-				d.InIntune = r.IntN(10) < 9
-				d.InFalcon = r.IntN(10) < 9
-			case "Linux":
-				d.InFalcon = r.IntN(10) < 9
-				d.InIntune = r.IntN(10) < 2
-			}
-		}
-		d.Contained = d.InFalcon && r.IntN(50) == 0
+		d.Unmanaged = r.IntN(10) == 0
 		f.Devices = append(f.Devices, d)
 	}
 	return f
@@ -146,10 +127,7 @@ func (f *Fleet) Batch() []CloudflareDevice {
 			Email:       d.Email,
 			VirtualIPv4: fmt.Sprintf("100.96.%d.%d", d.Index/250, d.Index%250+1),
 		}
-		cd.SerialNumber = d.Serial
-		if d.Serial == "" {
-			cd.SerialNumber = d.PlaceholderSerial
-		}
+		cd.SerialNumber = d.ReportedSerial()
 		if len(d.MACs) > 0 && d.Platform != "iOS" {
 			cd.MACAddress = d.MACs[0]
 			if r.IntN(4) == 0 {
@@ -168,6 +146,15 @@ func (f *Fleet) Batch() []CloudflareDevice {
 	return out
 }
 
+// ReportedSerial is the serial a vendor agent reads off the device: the
+// hardware serial, or the placeholder a VM's firmware reports instead.
+func (d *Device) ReportedSerial() string {
+	if d.Serial == "" {
+		return d.PlaceholderSerial
+	}
+	return d.Serial
+}
+
 // VendorRand returns a reproducible random source for one device in one
 // vendor view, so adding a vendor never changes another vendor's data.
 func (d *Device) VendorRand(vendor string) *rand.Rand {
@@ -178,17 +165,19 @@ func (d *Device) VendorRand(vendor string) *rand.Rand {
 	return rand.New(rand.NewPCG(d.Rand, h))
 }
 
-func uuid(r *rand.Rand) string {
+// UUID draws a random version-4 UUID, lower case, for ids in any view.
+func UUID(r *rand.Rand) string {
 	a, b := r.Uint64(), r.Uint64()
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xfff, (b>>48)&0x3fff|0x8000, b&0xffffffffffff)
 }
 
-func mac(r *rand.Rand) string {
+// MAC draws a unicast, locally administered MAC in canonical colon form.
+func MAC(r *rand.Rand) string {
 	b := make([]byte, 6)
 	for i := range b {
 		b[i] = byte(r.IntN(256))
 	}
-	b[0] = b[0]&^1 | 2 // unicast, locally administered: never all-zero or broadcast
+	b[0] = b[0]&^1 | 2 // never all-zero or broadcast
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 

@@ -1,7 +1,8 @@
 // Package mockkit is the machinery the vendor mocks share: fault injection,
-// per-endpoint call counters and an opaque bearer-token store. Each mock
-// renders faults in its own vendor's wire format; mockkit only decides which
-// fault a request gets.
+// per-endpoint call counters, an opaque bearer-token store, and Vendor, the
+// one shape in which every mock package offers itself to the mock set and
+// the end-to-end tests. Each mock renders faults in its own vendor's wire
+// format; mockkit only decides which fault a request gets.
 package mockkit
 
 import (

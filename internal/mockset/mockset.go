@@ -2,60 +2,147 @@
 // serves them under path prefixes, together with a stand-in for the
 // Cloudflare side of the demo: an Access certs endpoint and token minter,
 // and the posture batch Cloudflare would send for the same fleet. It is
-// what cmd/mockvendors serves and what `mockvendors demo` runs in-process.
+// what cmd/mockvendors serves and what `mockvendors demo` runs in-process,
+// and it generates the demo configuration from the same vendor list.
 package mockset
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"text/template"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/internal/localaccess"
+	"github.com/postured/postured/internal/mockkit"
+	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
 	"github.com/postured/postured/providers/intune/intunemock"
 	"github.com/postured/postured/providers/jamf/jamfmock"
 )
 
-// Credentials the mocks accept, and the Access team and audience of the
-// tokens the stand-in mints. The demo configuration uses exactly these.
+// vendors is the one list of vendor mocks: adding a vendor is adding its
+// line here (and its provider to internal/app's Registry). The order is
+// the demo configuration's s2s_id_from.
+func vendors(f *fleet.Fleet) []mockkit.Vendor {
+	return []mockkit.Vendor{
+		crowdstrikemock.Vendor(f),
+		intunemock.Vendor(f),
+		jamfmock.Vendor(f),
+	}
+}
+
+// The Access team and audience of the tokens the stand-in mints; the demo
+// configuration accepts exactly these.
 const (
-	IntuneTenantID     = intunemock.DefaultTenantID
-	IntuneClientID     = intunemock.DefaultClientID
-	IntuneClientSecret = intunemock.DefaultClientSecret
-	JamfClientID       = "postured-demo"
-	JamfClientSecret   = "jamf-demo-secret"
-	FalconClientID     = "falcon-client"
-	FalconClientSecret = "falcon-secret"
-	AccessTeam         = "demo.cloudflareaccess.com"
-	AccessAudience     = "demo-posture-app-aud"
+	AccessTeam     = "demo.cloudflareaccess.com"
+	AccessAudience = "demo-posture-app-aud"
 )
 
-// DemoConfig is the postured configuration for this mock set: the demo runs
-// it, compose mounts it, and the end-to-end tests start from it.
+// PrefixAccess is the Access stand-in's path prefix on the shared port;
+// each vendor mock is under /<name>.
+const PrefixAccess = "/access"
+
+// Policies every provider of the demo configuration shares.
+const (
+	demoMaxLastSeen  = "30d"
+	demoSyncInterval = "1m"
+)
+
+//go:embed demo.yaml.tmpl
+var demoTemplate string
+
+// Names are the vendor mocks' names, in list order.
+func Names() []string {
+	var out []string
+	for _, v := range vendors(&fleet.Fleet{}) {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// DemoConfig is the postured configuration for this mock set: the
+// demo.yaml.tmpl template with one provider entry per vendor mock, each
+// pointing at ${MOCKVENDORS_URL}/<name>. The demo runs it, compose mounts
+// it (as the committed demo.yaml), and the end-to-end tests start from it.
 // ${MOCKVENDORS_URL} and ${POSTURED_LISTEN} are left for the caller.
-//
-//go:embed demo.yaml
-var DemoConfig []byte
+func DemoConfig() ([]byte, error) {
+	tmpl, err := template.New("demo.yaml.tmpl").Option("missingkey=error").Parse(demoTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	var names []string
+	var entries strings.Builder
+	for _, v := range vendors(&fleet.Fleet{}) {
+		entry, err := providerEntry(v)
+		if err != nil {
+			return nil, fmt.Errorf("demo config: %w", err)
+		}
+		names = append(names, v.Name)
+		entries.WriteString(entry)
+	}
+	var out bytes.Buffer
+	err = tmpl.Execute(&out, map[string]string{
+		"AccessTeam":     AccessTeam,
+		"AccessAudience": AccessAudience,
+		"AccessPrefix":   PrefixAccess,
+		"S2SIDFrom":      strings.Join(names, ", "),
+		"Providers":      entries.String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	return out.Bytes(), nil
+}
 
-// Path prefixes of each mock on the shared port.
-const (
-	PrefixIntune      = "/intune"
-	PrefixJamf        = "/jamf"
-	PrefixCrowdStrike = "/crowdstrike"
-	PrefixAccess      = "/access"
-)
+// providerEntry is v's item of the providers: list, indented for it.
+func providerEntry(v mockkit.Vendor) (string, error) {
+	pc := v.Config("${MOCKVENDORS_URL}/" + v.Name)
+	name, err := scalar(v.Name)
+	if err != nil {
+		return "", fmt.Errorf("provider %s: name: %w", v.Name, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  - name: %s\n    type: %s\n    weight: %d\n", name, name, pc.Weight)
+	settings := []mockkit.Setting{{Key: "mode", Value: string(pc.Mode)}}
+	if pc.Mode == providers.ModeSync {
+		settings = append(settings, mockkit.Setting{Key: "sync_interval", Value: demoSyncInterval})
+	}
+	settings = append(settings, mockkit.Setting{Key: "max_last_seen", Value: demoMaxLastSeen})
+	for _, s := range append(settings, pc.Settings...) {
+		value, err := scalar(s.Value)
+		if err != nil {
+			return "", fmt.Errorf("provider %s: %s: %w", v.Name, s.Key, err)
+		}
+		fmt.Fprintf(&b, "    %s: %s\n", s.Key, value)
+	}
+	return b.String(), nil
+}
+
+// scalar renders v as a YAML string: double-quoted when it carries a
+// ${VAR}, for the reader's eye, otherwise quoted only where YAML needs it.
+func scalar(v string) (string, error) {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+	if strings.Contains(v, "${") {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	out, err := yaml.Marshal(n)
+	return strings.TrimSuffix(string(out), "\n"), err
+}
 
 // Set is the fleet and the mocks serving it.
 type Set struct {
-	Fleet       *fleet.Fleet
-	Intune      *intunemock.Server
-	Jamf        *jamfmock.Server
-	CrowdStrike *crowdstrikemock.Server
-	Access      *localaccess.Issuer
+	Fleet *fleet.Fleet
+	// Vendors are the vendor mocks over Fleet, in list order.
+	Vendors []mockkit.Vendor
+	Access  *localaccess.Issuer
 }
 
 // New generates a fleet of n devices from seed and builds the mocks.
@@ -65,18 +152,20 @@ func New(n int, seed uint64, now time.Time) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Set{
-		Fleet:  f,
-		Intune: intunemock.New(intunemock.Options{Devices: f.IntuneDevices()}),
-		Jamf: jamfmock.New(jamfmock.Options{Computers: f.JamfComputers(), MobileDevices: f.JamfMobileDevices(),
-			ClientID: JamfClientID, ClientSecret: JamfClientSecret}),
-		CrowdStrike: crowdstrikemock.New(crowdstrikemock.Options{Devices: f.FalconHosts(), Assessments: f.FalconAssessments(),
-			ClientID: FalconClientID, ClientSecret: FalconClientSecret}),
-		Access: iss,
-	}, nil
+	return &Set{Fleet: f, Vendors: vendors(f), Access: iss}, nil
 }
 
-// Handler serves every mock under its prefix, plus:
+// Vendor returns the vendor mock called name.
+func (s *Set) Vendor(name string) (mockkit.Vendor, bool) {
+	for _, v := range s.Vendors {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return mockkit.Vendor{}, false
+}
+
+// Handler serves every vendor mock under /<name>, plus:
 //
 //	GET /access/cdn-cgi/access/certs   the stand-in team's certs
 //	GET /access/token                  an application token for AccessAudience, valid 1h
@@ -84,9 +173,9 @@ func New(n int, seed uint64, now time.Time) (*Set, error) {
 //	GET /healthz
 func (s *Set) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(PrefixIntune+"/", http.StripPrefix(PrefixIntune, s.Intune))
-	mux.Handle(PrefixJamf+"/", http.StripPrefix(PrefixJamf, s.Jamf))
-	mux.Handle(PrefixCrowdStrike+"/", http.StripPrefix(PrefixCrowdStrike, s.CrowdStrike))
+	for _, v := range s.Vendors {
+		mux.Handle("/"+v.Name+"/", http.StripPrefix("/"+v.Name, v.Handler))
+	}
 	mux.Handle("GET "+PrefixAccess+"/cdn-cgi/access/certs", s.Access)
 	mux.HandleFunc("GET "+PrefixAccess+"/token", func(w http.ResponseWriter, _ *http.Request) {
 		tok, err := s.Access.AppToken(AccessAudience, time.Hour)
@@ -136,11 +225,18 @@ func (s *Set) Batches(size int) [][]fleet.CloudflareDevice {
 	return out
 }
 
-// Calls is the total of vendor API calls served so far, per mock.
+// Calls is the total of vendor API calls served so far, per vendor mock.
 func (s *Set) Calls() map[string]int {
-	return map[string]int{
-		"intune":      s.Intune.Calls.Total(),
-		"jamf":        s.Jamf.Calls.Total(),
-		"crowdstrike": s.CrowdStrike.Calls.Total(),
+	out := make(map[string]int, len(s.Vendors))
+	for _, v := range s.Vendors {
+		out[v.Name] = v.Calls.Total()
+	}
+	return out
+}
+
+// SetLatency delays every vendor API response by d.
+func (s *Set) SetLatency(d time.Duration) {
+	for _, v := range s.Vendors {
+		v.Faults.SetLatency(d)
 	}
 }

@@ -599,7 +599,7 @@ func TestContextCancel(t *testing.T) {
 // on, and only then by MAC through sync mode.
 func TestFleet(t *testing.T) {
 	fl := fleet.Generate(800, 7, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	mds := fl.IntuneDevices()
+	mds := intunemock.FleetDevices(fl)
 	// Three full-fleet lookups exceed Graph's 2000 items per 20 s; the
 	// throttle has its own tests.
 	f := newFixture(t, intunemock.Options{Devices: mds, ThrottleLimit: -1}, nil, nil)

@@ -253,8 +253,8 @@ func TestLookupKinds(t *testing.T) {
 // kind, with the identifiers as Cloudflare would send them, normalised.
 func TestLookupFleet(t *testing.T) {
 	f := fleet.Generate(400, 11, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
-	comps := f.JamfComputers()
-	e := newEnv(t, jamfmock.Options{Computers: comps, MobileDevices: f.JamfMobileDevices()})
+	comps := jamfmock.FleetComputers(f)
+	e := newEnv(t, jamfmock.Options{Computers: comps, MobileDevices: jamfmock.FleetMobileDevices(f)})
 	p, _ := newProv(t, e.config())
 	for _, kind := range providers.Kinds {
 		t.Run(kind.String(), func(t *testing.T) {

@@ -13,8 +13,6 @@ import (
 	"time"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 func fixture() Options {
 	seen := func(d int) *string {
 		return ptr(FormatTime(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).AddDate(0, 0, -d)))

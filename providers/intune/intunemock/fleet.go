@@ -1,4 +1,4 @@
-package fleet
+package intunemock
 
 import (
 	"fmt"
@@ -6,52 +6,116 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postured/postured/providers/intune/intunemock"
+	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/internal/mockkit"
+	"github.com/postured/postured/providers"
 )
 
-// IntuneDevices is the Intune view of the fleet: one managedDevice per
+// vendorName is the provider type and the fleet view's random stream.
+const vendorName = "intune"
+
+// Vendor is the Intune mock over f's Intune view, as the mock set serves and
+// configures it.
+func Vendor(f *fleet.Fleet) mockkit.Vendor {
+	devs, owners := fleetView(f)
+	s := New(Options{Devices: devs})
+	return mockkit.Vendor{
+		Name:         vendorName,
+		Handler:      s,
+		Faults:       s.Faults,
+		Calls:        s.Calls,
+		ExpireTokens: s.ExpireTokens,
+		Config: func(root string) mockkit.ProviderConfig {
+			return mockkit.ProviderConfig{Weight: 3, Mode: providers.ModeSync, Settings: []mockkit.Setting{
+				{Key: "base_url", Value: root},
+				{Key: "token_url", Value: root + "/" + DefaultTenantID + "/oauth2/v2.0/token"},
+				{Key: "tenant_id", Value: DefaultTenantID},
+				{Key: "client_id", Value: DefaultClientID},
+				{Key: "client_secret", Value: DefaultClientSecret, Secret: true},
+			}}
+		},
+		Expected: expected(devs, owners),
+		// One clause per request, 20 per $batch: serials, names and users
+		// of a 1000-device batch.
+		BatchCalls: 150,
+	}
+}
+
+// expected scores each record by complianceState (design.md: compliant
+// 100, inGracePeriod 50, anything else 0), seen at its last sync.
+func expected(devs []ManagedDevice, owners []int) map[int]mockkit.Expected {
+	recs := make([]mockkit.Scored, len(devs))
+	for i, md := range devs {
+		score := 0
+		switch md.ComplianceState {
+		case "compliant":
+			score = 100
+		case "inGracePeriod":
+			score = 50
+		}
+		recs[i] = mockkit.Scored{Owner: owners[i], ID: md.ID, Score: score, LastSeen: md.LastSyncDateTime}
+	}
+	return mockkit.Latest(recs)
+}
+
+// FleetDevices is the Intune view of the fleet: one managedDevice per
 // device enrolled in Intune, plus an older record (different id, older
 // sync, same serial and name) for each re-enrolled one. Intune's own
 // conventions apply: Wi-Fi MAC as 12 upper-case hex digits, Windows device
 // names upper-case (NetBIOS), Linux names fully qualified when the device
 // has a domain, 7-digit fractional seconds, jailBroken as a string.
-func (f *Fleet) IntuneDevices() []intunemock.ManagedDevice {
-	var out []intunemock.ManagedDevice
+func FleetDevices(f *fleet.Fleet) []ManagedDevice {
+	devs, _ := fleetView(f)
+	return devs
+}
+
+// fleetView is FleetDevices with the index of the fleet device each record
+// describes.
+func fleetView(f *fleet.Fleet) ([]ManagedDevice, []int) {
+	var out []ManagedDevice
+	var owners []int
 	for i := range f.Devices {
 		d := &f.Devices[i]
-		if !d.InIntune {
+		r := d.VendorRand(vendorName)
+		if !enrolled(d, r) {
 			continue
 		}
-		r := d.VendorRand("intune")
 		md := intuneDevice(d, r)
-		out = append(out, md)
+		out, owners = append(out, md), append(owners, d.Index)
 		if d.Reenrolled {
 			old := md
-			old.ID = intuneGUID(r)
-			old.AzureADDeviceID = intuneGUID(r)
+			old.ID = fleet.UUID(r)
+			old.AzureADDeviceID = fleet.UUID(r)
 			old.LastSyncDateTime = md.LastSyncDateTime.Add(-time.Duration(30+r.IntN(60)) * 24 * time.Hour)
 			old.EnrolledDateTime = old.LastSyncDateTime.Add(-time.Duration(100+r.IntN(300)) * 24 * time.Hour)
 			old.ComplianceState = []string{"noncompliant", "unknown", "compliant"}[r.IntN(3)]
-			old.ComplianceGracePeriodExpirationDateTime = intuneGraceExpiry(old.ComplianceState, old.LastSyncDateTime)
-			out = append(out, old)
+			old.ComplianceGracePeriodExpirationDateTime = graceExpiry(old.ComplianceState, old.LastSyncDateTime)
+			out, owners = append(out, old), append(owners, d.Index)
 		}
 	}
-	return out
+	return out, owners
 }
 
-func intuneDevice(d *Device, r *rand.Rand) intunemock.ManagedDevice {
+// enrolled decides whether Intune manages d: most Windows PCs, some Macs
+// and phones, few Linux machines.
+func enrolled(d *fleet.Device, r *rand.Rand) bool {
+	share := map[string]int{"Windows": 9, "iOS": 5, "macOS": 4, "Linux": 2}[d.Platform]
+	return r.IntN(10) < share && !d.Unmanaged
+}
+
+func intuneDevice(d *fleet.Device, r *rand.Rand) ManagedDevice {
 	// Graph reports ticks: give every sync a 7-digit fraction, never later
 	// than the device's true last-seen.
 	lastSync := d.LastSeen.Add(-time.Duration(1+r.IntN(9_999_999)) * 100 * time.Nanosecond)
-	md := intunemock.ManagedDevice{
-		ID:                         intuneGUID(r),
-		UserID:                     intuneGUID(r),
+	md := ManagedDevice{
+		ID:                         fleet.UUID(r),
+		UserID:                     fleet.UUID(r),
 		DeviceName:                 d.Hostname,
 		ManagedDeviceOwnerType:     "company",
 		EnrolledDateTime:           lastSync.Add(-time.Duration(30+r.IntN(700)) * 24 * time.Hour).Truncate(time.Second),
 		LastSyncDateTime:           lastSync,
 		OperatingSystem:            d.Platform,
-		ComplianceState:            intuneCompliance(d.Health, r),
+		ComplianceState:            compliance(d.Health, r),
 		JailBroken:                 "Unknown",
 		ManagementAgent:            "mdm",
 		AzureADRegistered:          true,
@@ -60,14 +124,11 @@ func intuneDevice(d *Device, r *rand.Rand) intunemock.ManagedDevice {
 		IsEncrypted:                d.Health >= 40,
 		UserPrincipalName:          d.Email,
 		EmailAddress:               d.Email,
-		SerialNumber:               d.Serial,
-		AzureADDeviceID:            intuneGUID(r),
-		UserDisplayName:            intuneDisplayName(d.Email),
+		SerialNumber:               d.ReportedSerial(),
+		AzureADDeviceID:            fleet.UUID(r),
+		UserDisplayName:            displayName(d.Email),
 		PartnerReportedThreatState: "unknown",
 		PhysicalMemoryInBytes:      int64(8<<30) << r.IntN(3),
-	}
-	if md.SerialNumber == "" {
-		md.SerialNumber = d.PlaceholderSerial
 	}
 	if len(d.MACs) > 0 {
 		md.WiFiMacAddress = intuneMAC(d.MACs[0])
@@ -85,7 +146,7 @@ func intuneDevice(d *Device, r *rand.Rand) intunemock.ManagedDevice {
 		md.OSVersion = []string{"14.6.1 (23G93)", "15.1 (24B83)", "15.2 (24C101)"}[r.IntN(3)]
 		md.Manufacturer, md.Model = "Apple", "MacBook Pro"
 		md.IsSupervised = true
-		md.UDID = strings.ToUpper(intuneGUID(r))
+		md.UDID = strings.ToUpper(fleet.UUID(r))
 		if d.Domain != "" && r.IntN(2) == 0 {
 			md.DeviceName = d.Hostname + "." + d.Domain
 		}
@@ -117,14 +178,14 @@ func intuneDevice(d *Device, r *rand.Rand) intunemock.ManagedDevice {
 	case r.IntN(5) == 0:
 		md.UserPrincipalName = strings.ToUpper(md.UserPrincipalName[:1]) + md.UserPrincipalName[1:]
 	}
-	md.ComplianceGracePeriodExpirationDateTime = intuneGraceExpiry(md.ComplianceState, lastSync)
+	md.ComplianceGracePeriodExpirationDateTime = graceExpiry(md.ComplianceState, lastSync)
 	return md
 }
 
-// intuneCompliance maps health to the complianceState enum, covering every
+// compliance maps health to the complianceState enum, covering every
 // value: healthy devices comply, middling ones are in their grace period,
 // the rest spread over the failure states.
-func intuneCompliance(health int, r *rand.Rand) string {
+func compliance(health int, r *rand.Rand) string {
 	switch {
 	case health >= 70:
 		return "compliant"
@@ -138,7 +199,7 @@ func intuneCompliance(health int, r *rand.Rand) string {
 
 // graceExpiry is Graph's sentinel 9999-12-31T23:59:59Z unless the device
 // is in its grace period.
-func intuneGraceExpiry(state string, lastSync time.Time) time.Time {
+func graceExpiry(state string, lastSync time.Time) time.Time {
 	if state == "inGracePeriod" {
 		return lastSync.Add(72 * time.Hour).Truncate(time.Second)
 	}
@@ -150,13 +211,10 @@ func intuneMAC(m string) string {
 	return strings.ToUpper(strings.ReplaceAll(m, ":", ""))
 }
 
-func intuneDisplayName(email string) string {
+func displayName(email string) string {
 	local, _, _ := strings.Cut(email, "@")
 	if local == "" {
 		return ""
 	}
 	return strings.ToUpper(local[:1]) + local[1:]
 }
-
-// intuneGUID is a managedDevice/user/Entra device id.
-func intuneGUID(r *rand.Rand) string { return uuid(r) }

@@ -1,49 +1,52 @@
-package fleet
+package crowdstrikemock
 
 import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike"
-	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
 )
 
-func TestFalconViewDeterministic(t *testing.T) {
-	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	a, _ := json.Marshal(Generate(500, 7, now).FalconHosts())
-	b, _ := json.Marshal(Generate(500, 7, now).FalconHosts())
-	if string(a) != string(b) {
-		t.Fatal("FalconHosts differs between two generations from the same seed")
+var fleetNow = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func TestFleetViewDeterministic(t *testing.T) {
+	a, b := newView(fleet.Generate(500, 7, fleetNow)), newView(fleet.Generate(500, 7, fleetNow))
+	if len(a.hosts) == 0 || len(a.zta) == 0 || !reflect.DeepEqual(a, b) {
+		t.Fatal("the Falcon view differs between two generations from the same seed")
 	}
-	za, _ := json.Marshal(Generate(500, 7, now).FalconAssessments())
-	zb, _ := json.Marshal(Generate(500, 7, now).FalconAssessments())
-	if string(za) != string(zb) {
-		t.Fatal("FalconAssessments differs between two generations from the same seed")
+	ha, _ := json.Marshal(FleetHosts(fleet.Generate(500, 7, fleetNow)))
+	hb, _ := json.Marshal(FleetHosts(fleet.Generate(500, 8, fleetNow)))
+	if string(ha) == string(hb) {
+		t.Fatal("different seeds gave the same hosts")
 	}
 }
 
-func TestFalconViewShape(t *testing.T) {
-	f := Generate(2000, 42, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
-	hosts, zta := f.FalconHosts(), f.FalconAssessments()
+func TestFleetViewShape(t *testing.T) {
+	f := fleet.Generate(2000, 42, fleetNow)
+	v := newView(f)
+	hosts, zta := v.hosts, v.zta
 
-	want := 0
-	for _, d := range f.Devices {
-		if d.InFalcon {
-			want++
-			if d.Reenrolled {
-				want++
-			}
-		}
+	records := map[int]int{}
+	for _, o := range v.owners {
+		records[o]++
 	}
-	if len(hosts) != want {
-		t.Fatalf("hosts = %d, want %d (one per Falcon device plus re-enrolment duplicates)", len(hosts), want)
+	for o, n := range records {
+		d := f.Devices[o]
+		if d.Unmanaged || d.Platform == "iOS" {
+			t.Fatalf("device %d (%s, unmanaged %v) in Falcon", o, d.Platform, d.Unmanaged)
+		}
+		if want := map[bool]int{false: 1, true: 2}[d.Reenrolled]; n != want {
+			t.Fatalf("device %d (re-enrolled %v) has %d hosts", o, d.Reenrolled, n)
+		}
 	}
 	aid := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	mac := regexp.MustCompile(`^[0-9a-f]{2}(-[0-9a-f]{2}){5}$`)
@@ -112,21 +115,63 @@ func TestFalconViewShape(t *testing.T) {
 	}
 }
 
-// TestFalconViewThroughProvider looks the whole Cloudflare batch up through
+// TestVendorExpected checks the expected-score view against the tenant the
+// mock serves, one case per scoring rule.
+func TestVendorExpected(t *testing.T) {
+	f := fleet.Generate(3000, 3, fleetNow)
+	v := newView(f)
+	exp := Vendor(f).Expected
+	overall := map[string]int{}
+	for _, a := range v.zta {
+		overall[a.AID] = a.Assessment.Overall
+	}
+	rules := map[string]int{}
+	for i, h := range v.hosts {
+		e := exp[v.owners[i]]
+		if e.ID != h.DeviceID {
+			if !slices.Contains(e.Older, h.DeviceID) {
+				t.Errorf("host %s: neither current (%s) nor older (%v)", h.DeviceID, e.ID, e.Older)
+			}
+			continue
+		}
+		score, assessed := overall[h.DeviceID]
+		rule := "assessed"
+		switch {
+		case h.Status != "normal":
+			score, rule = 0, "contained"
+		case !assessed:
+			score, rule = 50, "unassessed"
+		}
+		rules[rule]++
+		if e.Score != score {
+			t.Errorf("host %s (%s): expected score %d, want %d", h.DeviceID, rule, e.Score, score)
+		}
+		if falconTime(e.LastSeen) != h.LastSeen {
+			t.Errorf("host %s: last seen %s, last_seen %s", h.DeviceID, e.LastSeen, h.LastSeen)
+		}
+	}
+	for _, r := range []string{"assessed", "contained", "unassessed"} {
+		if rules[r] == 0 {
+			t.Errorf("no current host exercises %q: %v", r, rules)
+		}
+	}
+}
+
+// TestFleetViewThroughProvider looks the whole Cloudflare batch up through
 // the real provider against the mock serving this view: every device in
 // Falcon must be found by each key Cloudflare sends for it, and contained
 // hosts must score 0.
-func TestFalconViewThroughProvider(t *testing.T) {
-	f := Generate(400, 11, time.Now())
-	mock := crowdstrikemock.New(crowdstrikemock.Options{Devices: f.FalconHosts(), Assessments: f.FalconAssessments()})
-	srv := httptest.NewServer(mock)
+func TestFleetViewThroughProvider(t *testing.T) {
+	f := fleet.Generate(400, 11, time.Now())
+	v := newView(f)
+	srv := httptest.NewServer(New(Options{Devices: v.hosts, Assessments: v.zta}))
 	defer srv.Close()
 	cfg := &crowdstrike.Config{
 		Common:       providers.Common{Name: "falcon", Type: "crowdstrike", Weight: 1},
 		HTTPConfig:   providers.HTTPConfig{RequestsPerSecond: 1000, Burst: 1000},
 		BaseURL:      srv.URL,
-		ClientID:     "falcon-client",
-		ClientSecret: "falcon-secret",
+		ClientID:     fleetClientID,
+		ClientSecret: fleetClientSecret,
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -136,38 +181,50 @@ func TestFalconViewThroughProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inFalcon := map[int]bool{}
+	contained := map[string]bool{} // AID
+	for i, h := range v.hosts {
+		inFalcon[v.owners[i]] = true
+		if h.Status != "normal" {
+			contained[h.DeviceID] = true
+		}
+	}
+	if len(contained) == 0 {
+		t.Fatal("no contained host in the fleet: the score check would prove nothing")
+	}
 	batch := f.Batch()
 	for _, kind := range []providers.Kind{providers.KindSerial, providers.KindMAC, providers.KindHostname} {
 		t.Run(kind.String(), func(t *testing.T) {
-			want := map[string]*Device{}
+			want := map[string]int{} // normalised key -> device index
 			var values []string
 			for i, cd := range batch {
 				raw := map[providers.Kind]string{providers.KindSerial: cd.SerialNumber, providers.KindMAC: cd.MACAddress, providers.KindHostname: cd.Hostname}[kind]
-				v, ok := providers.Normalize(kind, raw)
+				key, ok := providers.Normalize(kind, raw)
 				if !ok {
 					continue
 				}
-				values = append(values, v)
-				if f.Devices[i].InFalcon {
-					want[v] = &f.Devices[i]
+				values = append(values, key)
+				if inFalcon[i] {
+					want[key] = i
 				}
 			}
 			recs, err := p.Lookup(context.Background(), providers.Query{Kind: kind, Values: slices.Compact(slices.Sorted(slices.Values(values)))})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for v, d := range want {
+			for key, i := range want {
 				found := false
 				for _, r := range recs {
-					if r.Has(kind, v) {
-						found = true
-						if d.Contained && r.LastSeen.Equal(d.LastSeen) && r.Score != 0 {
-							t.Errorf("contained device %d scored %d (%s)", d.Index, r.Score, r.Reason)
-						}
+					if !r.Has(kind, key) {
+						continue
+					}
+					found = true
+					if contained[r.ID] && r.Score != 0 {
+						t.Errorf("contained host %s of device %d scored %d (%s)", r.ID, i, r.Score, r.Reason)
 					}
 				}
 				if !found {
-					t.Errorf("device %d (%s %q) in Falcon but not found", d.Index, kind, v)
+					t.Errorf("device %d (%s %q) in Falcon but not found", i, kind, key)
 				}
 			}
 		})

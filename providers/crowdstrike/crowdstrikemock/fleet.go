@@ -1,4 +1,4 @@
-package fleet
+package crowdstrikemock
 
 import (
 	"fmt"
@@ -6,10 +6,46 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
+	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/internal/mockkit"
+	"github.com/postured/postured/providers"
 )
 
-// FalconHosts is the CrowdStrike Falcon view of the fleet: one host per
+// vendorName is the provider type and the fleet view's random stream.
+const vendorName = "crowdstrike"
+
+// The API client the fleet's mock accepts: New's defaults.
+const (
+	fleetClientID     = "falcon-client"
+	fleetClientSecret = "falcon-secret"
+)
+
+// Vendor is the CrowdStrike Falcon mock over f's Falcon view, as the mock
+// set serves and configures it.
+func Vendor(f *fleet.Fleet) mockkit.Vendor {
+	v := newView(f)
+	s := New(Options{Devices: v.hosts, Assessments: v.zta, ClientID: fleetClientID, ClientSecret: fleetClientSecret})
+	return mockkit.Vendor{
+		Name:         vendorName,
+		Handler:      s,
+		Faults:       s.Faults,
+		Calls:        s.Calls,
+		ExpireTokens: s.ExpireTokens,
+		Config: func(root string) mockkit.ProviderConfig {
+			return mockkit.ProviderConfig{Weight: 5, Mode: providers.ModeQuery, Settings: []mockkit.Setting{
+				{Key: "base_url", Value: root},
+				{Key: "client_id", Value: fleetClientID},
+				{Key: "client_secret", Value: fleetClientSecret, Secret: true},
+			}}
+		},
+		Expected: v.expected(),
+		// 200 FQL values per query, details in one POST, ZTA 100 ids per
+		// call, for each key kind a 1000-device batch sends.
+		BatchCalls: 80,
+	}
+}
+
+// FleetHosts is the CrowdStrike Falcon view of the fleet: one host per
 // device in Falcon, plus an older duplicate (new AID, same serial and MACs,
 // older last_seen) for re-enrolled devices. It carries what real tenants
 // show: lower-case dash MACs, the Cloudflare-visible MAC sometimes only in
@@ -17,33 +53,35 @@ import (
 // on some Macs and Linux hosts, SMBIOS-UUID serials on Linux VMs without a
 // hardware serial, contained and containment-pending hosts, and hosts in
 // reduced functionality mode.
-func (f *Fleet) FalconHosts() []crowdstrikemock.Host {
-	hosts, _ := f.falconView()
-	return hosts
-}
+func FleetHosts(f *fleet.Fleet) []Host { return newView(f).hosts }
 
-// FalconAssessments are the Zero Trust Assessments of FalconHosts. Health
+// FleetAssessments are the Zero Trust Assessments of FleetHosts. Health
 // drives the overall score; some hosts (a third of Linux hosts, new sensors,
 // most re-enrolment leftovers) have none.
-func (f *Fleet) FalconAssessments() []crowdstrikemock.Assessment {
-	_, zta := f.falconView()
-	return zta
+func FleetAssessments(f *fleet.Fleet) []Assessment { return newView(f).zta }
+
+// view is the fleet's Falcon tenant with, per host, the index of the fleet
+// device it describes.
+type view struct {
+	hosts  []Host
+	owners []int
+	zta    []Assessment
 }
 
-func (f *Fleet) falconView() ([]crowdstrikemock.Host, []crowdstrikemock.Assessment) {
+func newView(f *fleet.Fleet) *view {
 	cid := hex32(rand.New(rand.NewPCG(f.Seed, 0xfa1c0)))
-	var hosts []crowdstrikemock.Host
-	var zta []crowdstrikemock.Assessment
+	v := &view{}
 	for i := range f.Devices {
 		d := &f.Devices[i]
-		if !d.InFalcon {
+		r := d.VendorRand(vendorName)
+		if !installed(d, r) {
 			continue
 		}
-		r := d.VendorRand("crowdstrike")
-		h := falconHost(d, r, cid)
-		hosts = append(hosts, h)
-		if a, ok := falconAssessment(d, r, &h); ok {
-			zta = append(zta, a)
+		contained := r.IntN(50) == 0
+		h := fleetHost(d, r, cid, contained)
+		v.hosts, v.owners = append(v.hosts, h), append(v.owners, d.Index)
+		if a, ok := fleetAssessment(d, r, &h); ok {
+			v.zta = append(v.zta, a)
 		}
 		if d.Reenrolled {
 			old := h
@@ -55,19 +93,50 @@ func (f *Fleet) falconView() ([]crowdstrikemock.Host, []crowdstrikemock.Assessme
 			old.FirstSeen = falconTime(lastSeen.Add(-time.Duration(100+r.IntN(600)) * 24 * time.Hour))
 			old.Status = "normal"
 			old.AgentVersion = "7.10.17706.0"
-			hosts = append(hosts, old)
+			v.hosts, v.owners = append(v.hosts, old), append(v.owners, d.Index)
 			// A leftover often still has its last assessment, and a good
 			// one: only the most recently seen record may decide.
 			if r.IntN(2) == 0 {
-				zta = append(zta, assessmentFor(&old, 95, r))
+				v.zta = append(v.zta, assessmentFor(&old, 95, r))
 			}
 		}
 	}
-	return hosts, zta
+	return v
 }
 
-func falconHost(d *Device, r *rand.Rand, cid string) crowdstrikemock.Host {
-	h := crowdstrikemock.Host{
+// installed decides whether d runs the Falcon sensor: most computers, no
+// phones.
+func installed(d *fleet.Device, r *rand.Rand) bool {
+	share := map[string]int{"Windows": 9, "Linux": 9, "macOS": 8}[d.Platform]
+	return r.IntN(10) < share && !d.Unmanaged
+}
+
+// expected scores each host by design.md: its Zero Trust Assessment's
+// overall score, 50 without one, 0 while contained (a lift still pending
+// included), as of its last_seen.
+func (v *view) expected() map[int]mockkit.Expected {
+	overall := make(map[string]int, len(v.zta))
+	for _, a := range v.zta {
+		overall[a.AID] = a.Assessment.Overall
+	}
+	recs := make([]mockkit.Scored, len(v.hosts))
+	for i, h := range v.hosts {
+		score, ok := overall[h.DeviceID]
+		if !ok {
+			score = 50
+		}
+		switch h.Status {
+		case "contained", "containment_pending", "lift_containment_pending":
+			score = 0
+		}
+		seen, _ := time.Parse(time.RFC3339, h.LastSeen)
+		recs[i] = mockkit.Scored{Owner: v.owners[i], ID: h.DeviceID, Score: score, LastSeen: seen}
+	}
+	return mockkit.Latest(recs)
+}
+
+func fleetHost(d *fleet.Device, r *rand.Rand, cid string, contained bool) Host {
+	h := Host{
 		DeviceID:                 hex32(r),
 		CID:                      cid,
 		AgentVersion:             fmt.Sprintf("7.%d.%d.0", 20+r.IntN(8), 17000+r.IntN(2000)),
@@ -89,7 +158,7 @@ func falconHost(d *Device, r *rand.Rand, cid string) crowdstrikemock.Host {
 	if r.IntN(30) == 0 {
 		h.ReducedFunctionalityMode = "yes"
 	}
-	if d.Contained {
+	if contained {
 		h.Status = "contained"
 		if r.IntN(4) == 0 {
 			h.Status = "containment_pending"
@@ -136,29 +205,29 @@ func falconHost(d *Device, r *rand.Rand, cid string) crowdstrikemock.Host {
 		h.SerialNumber = d.PlaceholderSerial
 		if d.Platform == "Linux" {
 			// A VM reports its SMBIOS UUID, lower case, as the serial.
-			h.SerialNumber = "ec2" + uuid(r)[3:]
+			h.SerialNumber = "ec2" + fleet.UUID(r)[3:]
 			h.SystemManufacturer, h.SystemProductName = "Amazon EC2", "m6i.large"
 			h.ServiceProvider, h.InstanceID = "AWS_EC2_V2", fmt.Sprintf("i-%017x", r.Uint64()>>4)
 		}
 	}
 	applied := d.Health >= 30
-	h.Policies = []crowdstrikemock.Policy{{PolicyType: "prevention", PolicyID: "a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5", Applied: applied,
+	h.Policies = []Policy{{PolicyType: "prevention", PolicyID: "a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5", Applied: applied,
 		AppliedDate: h.LastSeen, AssignedDate: h.FirstSeen}}
-	h.DevicePolicies = &crowdstrikemock.DevicePolicies{Prevention: &h.Policies[0]}
+	h.DevicePolicies = &DevicePolicies{Prevention: &h.Policies[0]}
 	return h
 }
 
-func falconAssessment(d *Device, r *rand.Rand, h *crowdstrikemock.Host) (crowdstrikemock.Assessment, bool) {
+func fleetAssessment(d *fleet.Device, r *rand.Rand, h *Host) (Assessment, bool) {
 	switch {
 	case d.Platform == "Linux" && r.IntN(3) == 0, // no ZTA for this platform/entitlement
 		r.IntN(15) == 0: // sensor too new to be assessed
-		return crowdstrikemock.Assessment{}, false
+		return Assessment{}, false
 	}
 	overall := min(max(d.Health+r.IntN(7)-3, 1), 100)
 	return assessmentFor(h, overall, r), true
 }
 
-func assessmentFor(h *crowdstrikemock.Host, overall int, r *rand.Rand) crowdstrikemock.Assessment {
+func assessmentFor(h *Host, overall int, r *rand.Rand) Assessment {
 	platform := map[string]string{"Windows": "Win", "Mac": "Mac", "Linux": "Lin"}[h.PlatformName]
 	meets := func(ok bool) string {
 		if ok {
@@ -166,7 +235,7 @@ func assessmentFor(h *crowdstrikemock.Host, overall int, r *rand.Rand) crowdstri
 		}
 		return "no"
 	}
-	return crowdstrikemock.Assessment{
+	return Assessment{
 		AID:                h.DeviceID,
 		CID:                h.CID,
 		EventPlatform:      platform,
@@ -174,16 +243,16 @@ func assessmentFor(h *crowdstrikemock.Host, overall int, r *rand.Rand) crowdstri
 		SystemSerialNumber: h.SerialNumber,
 		SensorFileStatus:   "confirmed",
 		ModifiedTime:       h.LastSeen,
-		Assessment: crowdstrikemock.Scores{
+		Assessment: Scores{
 			Overall:      overall,
 			OS:           min(max(overall+r.IntN(11)-5, 1), 100),
 			SensorConfig: min(max(overall+r.IntN(11)-5, 1), 100),
 			Version:      "2.1.0",
 		},
-		AssessmentItems: crowdstrikemock.AssessmentItems{
-			OSSignals: []crowdstrikemock.Signal{{SignalID: "disk_encryption", SignalName: "Full disk encryption",
+		AssessmentItems: AssessmentItems{
+			OSSignals: []Signal{{SignalID: "disk_encryption", SignalName: "Full disk encryption",
 				GroupName: "os", Criteria: "enabled", MeetsCriteria: meets(overall >= 50)}},
-			SensorSignals: []crowdstrikemock.Signal{{SignalID: "sensor_prevention", SignalName: "Prevention policy",
+			SensorSignals: []Signal{{SignalID: "sensor_prevention", SignalName: "Prevention policy",
 				GroupName: "sensor", Criteria: "applied", MeetsCriteria: meets(overall >= 30)}},
 		},
 	}

@@ -65,7 +65,7 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 		maxLastSeen time.Duration
 	}
 	byName := map[string]vendor{}
-	var order []string
+	var names []string
 	for _, pc := range cfg.Providers.Configs {
 		c := pc.Base()
 		v, ok := set.Vendor(c.Type)
@@ -73,16 +73,17 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 			t.Fatalf("provider %s: no vendor mock of type %s", c.Name, c.Type)
 		}
 		byName[c.Name] = vendor{v.Expected, c.Weight, time.Duration(c.MaxLastSeen)}
-		order = append(order, c.Name)
+		names = append(names, c.Name)
 	}
+	s2sOrder := names
 	if len(cfg.Posture.S2SIDFrom) > 0 {
-		order = cfg.Posture.S2SIDFrom
+		s2sOrder = cfg.Posture.S2SIDFrom
 	}
 	out := map[string]expectation{}
 	for _, d := range set.Fleet.Devices {
 		var num, den float64
 		e := expectation{ids: map[string]bool{}}
-		for _, name := range order {
+		for _, name := range names {
 			v := byName[name]
 			r, ok := v.expected[d.Index]
 			if !ok {
@@ -94,12 +95,15 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 			}
 			num += v.weight * float64(score)
 			den += v.weight
-			if e.s2sID == "" {
-				e.s2sID = r.ID
-			}
 			e.ids[r.ID] = true
 			for _, id := range r.Older {
 				e.ids[id] = true
+			}
+		}
+		for _, name := range s2sOrder {
+			if r, ok := byName[name].expected[d.Index]; ok {
+				e.s2sID = r.ID
+				break
 			}
 		}
 		if den > 0 {

@@ -324,7 +324,13 @@ func (c *Client) Do(ctx context.Context, op string, req Request) (*Response, err
 			return out, c.wrap(op, &RateLimitedError{RetryAfter: d})
 		}
 	}
-	return out, c.wrap(op, &StatusError{Status: resp.Status, Body: Snippet(resp.Body)})
+	// A vendor or proxy may echo the request, bearer token included, in
+	// its error body.
+	body := resp.Body
+	if resp.sentToken != "" {
+		body = bytes.ReplaceAll(body, []byte(resp.sentToken), []byte(conf.Redacted))
+	}
+	return out, c.wrap(op, &StatusError{Status: resp.Status, Body: Snippet(body)})
 }
 
 type sentResponse struct {

@@ -3,6 +3,7 @@ package jamf
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,7 +108,10 @@ func (f *tokenFetcher) basic(ctx context.Context) (providers.Token, error) {
 		r.SetBasicAuth(f.user, f.password.Reveal())
 	})
 	if err != nil {
-		return providers.Token{}, providers.RedactSecret(err, f.password)
+		// An endpoint that echoes the request may carry the password raw
+		// or inside the Authorization header.
+		header := conf.Secret(base64.StdEncoding.EncodeToString([]byte(f.user + ":" + f.password.Reveal())))
+		return providers.Token{}, providers.RedactSecret(providers.RedactSecret(err, f.password), header)
 	}
 	var t struct {
 		Token   string `json:"token"`

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,23 +35,9 @@ func testConfig(baseURL string) *Config {
 }
 
 type env struct {
-	t       *testing.T
-	mock    *crowdstrikemock.Server
-	srv     *httptest.Server
-	p       *Provider
-	mu      sync.Mutex
-	retries []retry
-}
-
-type retry struct {
-	status int
-	wait   time.Duration
-}
-
-func (e *env) retried() []retry {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.retries)
+	mock *crowdstrikemock.Server
+	srv  *httptest.Server
+	p    *Provider
 }
 
 // newEnv starts the mock over opts and a provider against it; tweak edits
@@ -64,7 +47,7 @@ func newEnv(t *testing.T, opts crowdstrikemock.Options, tweak func(*Config)) *en
 	if opts.ClientSecret == "" {
 		opts.ClientID, opts.ClientSecret = "falcon-client", testSecret
 	}
-	e := &env{t: t, mock: crowdstrikemock.New(opts)}
+	e := &env{mock: crowdstrikemock.New(opts)}
 	e.srv = httptest.NewServer(e.mock)
 	t.Cleanup(e.srv.Close)
 	cfg := testConfig(e.srv.URL)
@@ -75,11 +58,7 @@ func newEnv(t *testing.T, opts crowdstrikemock.Options, tweak func(*Config)) *en
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newProvider(cfg, providers.Deps{}, func(status int, wait time.Duration) {
-		e.mu.Lock()
-		e.retries = append(e.retries, retry{status, wait})
-		e.mu.Unlock()
-	})
+	p, err := New(cfg, providers.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,23 +225,6 @@ func TestAuth(t *testing.T) {
 	})
 }
 
-func TestTokenRefreshOn401(t *testing.T) {
-	e := newEnv(t, sampleOpts(), nil)
-	ctx := context.Background()
-	q := providers.Query{Kind: providers.KindSerial, Values: []string{"C02XK1ZZJGH5"}}
-	if _, err := e.p.Lookup(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	e.mock.ExpireTokens()
-	recs, err := e.p.Lookup(ctx, q)
-	if err != nil || len(recs) != 2 {
-		t.Fatalf("after expiry: %v %v", recs, err)
-	}
-	if n := e.mock.Calls.Get("token"); n != 2 {
-		t.Fatalf("token calls = %d, want exactly 2", n)
-	}
-}
-
 func TestPaging(t *testing.T) {
 	opts := sampleOpts()
 	// Seven hosts share one serial prefix; ask for them by exact serial.
@@ -304,156 +266,6 @@ func bulkOpts(n int) (crowdstrikemock.Options, []string) {
 		}
 	}
 	return opts, serials
-}
-
-func TestBatching(t *testing.T) {
-	opts, serials := bulkOpts(1200)
-	e := newEnv(t, opts, nil)
-	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials[:1000]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != 1000 {
-		t.Fatalf("%d records", len(recs))
-	}
-	// 1000 serials: 5 statements of 200, one POST of 1000 ids for details,
-	// 10 ZTA calls of 100 ids, 1 token.
-	want := map[string]int{"token": 1, "queryDevices": 5, "deviceEntities": 1, "ztaAssessments": 10}
-	for k, n := range want {
-		if got := e.mock.Calls.Get(k); got != n {
-			t.Errorf("%s calls = %d, want %d", k, got, n)
-		}
-	}
-	for _, r := range e.mock.Requests() {
-		switch r.Endpoint {
-		case "ztaAssessments":
-			if r.IDs > 100 {
-				t.Errorf("ZTA call with %d ids", r.IDs)
-			}
-		case "deviceEntities":
-			if r.IDs > 5000 || r.Method != http.MethodPost {
-				t.Errorf("details call %s with %d ids", r.Method, r.IDs)
-			}
-		case "queryDevices":
-			if n := strings.Count(r.Filter, "'") / 2; n > maxFQLValues {
-				t.Errorf("statement with %d values", n)
-			}
-		}
-	}
-
-	t.Run("mac", func(t *testing.T) {
-		e.mock.ResetRequests()
-		var macs []string
-		for _, h := range opts.Devices[:1000] {
-			m, _ := providers.NormalizeMAC(h.MACAddress)
-			macs = append(macs, m)
-		}
-		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindMAC, Values: macs})
-		if err != nil || len(recs) != 1000 {
-			t.Fatalf("%d records, %v", len(recs), err)
-		}
-		// Two bracket lists (mac_address, connection_mac_address) per
-		// statement: 100 MACs each.
-		if got := e.mock.Calls.Get("queryDevices"); got != 10 {
-			t.Errorf("queryDevices calls = %d, want 10", got)
-		}
-	})
-}
-
-func TestRateLimitRetryAfterHonoured(t *testing.T) {
-	e := newEnv(t, sampleOpts(), func(c *Config) { c.RetryWaitMax = conf.Duration(3 * time.Second) })
-	e.mock.Faults.RateLimit(1, time.Second)
-	start := time.Now()
-	recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("%v %v", recs, err)
-	}
-	r := e.retried()
-	if len(r) != 1 || r[0].status != http.StatusTooManyRequests || r[0].wait < time.Second || r[0].wait > 2*time.Second {
-		t.Fatalf("retries %+v, want one 429 retry waiting 1-2s (epoch-second X-RateLimit-RetryAfter)", r)
-	}
-	if el := time.Since(start); el < time.Second {
-		t.Fatalf("returned after %s, before the retry-after", el)
-	}
-}
-
-func TestRateLimitLongWaitIsAnError(t *testing.T) {
-	e := newEnv(t, sampleOpts(), nil)
-	e.mock.Faults.RateLimit(10, 30*time.Second)
-	_, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
-	var rl *providers.RateLimitedError
-	if !errors.As(err, &rl) || rl.RetryAfter < 29*time.Second {
-		t.Fatalf("err = %v, want a RateLimitedError of about 30s", err)
-	}
-	if n := e.mock.Calls.Get("queryDevices"); n != 1 {
-		t.Errorf("queryDevices calls = %d: a long wait must not be retried inline", n)
-	}
-}
-
-func TestServerErrors(t *testing.T) {
-	q := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
-	t.Run("retry then success", func(t *testing.T) {
-		e := newEnv(t, sampleOpts(), nil)
-		e.mock.Faults.FailServer(1)
-		recs, err := e.p.Lookup(context.Background(), q)
-		if err != nil || len(recs) != 1 {
-			t.Fatalf("%v %v", recs, err)
-		}
-		if n := e.mock.Calls.Get("queryDevices"); n != 2 {
-			t.Fatalf("queryDevices calls = %d, want 2", n)
-		}
-		if r := e.retried(); len(r) != 1 || r[0].status != 500 {
-			t.Fatalf("retries %+v", r)
-		}
-	})
-	t.Run("exhaustion", func(t *testing.T) {
-		e := newEnv(t, sampleOpts(), nil)
-		e.mock.Faults.FailServer(100)
-		_, err := e.p.Lookup(context.Background(), q)
-		if err == nil || !strings.Contains(err.Error(), "falcon: query devices: status 500") {
-			t.Fatalf("err = %v", err)
-		}
-		if n := e.mock.Calls.Get("queryDevices"); n != 4 {
-			t.Errorf("queryDevices calls = %d, want 1 + retry_max 3", n)
-		}
-	})
-	t.Run("malformed json", func(t *testing.T) {
-		e := newEnv(t, sampleOpts(), nil)
-		e.mock.Faults.Malform(1)
-		_, err := e.p.Lookup(context.Background(), q)
-		if err == nil || !strings.Contains(err.Error(), "falcon: query devices: decode response") {
-			t.Fatalf("err = %v", err)
-		}
-	})
-}
-
-func TestSecretsNeverInErrors(t *testing.T) {
-	q := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
-	for _, tc := range []struct {
-		name  string
-		setup func(*env)
-		tweak func(*Config)
-	}{
-		{"bad secret", nil, func(c *Config) { c.ClientSecret = testSecret + "x" }},
-		{"server errors", func(e *env) { e.mock.Faults.FailServer(100) }, nil},
-		{"malformed", func(e *env) { e.mock.Faults.Malform(1) }, nil},
-		{"rate limited", func(e *env) { e.mock.Faults.RateLimit(10, time.Minute) }, nil},
-		{"unreachable", func(e *env) { e.srv.Close() }, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, sampleOpts(), tc.tweak)
-			if tc.setup != nil {
-				tc.setup(e)
-			}
-			_, err := e.p.Lookup(context.Background(), q)
-			if err == nil {
-				t.Fatal("want an error")
-			}
-			if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "PF000007") {
-				t.Fatalf("error leaks a secret or identifier: %v", err)
-			}
-		})
-	}
 }
 
 func TestLookupKinds(t *testing.T) {
@@ -520,13 +332,6 @@ func TestLookupKinds(t *testing.T) {
 		l := recs[1]
 		if !slices.Equal(l.Serials, []string{"EC2A1B2C-0000-1111-2222-333344445555"}) || !slices.Equal(l.Hostnames, []string{"ws-9"}) {
 			t.Errorf("linux host record %+v", l)
-		}
-	})
-	t.Run("unsupported kind", func(t *testing.T) {
-		e := newEnv(t, sampleOpts(), nil)
-		_, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.Kind(9), Values: []string{"x"}})
-		if !errors.Is(err, providers.ErrUnsupportedKind) {
-			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("unsafe values are not sent", func(t *testing.T) {
@@ -792,27 +597,5 @@ func TestPacer(t *testing.T) {
 	cancel()
 	if err := pc.wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait ignored cancellation: %v", err)
-	}
-}
-
-// A token endpoint (or a proxy in front of it) that echoes the form it was
-// sent must not put the client secret into our errors.
-func TestTokenErrorsNeverCarryTheSecret(t *testing.T) {
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, "bad request: %s", body)
-	}))
-	defer echo.Close()
-	cfg := testConfig(echo.URL)
-	cfg.Defaults()
-	p, err := New(cfg, providers.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02X"}})
-	if err == nil || !strings.Contains(err.Error(), "400") || strings.Contains(err.Error(), testSecret) ||
-		strings.Contains(err.Error(), url.QueryEscape(testSecret)) {
-		t.Errorf("err = %v", err)
 	}
 }

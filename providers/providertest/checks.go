@@ -270,7 +270,11 @@ func checkUnsupported(t *testing.T, h Harness) {
 		return slices.Contains(h.Kinds, k)
 	}), bogus)
 	for _, k := range kinds {
-		t.Run(k.String(), func(t *testing.T) {
+		name := k.String()
+		if k == bogus {
+			name = "undefined kind"
+		}
+		t.Run(name, func(t *testing.T) {
 			f := start(t, h, 0)
 			q := query(k, samples[k])
 			if k == bogus {
@@ -318,9 +322,11 @@ func checkCallsPerBatch(t *testing.T, h Harness) {
 					t.Fatalf("%d values: %v", n, err)
 				}
 				api, tokens := f.rec.counts()
-				if calls, bound := api-api0+tokens-tokens0, h.CallBound(k, n); calls > bound {
+				calls, bound := api-api0+tokens-tokens0, h.CallBound(k, n)
+				if calls > bound {
 					t.Errorf("%d values cost %d vendor requests, bound %d", n, calls, bound)
 				}
+				t.Logf("%d values: %d vendor requests (bound %d)", n, calls, bound)
 				missing := 0
 				for _, id := range idents {
 					if v, _ := providers.Normalize(k, id.Value); slices.Contains(values[:n], v) && !hasID(recs, id.ID) {

@@ -106,29 +106,20 @@ func checkSecrets(t *testing.T, h Harness) {
 // the vendor holds its request returns an error wrapping context.Canceled,
 // and leaves no goroutine behind.
 func checkCancellation(t *testing.T, h Harness) {
-	runs := []struct {
-		name string
-		run  func(*fixture, Ident) func(context.Context) ([]providers.Record, error)
-	}{
-		{"lookup", func(f *fixture, p Ident) func(context.Context) ([]providers.Record, error) {
-			return func(ctx context.Context) ([]providers.Record, error) {
+	for _, name := range []string{"lookup", "list"} {
+		ignore := goleak.IgnoreCurrent()
+		t.Run(name+" cancelled in flight", func(t *testing.T) {
+			f := start(t, h, 0)
+			p := f.probe(t)
+			run := func(ctx context.Context) ([]providers.Record, error) {
 				return f.Provider.Lookup(ctx, query(p.Kind, p.Value))
 			}
-		}},
-		{"list", func(f *fixture, _ Ident) func(context.Context) ([]providers.Record, error) {
-			if l, ok := f.Provider.(Lister); ok {
-				return l.List
-			}
-			return nil
-		}},
-	}
-	for _, r := range runs {
-		ignore := goleak.IgnoreCurrent()
-		t.Run(r.name+" cancelled in flight", func(t *testing.T) {
-			f := start(t, h, 0)
-			run := r.run(f, f.probe(t))
-			if run == nil {
-				t.Skip("no sync mode")
+			if name == "list" {
+				l, ok := f.Provider.(Lister)
+				if !ok {
+					t.Skip("no sync mode")
+				}
+				run = l.List
 			}
 			held := f.rec.hold()
 			ctx, cancel := context.WithCancel(t.Context())

@@ -77,8 +77,11 @@ func start(t *testing.T, h Harness, bulk int) *fixture {
 		Bulk: bulk,
 	}
 	f.Env = h.Setup(t, opts)
-	if f.rec.next == nil {
+	switch {
+	case f.rec.next == nil:
 		t.Fatal("harness Setup did not serve its mock through Options.Serve")
+	case f.Env == nil || f.Provider == nil || f.Faults == nil || f.Revoke == nil:
+		t.Fatal("harness Setup returned an Env without Provider, Faults or Revoke")
 	}
 	f.rec.setRevoke(f.Revoke)
 	return f

@@ -2,6 +2,12 @@
 // from its own tests, against its own mock: token refresh, secret hygiene,
 // cancellation, rate limits and retries, unsupported kinds, vendor calls per
 // batch and lookups by every kind. Only tests import it.
+//
+// A vendor supplies a Harness; the suite sits between provider and mock
+// (Options.Serve) to count, echo, hold or reject requests, so scenarios need
+// no mock support beyond faults and token revocation. A new identifier
+// shape is a few more Env.Known entries in a harness; a new behaviour is
+// one more check in Run's list, run by every vendor.
 package providertest
 
 import (

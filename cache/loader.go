@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,8 +32,21 @@ type LoaderConfig[V any] struct {
 }
 
 // FetchFunc looks keys up in the backend. It returns the found values by
-// key; keys absent from the map were not found.
+// key; keys absent from the map were not found. An error fails every key,
+// unless it is a KeyErrors: then only those keys failed and the map is
+// complete for the others.
 type FetchFunc[V any] func(ctx context.Context, keys []string) (map[string]V, error)
+
+// KeyErrors is a fetch error that failed only some keys (the backend
+// rejected them); the fetch's answer stands for every other key.
+type KeyErrors map[string]error
+
+func (e KeyErrors) Error() string {
+	for k, err := range e {
+		return fmt.Sprintf("%d keys failed, e.g. %q: %v", len(e), k, err)
+	}
+	return "no keys failed"
+}
 
 // Result is what Load knows about one key.
 type Result[V any] struct {
@@ -62,6 +76,8 @@ type flight[V any] struct {
 	done chan struct{}
 	vals map[string]V
 	err  error
+	// keyErrs are the keys the fetch failed alone (KeyErrors).
+	keyErrs KeyErrors
 }
 
 // NewLoader returns a Loader; Store is required.
@@ -177,6 +193,9 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 		close(f.done)
 	}()
 	f.vals, f.err = fetch(ctx, keys)
+	if ke := (KeyErrors)(nil); errors.As(f.err, &ke) {
+		f.keyErrs, f.err = ke, nil
+	}
 	if f.err != nil {
 		return // errors are never cached: the next batch asks again
 	}
@@ -184,6 +203,9 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 	found := make(map[string]Entry[V], len(f.vals))
 	notFound := make(map[string]Entry[V])
 	for _, k := range keys {
+		if _, failed := f.keyErrs[k]; failed {
+			continue
+		}
 		if v, ok := f.vals[k]; ok {
 			found[k] = Entry[V]{Value: v, Found: true, Stored: stored}
 		} else {
@@ -249,6 +271,9 @@ func (l *Loader[V]) setAll(ctx context.Context, entries map[string]Entry[V], ttl
 func (l *Loader[V]) result(k string, f *flight[V], stale map[string]V) Result[V] {
 	if f.err != nil {
 		return staleOr(k, stale, f.err)
+	}
+	if err, failed := f.keyErrs[k]; failed {
+		return staleOr(k, stale, err)
 	}
 	v, found := f.vals[k]
 	return Result[V]{Value: v, Found: found}

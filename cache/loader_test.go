@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,5 +201,49 @@ func TestNewLoaderValidates(t *testing.T) {
 		if _, err := NewLoader(cfg); err == nil {
 			t.Errorf("NewLoader(%+v) accepted", cfg)
 		}
+	}
+}
+
+// A fetch that fails only some keys (KeyErrors) answers the others as
+// usual, caches them, and never caches the failures: one rejected key must
+// not fail or uncache the rest of a batch.
+func TestLoaderKeyErrorsFailOnlyThoseKeys(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newTestLoader(t, c)
+	rejected := errors.New("vendor rejected the value")
+	calls := 0
+	fetch := func(_ context.Context, keys []string) (map[string]int, error) {
+		calls++
+		out := map[string]int{}
+		ke := KeyErrors{}
+		for _, k := range keys {
+			switch k {
+			case "bad":
+				ke[k] = rejected
+			case "a":
+				out[k] = 1
+			}
+		}
+		if len(ke) > 0 {
+			return out, fmt.Errorf("lookup: %w", ke)
+		}
+		return out, nil
+	}
+	res := l.Load(context.Background(), []string{"a", "missing", "bad"}, fetch)
+	if r := res["a"]; !r.Found || r.Value != 1 || r.Err != nil {
+		t.Errorf("a = %+v, want found 1", r)
+	}
+	if r := res["missing"]; r.Found || r.Err != nil {
+		t.Errorf("missing = %+v, want not found, no error", r)
+	}
+	if r := res["bad"]; r.Found || !errors.Is(r.Err, rejected) {
+		t.Errorf("bad = %+v, want the rejection", r)
+	}
+	res = l.Load(context.Background(), []string{"a", "missing", "bad"}, fetch)
+	if calls != 2 {
+		t.Fatalf("%d fetches, want 2 (the second only for the failed key)", calls)
+	}
+	if !res["a"].Cached || !res["missing"].Cached || res["bad"].Cached {
+		t.Errorf("second load: %+v; want a and missing cached, bad fetched again", res)
 	}
 }

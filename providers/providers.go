@@ -7,6 +7,7 @@ package providers
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -152,3 +153,20 @@ func Normalize(k Kind, v string) (string, bool) {
 func Clamp(score int) int {
 	return min(max(score, 0), 100)
 }
+
+// PartialError is what a Lookup returns, with the records it did find,
+// when the vendor rejected only some of the values (a statement it refused
+// with 400 or 414, a filter error): Values failed with Err, and the answer
+// for every other value is complete. One odd identifier must not fail a
+// whole batch.
+type PartialError struct {
+	// Values are the normalised query values that could not be looked up.
+	Values []string
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d of the values could not be looked up: %v", len(e.Values), e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }

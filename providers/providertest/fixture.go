@@ -190,6 +190,10 @@ const (
 	revokeIssued
 	// holdAPI keeps API requests unanswered until the client gives up.
 	holdAPI
+	// rejectValue answers 400 to every API request that carries one of
+	// the poison forms, in its URL or body, as a vendor does for a value
+	// it refuses; other requests reach the mock.
+	rejectValue
 )
 
 // recorder sits between the provider and the mock: it counts requests,
@@ -210,6 +214,8 @@ type recorder struct {
 	limit   int           // API requests after which stop is called; 0: none
 	stop    func()
 	stopped bool
+	poison  []string // lower-cased forms rejectValue refuses
+	refused int
 }
 
 func (rc *recorder) setRevoke(f func()) {
@@ -279,6 +285,15 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stop()
 	}
 
+	if m == rejectValue && !isToken && rc.carriesPoison(r) {
+		rc.mu.Lock()
+		rc.refused++
+		rc.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":"invalid filter value"}`)
+		return
+	}
 	switch {
 	case m == echoToken && isToken, m == echoAPI && !isToken:
 		echo(w, r, status)
@@ -305,6 +320,36 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		rc.next.ServeHTTP(w, r)
 	}
+}
+
+// reject switches to rejectValue for the given forms of one value.
+func (rc *recorder) reject(forms ...string) {
+	rc.mu.Lock()
+	rc.mode, rc.poison = rejectValue, nil
+	for _, f := range forms {
+		rc.poison = append(rc.poison, strings.ToLower(f))
+	}
+	rc.mu.Unlock()
+}
+
+// carriesPoison reports whether r's decoded URL or body holds a poison
+// form; the body is left for the mock to read.
+func (rc *recorder) carriesPoison(r *http.Request) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	text := r.URL.RequestURI() + "\n" + string(body)
+	if u, err := url.QueryUnescape(r.URL.RawQuery); err == nil {
+		text += "\n" + u
+	}
+	text = strings.ToLower(text)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, p := range rc.poison {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // echo answers with status and a body that starts with the request's
@@ -356,4 +401,11 @@ func async(ctx context.Context, run func(context.Context) ([]providers.Record, e
 		ch <- result{recs, err}
 	}()
 	return ch
+}
+
+// refusals counts the requests rejectValue refused.
+func (rc *recorder) refusals() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.refused
 }

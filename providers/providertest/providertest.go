@@ -48,6 +48,11 @@ type Harness struct {
 	// token requests included, a cold lookup of n distinct values of kind
 	// k may make when every value matches one device.
 	CallBound func(k providers.Kind, n int) int
+	// IsolatesRejected opts the vendor into the check that a value the
+	// vendor rejects fails only itself (providers.PartialError).
+	// Transitional: every vendor must pass it, and the field goes once
+	// all do.
+	IsolatesRejected bool
 }
 
 // Options is what the suite asks of one Setup.
@@ -109,6 +114,7 @@ func Run(t *testing.T, h Harness) {
 		{"unsupported kinds", checkUnsupported},
 		{"calls per batch", checkCallsPerBatch},
 		{"lookup by kind", checkLookupKinds},
+		{"rejected value fails only itself", checkIsolation},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.run(t, h) })

@@ -44,6 +44,7 @@ func TestChecksCatchFlaws(t *testing.T) {
 		{callPerValue, "calls_per_batch/serial"},
 		{wrongIDs, "lookup_by_kind/serial"},
 		{wrongIDs, "lookup_by_kind/list"},
+		{failsWholeChunk, "rejected_value_fails_only_itself/serial"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.flaw)+": "+tc.check, func(t *testing.T) {

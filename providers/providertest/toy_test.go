@@ -104,6 +104,7 @@ const (
 	silentlyUnsupports flaw = "answers unsupported kinds with nothing"
 	callPerValue       flaw = "makes one call per value"
 	wrongIDs           flaw = "returns serials as record ids"
+	failsWholeChunk    flaw = "fails every value of a request the vendor refuses"
 )
 
 type toyProvider struct {
@@ -155,12 +156,27 @@ func (p *toyProvider) Lookup(ctx context.Context, q providers.Query) ([]provider
 		p.logger.Debug("looking up", "client_secret", toySecret)
 	}
 	var out []providers.Record
+	var errs []error
 	for chunk := range slices.Chunk(q.Values, p.chunk) {
-		recs, err := p.get(ctx, url.Values{"field": {field}, "v": chunk})
-		if err != nil {
-			return nil, err
+		get := func(ctx context.Context, vals []string) ([]providers.Record, error) {
+			return p.get(ctx, url.Values{"field": {field}, "v": vals})
+		}
+		var recs []providers.Record
+		var err error
+		if p.flaw == failsWholeChunk {
+			recs, err = get(ctx, chunk)
+		} else {
+			recs, err = providers.Isolate(ctx, chunk, get)
 		}
 		out = append(out, recs...)
+		errs = append(errs, err)
+	}
+	if err := providers.JoinPartial(errs...); err != nil {
+		var pe *providers.PartialError
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		return out, err
 	}
 	return out, nil
 }
@@ -245,6 +261,8 @@ func toyHarness(fl flaw) providertest.Harness {
 		TokenPath: "/token",
 		Kinds:     []providers.Kind{providers.KindSerial, providers.KindHostname},
 		CallBound: func(_ providers.Kind, n int) int { return 1 + (n+toyChunk-1)/toyChunk },
+
+		IsolatesRejected: true,
 		Setup: func(t *testing.T, opts providertest.Options) *providertest.Env {
 			m := &toyMock{faults: &mockkit.Faults{}, tokens: mockkit.NewTokens(time.Hour), devices: []toyDevice{
 				{ID: "t-1", Serial: "C02TOY1", Hostname: "toy-one"},

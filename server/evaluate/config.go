@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/server/access"
 )
 
 // Key store backends (key_store).
@@ -182,7 +183,7 @@ func (c *Config) Validate() error {
 		errs.add("posture_deadline", "must be > 0")
 	}
 	if c.Issuer != "" {
-		if _, err := normalizeIssuer(c.Issuer); err != nil {
+		if _, err := access.TeamIssuer(c.Issuer); err != nil {
 			errs.add("issuer", "%v", err)
 		}
 	}
@@ -250,21 +251,6 @@ func (c *Config) ReferencedProviders() []string {
 		}
 	}
 	return out
-}
-
-// normalizeIssuer turns "team.cloudflareaccess.com" or
-// "https://team.cloudflareaccess.com/" into "https://team.cloudflareaccess.com",
-// the iss Access puts in its tokens.
-func normalizeIssuer(s string) (string, error) {
-	d := strings.TrimSpace(s)
-	if !strings.Contains(d, "://") {
-		d = "https://" + d
-	}
-	u, err := url.Parse(d)
-	if err != nil || u.Host == "" || u.Scheme != "https" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", fmt.Errorf("%q must be https://<team>.cloudflareaccess.com", s)
-	}
-	return "https://" + u.Host, nil
 }
 
 // LocateErrors prefixes every *FieldError in err with the line of its key

@@ -16,7 +16,7 @@ import (
 
 // KeySet verifies a compact JWS against the team's Access keys, choosing
 // the key by kid and refetching the team's certs on an unknown kid. It is
-// satisfied by *server.KeySet and by go-oidc's *oidc.RemoteKeySet.
+// satisfied by *access.KeySet and by go-oidc's *oidc.RemoteKeySet.
 type KeySet interface {
 	VerifySignature(ctx context.Context, jwt string) ([]byte, error)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	_ "time/tzdata" // time zones for rules in distroless and scratch images
+
+	"github.com/postured/postured/server/access"
 )
 
 // Limits of the endpoints.
@@ -38,9 +39,8 @@ type Options struct {
 	// Config is the external_evaluation section (New applies Defaults).
 	Config Config
 	// Keys verifies incoming tokens against the team's Access keys
-	// (*server.KeySet). If it is only known later (server.New builds it),
-	// leave it nil and call UseKeySet before serving; until then /evaluate
-	// answers 503 and signs nothing.
+	// (*access.KeySet, the one the posture endpoint uses). Required:
+	// External Evaluation never runs without verification.
 	Keys KeySet
 	// Posture gives device scores for score and provider_scores
 	// conditions. Nil: those conditions are false.
@@ -66,7 +66,7 @@ type Options struct {
 type Handler struct {
 	cfg       Config
 	policy    *Policy
-	keys      atomic.Pointer[keySetBox]
+	keys      KeySet
 	store     KeyStore
 	ownsStore bool
 	logger    *slog.Logger
@@ -97,6 +97,9 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("external_evaluation: %w", err)
 	}
+	if o.Keys == nil {
+		return nil, errors.New("external_evaluation: the team's Access key set is required (access.insecure_skip_verify cannot be combined with external_evaluation)")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -109,7 +112,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	if o.ReloadInterval <= 0 {
 		o.ReloadInterval = DefaultReloadInterval
 	}
-	policy, err := NewPolicy(cfg.Rules, nilIfNil(o.Posture), time.Duration(cfg.PostureDeadline))
+	policy, err := NewPolicy(cfg.Rules, o.Posture, time.Duration(cfg.PostureDeadline))
 	if err != nil {
 		return nil, fmt.Errorf("external_evaluation: %w", err)
 	}
@@ -118,16 +121,11 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, fmt.Errorf("external_evaluation: metrics: %w", err)
 	}
 	h := &Handler{
-		cfg: cfg, policy: policy, store: o.Store, logger: o.Logger, metrics: m, now: o.Now,
+		cfg: cfg, policy: policy, keys: o.Keys, store: o.Store, logger: o.Logger, metrics: m, now: o.Now,
 		grace: time.Duration(cfg.RotationGrace), interval: o.ReloadInterval,
 	}
-	if o.Keys != nil {
-		if err := h.UseKeySet(o.Keys); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Issuer != "" {
-		h.issuer, _ = normalizeIssuer(cfg.Issuer) // validated above
+		h.issuer, _ = access.TeamIssuer(cfg.Issuer) // validated above
 	}
 	if h.store == nil {
 		if h.store, err = OpenKeyStore(cfg); err != nil {
@@ -162,41 +160,6 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 			"key_store", cfg.KeyStore)
 	}
 	return h, nil
-}
-
-// keySetBox lets the key set be swapped atomically.
-type keySetBox struct{ ks KeySet }
-
-// UseKeySet sets the key set incoming tokens are verified with. A nil key
-// set (or a nil *server.KeySet, as when access.insecure_skip_verify is on)
-// is refused: External Evaluation never runs without verification.
-func (h *Handler) UseKeySet(ks KeySet) error {
-	if isNil(ks) {
-		return errors.New("external_evaluation: the team's Access key set is required (access.insecure_skip_verify cannot be combined with external_evaluation)")
-	}
-	h.keys.Store(&keySetBox{ks: ks})
-	return nil
-}
-
-// isNil reports whether an interface holds nothing or a nil pointer (a
-// nil *server.KeySet when Access checks are off).
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
-		return rv.IsNil()
-	}
-	return false
-}
-
-func nilIfNil(p PostureSource) PostureSource {
-	if isNil(p) {
-		return nil
-	}
-	return p
 }
 
 // Register adds POST /evaluate, GET /keys and GET /keys/ to r.

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postured/postured/internal/localaccess"
+	"github.com/postured/postured/server/access"
 )
 
 // t0 is the fake clock's start: a Tuesday, 09:30 in Berlin (CET, UTC+1).
@@ -71,17 +71,16 @@ func (p postures) DevicePosture(_ context.Context, id string) (Posture, bool) {
 	return v, ok
 }
 
-// access plays Cloudflare Access: the team's keys served as certs, and
-// go-oidc's remote key set over them, as the server builds it.
-type access struct {
+// team plays Cloudflare Access for a team: the team's keys served as
+// certs, and the key set over them, as the wiring builds it.
+type team struct {
 	issuer *localaccess.Issuer
-	certs  *httptest.Server
-	keys   *oidc.RemoteKeySet
+	keys   *access.KeySet
 }
 
 const teamIssuer = "https://team.cloudflareaccess.com"
 
-func newAccess(t *testing.T) *access {
+func newTeam(t *testing.T) *team {
 	t.Helper()
 	iss, err := localaccess.New(teamIssuer)
 	if err != nil {
@@ -89,11 +88,15 @@ func newAccess(t *testing.T) *access {
 	}
 	srv := httptest.NewServer(iss)
 	t.Cleanup(srv.Close)
-	return &access{issuer: iss, certs: srv, keys: oidc.NewRemoteKeySet(context.Background(), srv.URL)}
+	keys, err := access.NewKeySet(access.Config{CertsURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &team{issuer: iss, keys: keys}
 }
 
 // token signs claims with the team's current key.
-func (a *access) token(t *testing.T, claims map[string]any) string {
+func (a *team) token(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	tok, err := a.issuer.Sign(claims)
 	if err != nil {
@@ -114,13 +117,13 @@ func claims(now time.Time, nonce any, identity map[string]any) map[string]any {
 
 // fixture is a Handler behind a gin router on a real listener.
 type fixture struct {
-	access *access
-	clock  *clock
-	h      *Handler
-	srv    *httptest.Server
-	logs   *syncBuffer
-	reg    *prometheus.Registry
-	cfg    Config
+	team  *team
+	clock *clock
+	h     *Handler
+	srv   *httptest.Server
+	logs  *syncBuffer
+	reg   *prometheus.Registry
+	cfg   Config
 }
 
 type fixtureOpts struct {
@@ -128,7 +131,7 @@ type fixtureOpts struct {
 	posture  PostureSource
 	logLevel slog.Level
 	store    KeyStore
-	access   *access
+	team     *team
 	clock    *clock
 	client   *http.Client
 }
@@ -147,8 +150,8 @@ func ptr[T any](v T) *T { return &v }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
-	if o.access == nil {
-		o.access = newAccess(t)
+	if o.team == nil {
+		o.team = newTeam(t)
 	}
 	if o.clock == nil {
 		o.clock = newClock(t0)
@@ -168,7 +171,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	h, err := New(context.Background(), Options{
-		Config: cfg, Keys: o.access.keys, Posture: o.posture, Store: o.store,
+		Config: cfg, Keys: o.team.keys, Posture: o.posture, Store: o.store,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: o.logLevel})),
 		Registry: reg, Now: o.clock.Now, HTTPClient: o.client,
 	})
@@ -181,7 +184,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	h.Register(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &fixture{access: o.access, clock: o.clock, h: h, srv: srv, logs: logs, reg: reg, cfg: cfg}
+	return &fixture{team: o.team, clock: o.clock, h: h, srv: srv, logs: logs, reg: reg, cfg: cfg}
 }
 
 // post sends body to /evaluate.

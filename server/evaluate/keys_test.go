@@ -114,8 +114,8 @@ func TestKeyPersistsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
-	acc := newAccess(t)
-	first := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	acc := newTeam(t)
+	first := newFixture(t, fixtureOpts{cfg: &cfg, team: acc})
 	kid1 := first.verifyAsAccess(t, first.evaluate(t, acc.token(t, claims(t0, "n1", map[string]any{"email": "bob@example.com"}))), "n1").kid
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -128,7 +128,7 @@ func TestKeyPersistsAcrossRestart(t *testing.T) {
 	first.srv.Close()
 	_ = first.h.Close()
 
-	second := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	second := newFixture(t, fixtureOpts{cfg: &cfg, team: acc})
 	kid2 := second.verifyAsAccess(t, second.evaluate(t, acc.token(t, claims(t0, "n2", map[string]any{"email": "bob@example.com"}))), "n2").kid
 	if kid1 != kid2 {
 		t.Errorf("kid changed across restart: %s -> %s", kid1, kid2)
@@ -165,7 +165,7 @@ func TestOperatorSuppliedKey(t *testing.T) {
 			}
 			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
 			f := newFixture(t, fixtureOpts{cfg: &cfg})
-			v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"}))), "n")
+			v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"}))), "n")
 			if v.kid != rfc7638(&priv.PublicKey) {
 				t.Errorf("kid %s, want the thumbprint of the supplied key", v.kid)
 			}
@@ -218,7 +218,7 @@ func TestKeyFileRefused(t *testing.T) {
 			}
 			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
 			cfg.Defaults()
-			_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+			_, err := New(t.Context(), Options{Config: cfg, Keys: newTeam(t).keys})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
@@ -233,7 +233,7 @@ func TestKeyFileRefused(t *testing.T) {
 func TestKeyFileDirectoryMissing(t *testing.T) {
 	cfg := Config{Enabled: true, KeyFile: filepath.Join(t.TempDir(), "nope", "k.pem"), Rules: testRules()}
 	cfg.Defaults()
-	_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+	_, err := New(t.Context(), Options{Config: cfg, Keys: newTeam(t).keys})
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("err %v", err)
 	}
@@ -263,7 +263,7 @@ func TestRotationWithOverlap(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	bob := map[string]any{"email": "bob@example.com"}
 	ask := func(nonce string) string {
-		return f.evaluate(t, f.access.token(t, claims(f.clock.Now(), nonce, bob)))
+		return f.evaluate(t, f.team.token(t, claims(f.clock.Now(), nonce, bob)))
 	}
 	kids := func() []string {
 		set, _ := f.jwks(t, "/keys")
@@ -461,12 +461,12 @@ func TestRingRoundTrip(t *testing.T) {
 func TestReloadFailureKeepsRing(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	bob := map[string]any{"email": "bob@example.com"}
-	kid := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
+	kid := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
 	if err := os.WriteFile(f.cfg.KeyFile, []byte("oops"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(DefaultReloadInterval)
-	if v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n2", bob))), "n2"); v.kid != kid {
+	if v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n2", bob))), "n2"); v.kid != kid {
 		t.Errorf("kid %s after a failed reload, want %s", v.kid, kid)
 	}
 	if n := testutil.ToFloat64(f.h.metrics.keyReloads.WithLabelValues("error")); n != 1 {
@@ -480,13 +480,13 @@ func TestReloadFailureKeepsRing(t *testing.T) {
 	if err := f.h.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "no signing key") {
 		t.Errorf("reload of a deleted file: %v", err)
 	}
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n3", bob))), "n3")
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n3", bob))), "n3")
 }
 
 // TestConcurrentRequestsDuringRotation exercises the handler under -race.
 func TestConcurrentRequestsDuringRotation(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	tok := f.access.token(t, map[string]any{"exp": f.clock.Now().Add(time.Hour).Unix(), "nonce": "n",
+	tok := f.team.token(t, map[string]any{"exp": f.clock.Now().Add(time.Hour).Unix(), "nonce": "n",
 		"identity": map[string]any{"email": "bob@example.com"}})
 	body, _ := json.Marshal(map[string]string{"token": tok})
 	var wg sync.WaitGroup

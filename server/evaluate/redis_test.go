@@ -75,10 +75,10 @@ func TestRedisStore(t *testing.T) {
 		}
 	})
 	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: conf.Secret(url), RedisPrefix: prefix, Rules: testRules()}
-	acc := newAccess(t)
+	acc := newTeam(t)
 	clk := newClock(t0)
-	a := newFixture(t, fixtureOpts{cfg: &cfg, access: acc, clock: clk})
-	b := newFixture(t, fixtureOpts{cfg: &cfg, access: acc, clock: clk})
+	a := newFixture(t, fixtureOpts{cfg: &cfg, team: acc, clock: clk})
+	b := newFixture(t, fixtureOpts{cfg: &cfg, team: acc, clock: clk})
 	bob := map[string]any{"email": "bob@example.com"}
 	kidA := a.verifyAsAccess(t, a.evaluate(t, acc.token(t, claims(t0, "na", bob))), "na").kid
 	kidB := b.verifyAsAccess(t, b.evaluate(t, acc.token(t, claims(t0, "nb", bob))), "nb").kid
@@ -177,7 +177,7 @@ func TestRedisStore(t *testing.T) {
 func TestRedisUnreachable(t *testing.T) {
 	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: "redis://:hunter2@127.0.0.1:1/0", Rules: testRules()}
 	cfg.Defaults()
-	_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+	_, err := New(t.Context(), Options{Config: cfg, Keys: newTeam(t).keys})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err %v", err)
 	}

@@ -86,7 +86,7 @@ func TestRevocation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			api := &cloudflareAPI{}
 			f := revokeFixture(t, api, tc.only)
-			resp := f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", tc.identity)))
+			resp := f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", tc.identity)))
 			f.verifyAsAccess(t, resp, "n")
 			if err := f.h.Close(); err != nil { // waits for the revocation
 				t.Fatal(err)
@@ -120,7 +120,7 @@ func TestRevocation(t *testing.T) {
 func TestRevocationFailureLoggedWithoutToken(t *testing.T) {
 	api := &cloudflareAPI{status: http.StatusForbidden}
 	f := revokeFixture(t, api, nil)
-	resp := f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
+	resp := f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
 	if v := f.verifyAsAccess(t, resp, "n"); v.success {
 		t.Fatal("allowed")
 	}
@@ -148,7 +148,7 @@ func TestRevocationUnreachable(t *testing.T) {
 		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken), BaseURL: url,
 	}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg, logLevel: slog.LevelDebug})
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"}))), "n")
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"}))), "n")
 	_ = f.h.Close()
 	if n := testutil.ToFloat64(f.h.metrics.revocations.WithLabelValues("error")); n != 1 {
 		t.Errorf("revocations error = %v", n)

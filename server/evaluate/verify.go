@@ -114,11 +114,7 @@ func (h *Handler) verifySignature(ctx context.Context, tok string) ([]byte, erro
 	if len(jws.Signatures) != 1 {
 		return nil, refuse("token must carry exactly one signature", nil)
 	}
-	box := h.keys.Load()
-	if box == nil {
-		return nil, &requestError{status: http.StatusServiceUnavailable, msg: "external evaluation is not ready: no Access key set"}
-	}
-	payload, err := box.ks.VerifySignature(ctx, tok)
+	payload, err := h.keys.VerifySignature(ctx, tok)
 	if err != nil {
 		return nil, refuse("token signature does not verify against the team's Access keys", err)
 	}

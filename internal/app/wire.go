@@ -22,6 +22,7 @@ import (
 	"github.com/postured/postured/server"
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // Registry is the one list of provider types postured knows. Adding a
@@ -190,7 +191,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		}
 		memory = server.NewPostureMemory(server.PostureMemoryConfig{
 			Engine: a.engine, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
-			Deadline: time.Duration(ee.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
+			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
 		h, err := evaluate.New(ctx, evaluate.Options{
 			Config: ee, Keys: keys, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
@@ -228,10 +229,10 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 // last computed for a device_id (counted providers only).
 type postureSource struct{ m *server.PostureMemory }
 
-func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (evaluate.Posture, bool) {
+func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (policy.Posture, bool) {
 	dp, ok := p.m.DevicePosture(ctx, deviceID)
 	if !ok {
-		return evaluate.Posture{}, false
+		return policy.Posture{}, false
 	}
 	scores := make(map[string]int, len(dp.Providers))
 	for name, pp := range dp.Providers {
@@ -239,5 +240,5 @@ func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (eval
 			scores[name] = pp.Score
 		}
 	}
-	return evaluate.Posture{Score: dp.Score, Providers: scores, At: dp.At}, true
+	return policy.Posture{Score: dp.Score, Providers: scores, At: dp.At}, true
 }

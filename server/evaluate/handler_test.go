@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,11 +11,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/internal/localaccess"
+	"github.com/postured/postured/server/evaluate/keyring"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // TestEvaluatePlaysAccess signs request tokens as Access, posts them and
@@ -99,7 +99,7 @@ func TestResponseTokenShape(t *testing.T) {
 	if err := json.Unmarshal(hdr, &h); err != nil {
 		t.Fatal(err)
 	}
-	kid := f.h.state.Load().ring.Keys[0].ID
+	kid := f.h.ring.Ring().Keys[0].ID
 	if len(h) != 2 || h["alg"] != "RS256" || h["kid"] != kid {
 		t.Errorf("header %s, want exactly {alg: RS256, kid: %s}", hdr, kid)
 	}
@@ -128,7 +128,7 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 // TestEvaluateRefuses: whatever cannot be verified gets 403 JSON and no
 // token; nothing is signed.
 func TestEvaluateRefuses(t *testing.T) {
-	f := newFixture(t, fixtureOpts{cfg: &Config{Enabled: true, Rules: testRules()}})
+	f := newFixture(t, fixtureOpts{cfg: &Config{Enabled: true, Policy: policy.Config{Rules: testRules()}}})
 	now := f.clock.Now()
 	bob := map[string]any{"email": "bob@example.com"}
 	good := f.team.token(t, claims(now, "n", bob))
@@ -182,7 +182,7 @@ func TestEvaluateRefuses(t *testing.T) {
 		{"tampered to non-JSON payload", tokenBody(parts[0] + ".bm90IGpzb24." + parts[2]), 403, "signature does not verify"},
 		{"signed non-JSON payload", tokenBody(signRaw(t, f.team.issuer.Current(), []byte("not json"))), 403, "payload is not a JSON object"},
 		{"signed JSON array payload", tokenBody(signRaw(t, f.team.issuer.Current(), []byte(`["nonce"]`))), 403, "payload is not a JSON object"},
-		{"body too large", `{"token":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "larger than"},
+		{"body too large", `{"token":"` + strings.Repeat("a", maxBodyBytes) + `"}`, 413, "larger than"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,7 +261,7 @@ func TestLargeIdentity(t *testing.T) {
 }
 
 func TestIssuerAndAudienceWhenConfigured(t *testing.T) {
-	cfg := Config{Enabled: true, Rules: testRules(), Issuer: "team.cloudflareaccess.com", Audience: []string{"aud-1", "aud-2"}}
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Issuer: "team.cloudflareaccess.com", Audience: []string{"aud-1", "aud-2"}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg})
 	now := f.clock.Now()
 	base := func(extra map[string]any) string {
@@ -345,37 +345,10 @@ func TestDefaultDenyLogged(t *testing.T) {
 	}
 }
 
-// TestPostureDeadline: a posture lookup that does not finish in time makes
-// the score condition false, with the reason.
-func TestPostureDeadline(t *testing.T) {
-	cfg := Config{Enabled: true, Rules: testRules(), PostureDeadline: 0}
-	cfg.Defaults()
-	p, err := NewPolicy(cfg.Rules, blockingPosture{}, time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := ParseIdentity([]byte(`{"email":"ann@example.com","groups":["admins"],"device_id":"d1"}`))
-	d := p.Explain(t.Context(), id, t0)
-	if d.Allow {
-		t.Fatal("allowed without posture")
-	}
-	c := d.Rules[1].Conditions[1]
-	if c.Held || !c.Unknown || !strings.Contains(c.Reason, "did not finish") {
-		t.Errorf("score condition %+v", c)
-	}
-}
-
-type blockingPosture struct{}
-
-func (blockingPosture) DevicePosture(ctx context.Context, _ string) (Posture, bool) {
-	<-ctx.Done()
-	return Posture{}, false
-}
-
 // TestKeysRequired: External Evaluation never runs without verifying the
 // incoming tokens.
 func TestKeysRequired(t *testing.T) {
-	cfg := Config{Enabled: true, Rules: testRules(), KeyFile: t.TempDir() + "/k.pem"}
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Keyring: keyring.Config{KeyFile: t.TempDir() + "/k.pem"}}
 	h, err := New(t.Context(), Options{Config: cfg})
 	if err == nil {
 		_ = h.Close()

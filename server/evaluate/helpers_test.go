@@ -20,6 +20,7 @@ import (
 
 	"github.com/postured/postured/internal/localaccess"
 	"github.com/postured/postured/server/access"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // t0 is the fake clock's start: a Tuesday, 09:30 in Berlin (CET, UTC+1).
@@ -63,10 +64,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// postures is a PostureSource over a map.
-type postures map[string]Posture
+// postures is a policy.PostureSource over a map.
+type postures map[string]policy.Posture
 
-func (p postures) DevicePosture(_ context.Context, id string) (Posture, bool) {
+func (p postures) DevicePosture(_ context.Context, id string) (policy.Posture, bool) {
 	v, ok := p[id]
 	return v, ok
 }
@@ -128,21 +129,19 @@ type fixture struct {
 
 type fixtureOpts struct {
 	cfg      *Config
-	posture  PostureSource
+	posture  policy.PostureSource
 	logLevel slog.Level
-	store    KeyStore
 	team     *team
 	clock    *clock
-	client   *http.Client
 }
 
 // testRules: deny North Korea; admins need a healthy device; staff of
 // example.com in Berlin office hours; bob always.
-func testRules() []Rule {
-	return []Rule{
-		{Name: "block-sanctioned", Action: "deny", When: When{Country: &StringMatch{In: []string{"KP", "IR"}}}},
-		{Name: "admins-healthy", Action: "allow", When: When{Groups: &GroupMatch{Any: []string{"admins"}}, Score: &ScoreRange{Min: ptr(80)}}},
-		{Name: "bob", Action: "allow", When: When{Email: &EmailMatch{In: []string{"bob@example.com"}}}},
+func testRules() []policy.Rule {
+	return []policy.Rule{
+		{Name: "block-sanctioned", Action: "deny", When: policy.When{Country: &policy.StringMatch{In: []string{"KP", "IR"}}}},
+		{Name: "admins-healthy", Action: "allow", When: policy.When{Groups: &policy.GroupMatch{Any: []string{"admins"}}, Score: &policy.ScoreRange{Min: ptr(80)}}},
+		{Name: "bob", Action: "allow", When: policy.When{Email: &policy.EmailMatch{In: []string{"bob@example.com"}}}},
 	}
 }
 
@@ -156,12 +155,12 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if o.clock == nil {
 		o.clock = newClock(t0)
 	}
-	cfg := Config{Enabled: true, KeyFile: filepath.Join(t.TempDir(), "ee.pem"), Rules: testRules()}
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}}
 	if o.cfg != nil {
 		cfg = *o.cfg
-		if cfg.KeyFile == "" && cfg.KeyStore != KeyStoreRedis {
-			cfg.KeyFile = filepath.Join(t.TempDir(), "ee.pem")
-		}
+	}
+	if cfg.Keyring.KeyFile == "" {
+		cfg.Keyring.KeyFile = filepath.Join(t.TempDir(), "ee.pem")
 	}
 	cfg.Defaults()
 	if o.posture == nil {
@@ -171,9 +170,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	h, err := New(context.Background(), Options{
-		Config: cfg, Keys: o.team.keys, Posture: o.posture, Store: o.store,
+		Config: cfg, Keys: o.team.keys, Posture: o.posture,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: o.logLevel})),
-		Registry: reg, Now: o.clock.Now, HTTPClient: o.client,
+		Registry: reg, Now: o.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

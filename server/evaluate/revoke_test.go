@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 const (
@@ -59,7 +60,7 @@ func revokeFixture(t *testing.T, api *cloudflareAPI, onlyRules []string) *fixtur
 	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Revoke: RevokeConfig{
 		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken),
 		BaseURL: srv.URL + "/client/v4/", Rules: onlyRules,
 	}}
@@ -144,7 +145,7 @@ func TestRevocationUnreachable(t *testing.T) {
 	api := httptest.NewServer(http.NotFoundHandler())
 	url := api.URL
 	api.Close()
-	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Revoke: RevokeConfig{
 		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken), BaseURL: url,
 	}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg, logLevel: slog.LevelDebug})

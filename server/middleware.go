@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/postured/postured/server/access"
 )
 
 const (
@@ -122,7 +124,7 @@ func (s *Server) requireAccess(c *gin.Context) {
 	c.Next()
 }
 
-func claimsName(c *AccessClaims) string {
+func claimsName(c *access.Claims) string {
 	if c.CommonName != "" {
 		return c.CommonName
 	}

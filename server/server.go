@@ -20,6 +20,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
+	"github.com/postured/postured/server/access"
 )
 
 // Evaluator scores a batch of devices.
@@ -36,9 +37,12 @@ type StatusReporter interface {
 type Config struct {
 	// Listen is the address to serve on, e.g. ":8080".
 	Listen string
-	// Access configures token checks; InsecureSkipVerify turns them off and
-	// is refused unless Listen is a loopback address.
-	Access             AccessConfig
+	// Access configures token checks and Keys is the team's key set, built
+	// from Access with access.NewKeySet and shared with External
+	// Evaluation; both are required unless InsecureSkipVerify, which turns
+	// the checks off and is refused unless Listen is a loopback address.
+	Access             access.Config
+	Keys               *access.KeySet
 	InsecureSkipVerify bool
 	// MaxDevices is the most devices one batch may carry.
 	MaxDevices int
@@ -54,7 +58,7 @@ type Config struct {
 	// Memory, if set, remembers every batch's results by device_id.
 	Memory *PostureMemory
 	// Routes, if set, adds more routes (External Evaluation) to the router.
-	Routes   func(r gin.IRouter, keys *KeySet) error
+	Routes   func(r gin.IRouter)
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 }
@@ -63,8 +67,8 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	engine  Evaluator
-	access  *AccessVerifier
-	keys    *KeySet
+	access  *access.Verifier
+	keys    *access.KeySet
 	logger  *slog.Logger
 	metrics *metrics
 	router  *gin.Engine
@@ -103,20 +107,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: access.insecure_skip_verify is only allowed when listen is a loopback address, not %q", cfg.Listen)
 		}
 	} else {
-		certsURL := cfg.Access.CertsURL
-		if certsURL == "" {
-			iss, err := TeamIssuer(cfg.Access.TeamDomain)
-			if err != nil {
-				return nil, fmt.Errorf("server: access: %w", err)
-			}
-			certsURL = iss + "/cdn-cgi/access/certs"
+		if cfg.Keys == nil {
+			return nil, errors.New("server: access: Keys is required unless InsecureSkipVerify")
 		}
-		s.keys = NewKeySet(certsURL, cfg.Access.RefetchCooldown)
-		v, err := NewAccessVerifier(cfg.Access, s.keys)
+		v, err := access.NewVerifier(cfg.Access, cfg.Keys)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
-		s.access = v
+		s.access, s.keys = v, cfg.Keys
 	}
 	r, err := s.routes()
 	if err != nil {
@@ -144,9 +142,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})))
 	if s.cfg.Routes != nil {
-		if err := s.cfg.Routes(r, s.keys); err != nil {
-			return nil, fmt.Errorf("server: %w", err)
-		}
+		s.cfg.Routes(r)
 	}
 	return r, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
+	"github.com/postured/postured/server/access"
 )
 
 // echoEngine scores each device by the length of its serial, so tests can
@@ -255,6 +256,32 @@ func TestInsecureOnlyOnLoopback(t *testing.T) {
 		if _, err := New(Config{Listen: listen, InsecureSkipVerify: true, MaxDevices: 1, Engine: &echoEngine{}}); err != nil {
 			t.Errorf("%s: %v", listen, err)
 		}
+	}
+}
+
+// TestAccessNeedsKeys: with token checks on, the key set is the caller's
+// (built once, shared with External Evaluation); without it New refuses.
+func TestAccessNeedsKeys(t *testing.T) {
+	cfg := access.Config{TeamDomain: "team.cloudflareaccess.com", Audiences: []string{"aud"}}
+	keys, err := access.NewKeySet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		keys *access.KeySet
+		err  string
+	}{
+		{"keys given", keys, ""},
+		{"no keys", nil, "Keys is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Config{Listen: ":8080", Access: cfg, Keys: tc.keys, MaxDevices: 1, Engine: &echoEngine{}})
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("err %v, want %q", err, tc.err)
+			}
+		})
 	}
 }
 

@@ -30,7 +30,8 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/app"
-	"github.com/postured/postured/server/evaluate"
+	"github.com/postured/postured/server/evaluate/keyring"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 func main() {
@@ -206,10 +207,10 @@ func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.D
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
-	var source evaluate.PostureSource
+	var source policy.PostureSource
 	if hasDevice {
 		res, _ := a.Engine().Evaluate(ctx, []aggregate.Device{d})
-		p := evaluate.Posture{Score: res[0].Score, Providers: map[string]int{}, At: time.Now()}
+		p := policy.Posture{Score: res[0].Score, Providers: map[string]int{}, At: time.Now()}
 		for _, pd := range res[0].Explanation.Providers {
 			if pd.Counted {
 				p.Providers[pd.Provider] = pd.Score
@@ -217,7 +218,7 @@ func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.D
 		}
 		source = fixedPosture(p)
 	}
-	dec, err := evaluate.Explain(ctx, a.Config().ExternalEvaluation, source, time.Now(), data)
+	dec, err := policy.Explain(ctx, a.Config().ExternalEvaluation.Policy, source, time.Now(), data)
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
@@ -231,10 +232,10 @@ func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.D
 
 // fixedPosture answers for whatever device_id the identity carries with the
 // posture computed from the command-line device flags.
-type fixedPosture evaluate.Posture
+type fixedPosture policy.Posture
 
-func (f fixedPosture) DevicePosture(context.Context, string) (evaluate.Posture, bool) {
-	return evaluate.Posture(f), true
+func (f fixedPosture) DevicePosture(context.Context, string) (policy.Posture, bool) {
+	return policy.Posture(f), true
 }
 
 func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
@@ -250,23 +251,23 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ee := cfg.ExternalEvaluation
-	store, err := evaluate.OpenKeyStore(ee)
+	kc := cfg.ExternalEvaluation.Keyring
+	store, err := keyring.Open(kc)
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	defer store.Close()
 	now := time.Now()
-	var ring evaluate.Ring
+	var ring keyring.Ring
 	if args[0] == "rotate" {
-		ring, err = evaluate.Rotate(ctx, store, now, time.Duration(ee.RotationOverlap), time.Duration(ee.RotationGrace))
+		ring, err = keyring.Rotate(ctx, store, now, time.Duration(kc.RotationOverlap), time.Duration(kc.RotationGrace))
 	} else {
 		ring, err = store.Load(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("keys %s: %w", args[0], err)
 	}
-	keys := ring.Describe(now, time.Duration(ee.RotationGrace))
+	keys := ring.Describe(now, time.Duration(kc.RotationGrace))
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

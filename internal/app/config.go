@@ -22,6 +22,7 @@ import (
 	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server/evaluate"
+	"github.com/postured/postured/server/evaluate/keyring"
 )
 
 // Config is postured's configuration file. Field docs are in
@@ -195,8 +196,8 @@ func (c *Config) defaults() {
 	setDefault(&c.Cache.MaxEntries, 1_000_000)
 	setDefault(&c.Server.ShutdownTimeout, conf.Duration(15*time.Second))
 	c.ExternalEvaluation.Defaults()
-	if c.ExternalEvaluation.KeyStore == evaluate.KeyStoreRedis && c.ExternalEvaluation.RedisURL == "" {
-		c.ExternalEvaluation.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
+	if k := &c.ExternalEvaluation.Keyring; k.KeyStore == keyring.StoreRedis && k.RedisURL == "" {
+		k.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
 	}
 }
 
@@ -358,7 +359,7 @@ func (c *Config) validateExternalEvaluation(at locator, names map[string]bool) [
 	if err := ee.Validate(); err != nil {
 		errs = append(errs, evaluate.LocateErrors(err, conf.Lookup(at.root, "external_evaluation"), "external_evaluation."))
 	}
-	for _, p := range ee.ReferencedProviders() {
+	for _, p := range ee.Policy.ReferencedProviders() {
 		if !names[p] {
 			errs = append(errs, at.errorf("external_evaluation.rules", "provider_scores names unknown provider %q", p))
 		}

@@ -20,7 +20,9 @@ import (
 	"github.com/postured/postured/providers/jamf"
 	"github.com/postured/postured/providers/static"
 	"github.com/postured/postured/server"
+	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // Registry is the one list of provider types postured knows. Adding a
@@ -162,43 +164,49 @@ func (a *App) SyncNow(ctx context.Context) {
 }
 
 // NewServer builds the HTTP server over the app, with External Evaluation
-// when it is enabled. The returned close releases the evaluation handler
-// (revocations in flight, key store) once the server has stopped.
+// when it is enabled. The team's Access key set is built once here and
+// shared by the posture endpoint and External Evaluation, so both see the
+// same keys and the same refetch cooldown. The returned close releases the
+// evaluation handler (revocations in flight, key store) once the server has
+// stopped.
 func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, error) {
 	c := a.cfg
+	accessCfg := access.Config{
+		TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
+		Leeway: time.Duration(c.Access.Leeway), RefetchCooldown: time.Duration(c.Access.RefetchCooldown),
+	}
+	var keys *access.KeySet
+	if !c.Access.InsecureSkipVerify {
+		var err error
+		if keys, err = access.NewKeySet(accessCfg); err != nil {
+			return nil, nil, err
+		}
+	}
 	closeFn := func() error { return nil }
 	var memory *server.PostureMemory
-	var routes func(gin.IRouter, *server.KeySet) error
+	var routes func(gin.IRouter)
 	if ee := c.ExternalEvaluation; ee.Enabled {
+		if keys == nil {
+			return nil, nil, errors.New("external_evaluation: needs the team's Access keys: not allowed with access.insecure_skip_verify")
+		}
 		memory = server.NewPostureMemory(server.PostureMemoryConfig{
 			Engine: a.engine, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
-			Deadline: time.Duration(ee.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
+			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
 		h, err := evaluate.New(ctx, evaluate.Options{
-			Config: ee, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
+			Config: ee, Keys: keys, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
 			Registry: a.registry,
 		})
 		if err != nil {
 			return nil, nil, err
 		}
 		closeFn = h.Close
-		routes = func(r gin.IRouter, keys *server.KeySet) error {
-			if keys == nil {
-				return errors.New("external evaluation needs the Access key set")
-			}
-			if err := h.UseKeySet(keys); err != nil {
-				return err
-			}
-			h.Register(r)
-			return nil
-		}
+		routes = h.Register
 	}
 	srv, err := server.New(server.Config{
-		Listen: c.Listen,
-		Access: server.AccessConfig{
-			TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
-			Leeway: time.Duration(c.Access.Leeway), RefetchCooldown: time.Duration(c.Access.RefetchCooldown),
-		},
+		Listen:             c.Listen,
+		Access:             accessCfg,
+		Keys:               keys,
 		InsecureSkipVerify: c.Access.InsecureSkipVerify,
 		MaxDevices:         c.Posture.MaxDevices,
 		Engine:             a.engine,
@@ -221,10 +229,10 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 // last computed for a device_id (counted providers only).
 type postureSource struct{ m *server.PostureMemory }
 
-func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (evaluate.Posture, bool) {
+func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (policy.Posture, bool) {
 	dp, ok := p.m.DevicePosture(ctx, deviceID)
 	if !ok {
-		return evaluate.Posture{}, false
+		return policy.Posture{}, false
 	}
 	scores := make(map[string]int, len(dp.Providers))
 	for name, pp := range dp.Providers {
@@ -232,5 +240,5 @@ func (p postureSource) DevicePosture(ctx context.Context, deviceID string) (eval
 			scores[name] = pp.Score
 		}
 	}
-	return evaluate.Posture{Score: dp.Score, Providers: scores, At: dp.At}, true
+	return policy.Posture{Score: dp.Score, Providers: scores, At: dp.At}, true
 }

@@ -10,6 +10,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/server/evaluate/keyring"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // decode decodes an external_evaluation section the way the config loader
@@ -37,35 +39,51 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Rules) != 3 || cfg.Rules[2].When.Time.From != "08:00" || cfg.Rules[0].When.Country.In[2] != "NO" {
-		t.Errorf("decoded %+v", cfg.Rules)
+	rules := cfg.Policy.Rules
+	if len(rules) != 3 || rules[2].When.Time.From != "08:00" || rules[0].When.Country.In[2] != "NO" {
+		t.Errorf("decoded %+v", rules)
 	}
-	if got := cfg.ReferencedProviders(); len(got) != 1 || got[0] != "crowdstrike" {
+	if cfg.Keyring.KeyFile != "/data/ee-signing-key.pem" || cfg.Keyring.RotationOverlap != conf.Duration(time.Hour) {
+		t.Errorf("decoded key ring %+v", cfg.Keyring)
+	}
+	if got := cfg.Policy.ReferencedProviders(); len(got) != 1 || got[0] != "crowdstrike" {
 		t.Errorf("ReferencedProviders %v", got)
 	}
-	// check-config prints the effective config: the token stays hidden.
+	// check-config prints the effective config: the token stays hidden, and
+	// the key ring and rules fields stay keys of the section itself.
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "secret-from-env") || !strings.Contains(string(out), "base_url: https://api.cloudflare.com/client/v4") {
-		t.Errorf("marshalled config:\n%s", out)
+	for _, want := range []string{"base_url: https://api.cloudflare.com/client/v4", "\nkey_file: /data/ee-signing-key.pem\n",
+		"\nposture_deadline: 2s\n", "\nrules:\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("marshalled config lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "secret-from-env") {
+		t.Errorf("marshalled config shows the token:\n%s", out)
+	}
+	if again, err := decode(t, string(out)); err != nil || len(again.Policy.Rules) != 3 {
+		t.Errorf("the printed config does not decode back: %v", err)
 	}
 }
 
 func TestDefaults(t *testing.T) {
 	var c Config
-	c.Rules = []Rule{{Name: "r", Action: "allow", When: When{Time: &TimeWindow{Days: []string{"mon"}}}}}
+	c.Policy.Rules = []policy.Rule{{Name: "r", Action: "allow", When: policy.When{Time: &policy.TimeWindow{Days: []string{"mon"}}}}}
 	c.Defaults()
-	if c.Enabled || c.KeyStore != "file" || c.KeyFile != DefaultKeyFile || c.RotationOverlap != conf.Duration(time.Hour) ||
-		c.RotationGrace != conf.Duration(24*time.Hour) || c.PostureDeadline != conf.Duration(2*time.Second) ||
-		c.Revoke.Enabled || c.Revoke.BaseURL != DefaultRevokeBaseURL || c.Rules[0].When.Time.TimeZone != "UTC" {
+	k := c.Keyring
+	if c.Enabled || k.KeyStore != "file" || k.KeyFile != "/data/ee-signing-key.pem" || k.RotationOverlap != conf.Duration(time.Hour) ||
+		k.RotationGrace != conf.Duration(24*time.Hour) || c.Policy.PostureDeadline != conf.Duration(2*time.Second) ||
+		c.Revoke.Enabled || c.Revoke.BaseURL != "https://api.cloudflare.com/client/v4" || c.Revoke.Timeout != conf.Duration(10*time.Second) ||
+		c.Policy.Rules[0].When.Time.TimeZone != "UTC" {
 		t.Errorf("defaults %+v", c)
 	}
-	r := Config{KeyStore: "redis", RedisURL: "redis://localhost:6379/0"}
+	r := Config{Keyring: keyring.Config{KeyStore: "redis", RedisURL: "redis://localhost:6379/0"}}
 	r.Defaults()
-	if r.RedisPrefix != DefaultRedisPrefix || r.KeyFile != "" {
-		t.Errorf("redis defaults %+v", r)
+	if r.Keyring.RedisPrefix != "postured:ee:" || r.Keyring.KeyFile != "" {
+		t.Errorf("redis defaults %+v", r.Keyring)
 	}
 	if err := (&Config{}).Validate(); err == nil {
 		t.Error("an undefaulted config validated")
@@ -175,7 +193,7 @@ func TestValidateNamesFields(t *testing.T) {
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	_, err := decode(t, "enabled: true\nrules:\n  - name: a\n    action: x\n    when: {score: {min: 500}}\n  - name: a\n    action: allow\n")
-	var fe *FieldError
+	var fe *policy.FieldError
 	if !errors.As(err, &fe) && err == nil {
 		t.Fatal("no error")
 	}

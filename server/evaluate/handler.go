@@ -4,295 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	_ "time/tzdata" // time zones for rules in distroless and scratch images
+
+	"github.com/postured/postured/server/evaluate/policy"
 )
-
-// Limits of the endpoints.
-const (
-	// MaxBodyBytes bounds a /evaluate request. An Access identity token is a
-	// few KB, but identity providers that send hundreds of groups make it
-	// grow; refusing a real login for its size would lock the user out.
-	MaxBodyBytes = 256 << 10
-	// DefaultReloadInterval is how often the key ring is re-read from its
-	// store, so a rotation done by `postured keys rotate` is picked up.
-	DefaultReloadInterval = 30 * time.Second
-	// verifyTimeout bounds the incoming token check, a certs fetch included.
-	verifyTimeout = 10 * time.Second
-	// reloadTimeout bounds one key ring reload.
-	reloadTimeout = 5 * time.Second
-)
-
-// Options builds a Handler.
-type Options struct {
-	// Config is the external_evaluation section (New applies Defaults).
-	Config Config
-	// Keys verifies incoming tokens against the team's Access keys
-	// (*server.KeySet). If it is only known later (server.New builds it),
-	// leave it nil and call UseKeySet before serving; until then /evaluate
-	// answers 503 and signs nothing.
-	Keys KeySet
-	// Posture gives device scores for score and provider_scores
-	// conditions. Nil: those conditions are false.
-	Posture PostureSource
-	// Store holds the signing key ring. Nil: OpenKeyStore(Config), closed
-	// by Close.
-	Store KeyStore
-	// Logger receives decisions at info and raw JWTs at debug only.
-	Logger *slog.Logger
-	// Registry receives the metrics. Nil: a private registry.
-	Registry prometheus.Registerer
-	// Now is the clock (tests inject a fake one). Default: time.Now.
-	Now func() time.Time
-	// HTTPClient calls Cloudflare's API for revocation. Default: a client
-	// with Config.Revoke.Timeout.
-	HTTPClient *http.Client
-	// ReloadInterval is how often the key ring is re-read (on the next
-	// request after it elapsed). Default: 30s.
-	ReloadInterval time.Duration
-}
-
-// Handler serves POST /evaluate and GET /keys.
-type Handler struct {
-	cfg       Config
-	policy    *Policy
-	keys      atomic.Pointer[keySetBox]
-	store     KeyStore
-	ownsStore bool
-	logger    *slog.Logger
-	metrics   *metrics
-	now       func() time.Time
-	revoker   *revoker
-	issuer    string
-	grace     time.Duration
-	interval  time.Duration
-
-	state      atomic.Pointer[keyState]
-	reloadMu   sync.Mutex // one reload at a time
-	nextReload atomic.Int64
-}
-
-// keyState is the ring as last loaded, ready to serve.
-type keyState struct {
-	ring   Ring
-	loaded map[string]*loadedKey
-}
-
-// New validates the configuration, makes sure a signing key exists
-// (generating and storing one at first start), loads the ring and builds
-// the handler. ctx bounds the startup I/O only.
-func New(ctx context.Context, o Options) (*Handler, error) {
-	cfg := o.Config
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("external_evaluation: %w", err)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-	}
-	if o.ReloadInterval <= 0 {
-		o.ReloadInterval = DefaultReloadInterval
-	}
-	policy, err := NewPolicy(cfg.Rules, nilIfNil(o.Posture), time.Duration(cfg.PostureDeadline))
-	if err != nil {
-		return nil, fmt.Errorf("external_evaluation: %w", err)
-	}
-	m, err := newMetrics(o.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("external_evaluation: metrics: %w", err)
-	}
-	h := &Handler{
-		cfg: cfg, policy: policy, store: o.Store, logger: o.Logger, metrics: m, now: o.Now,
-		grace: time.Duration(cfg.RotationGrace), interval: o.ReloadInterval,
-	}
-	if o.Keys != nil {
-		if err := h.UseKeySet(o.Keys); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Issuer != "" {
-		h.issuer, _ = normalizeIssuer(cfg.Issuer) // validated above
-	}
-	if h.store == nil {
-		if h.store, err = OpenKeyStore(cfg); err != nil {
-			return nil, err
-		}
-		h.ownsStore = true
-	}
-	for _, r := range cfg.Rules {
-		m.decisions.WithLabelValues(r.Action, r.Name)
-	}
-	m.decisions.WithLabelValues(actionDeny, defaultRule)
-	m.decisions.WithLabelValues("error", noRule)
-	if cfg.Revoke.Enabled {
-		hc := o.HTTPClient
-		if hc == nil {
-			hc = &http.Client{Timeout: time.Duration(cfg.Revoke.Timeout)}
-		}
-		h.revoker = newRevoker(cfg.Revoke, hc, o.Logger, m)
-	}
-	ring, err := EnsureKey(ctx, h.store, h.now())
-	if err != nil {
-		h.closeStore()
-		return nil, fmt.Errorf("external_evaluation: signing key: %w", err)
-	}
-	if err := h.install(ring); err != nil {
-		h.closeStore()
-		return nil, fmt.Errorf("external_evaluation: signing key: %w", err)
-	}
-	h.nextReload.Store(h.now().Add(h.interval).UnixNano())
-	if signer, ok := ring.Signer(h.now()); ok {
-		h.logger.Info("external evaluation ready", "kid", signer.ID, "keys", len(ring.Keys), "rules", len(cfg.Rules),
-			"key_store", cfg.KeyStore)
-	}
-	return h, nil
-}
-
-// keySetBox lets the key set be swapped atomically.
-type keySetBox struct{ ks KeySet }
-
-// UseKeySet sets the key set incoming tokens are verified with. A nil key
-// set (or a nil *server.KeySet, as when access.insecure_skip_verify is on)
-// is refused: External Evaluation never runs without verification.
-func (h *Handler) UseKeySet(ks KeySet) error {
-	if isNil(ks) {
-		return errors.New("external_evaluation: the team's Access key set is required (access.insecure_skip_verify cannot be combined with external_evaluation)")
-	}
-	h.keys.Store(&keySetBox{ks: ks})
-	return nil
-}
-
-// isNil reports whether an interface holds nothing or a nil pointer (a
-// nil *server.KeySet when Access checks are off).
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
-		return rv.IsNil()
-	}
-	return false
-}
-
-func nilIfNil(p PostureSource) PostureSource {
-	if isNil(p) {
-		return nil
-	}
-	return p
-}
-
-// Register adds POST /evaluate, GET /keys and GET /keys/ to r.
-func (h *Handler) Register(r gin.IRouter) {
-	r.POST("/evaluate", gin.WrapF(h.ServeEvaluate))
-	r.GET("/keys", gin.WrapF(h.ServeKeys))
-	r.GET("/keys/", gin.WrapF(h.ServeKeys))
-}
-
-// Close waits for revocations in flight and closes a store New opened.
-// Call it after the HTTP server has stopped.
-func (h *Handler) Close() error {
-	if h.revoker != nil {
-		h.revoker.wait()
-	}
-	return h.closeStore()
-}
-
-func (h *Handler) closeStore() error {
-	if h.ownsStore {
-		return h.store.Close()
-	}
-	return nil
-}
-
-// ---- key ring ----
-
-// Reload reads the key ring from the store now. On error the previous
-// ring stays in use.
-func (h *Handler) Reload(ctx context.Context) error {
-	h.reloadMu.Lock()
-	defer h.reloadMu.Unlock()
-	ring, err := h.store.Load(ctx)
-	if err == nil && len(ring.Keys) == 0 {
-		err = errors.New("the key store holds no signing key")
-	}
-	if err == nil {
-		err = h.install(ring)
-	}
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	h.metrics.keyReloads.WithLabelValues(result).Inc()
-	return err
-}
-
-// install makes ring the one served, reusing already loaded keys.
-func (h *Handler) install(ring Ring) error {
-	prev := h.state.Load()
-	st := &keyState{ring: ring, loaded: make(map[string]*loadedKey, len(ring.Keys))}
-	for _, k := range ring.Keys {
-		if prev != nil {
-			if lk, ok := prev.loaded[k.ID]; ok {
-				lk2 := *lk
-				lk2.SigningKey = k // schedule may have changed
-				st.loaded[k.ID] = &lk2
-				continue
-			}
-		}
-		lk, err := loadKey(k)
-		if err != nil {
-			return err
-		}
-		st.loaded[k.ID] = lk
-	}
-	h.state.Store(st)
-	return nil
-}
-
-// maybeReload reloads the ring if ReloadInterval has passed since the last
-// attempt. One request does it; the others go on with the current ring.
-func (h *Handler) maybeReload(ctx context.Context) {
-	now := h.now()
-	next := h.nextReload.Load()
-	if now.UnixNano() < next || !h.nextReload.CompareAndSwap(next, now.Add(h.interval).UnixNano()) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reloadTimeout)
-	defer cancel()
-	if err := h.Reload(ctx); err != nil {
-		h.logger.Warn("external evaluation: key ring reload failed; keeping the previous ring", "error", err)
-	}
-}
-
-// current returns the key state and the signer at now.
-func (h *Handler) current(now time.Time) (*keyState, *loadedKey, error) {
-	st := h.state.Load()
-	signer, ok := st.ring.Signer(now)
-	if !ok {
-		return nil, nil, errors.New("no signing key")
-	}
-	return st, st.loaded[signer.ID], nil
-}
-
-// ---- GET /keys ----
 
 type certEntry struct {
 	Kid  string `json:"kid"`
@@ -305,23 +23,17 @@ type keysDocument struct {
 	PublicCerts []certEntry       `json:"public_certs"`
 }
 
-// ServeKeys answers the JWKS of every published key (current, next and
+// serveKeys answers the JWKS of every published key (current, next and
 // retiring), plus public_cert (the signer) and public_certs as PEM, in the
 // shape of Access's own certs endpoint.
-func (h *Handler) ServeKeys(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request) {
 	h.maybeReload(r.Context())
-	now := h.now()
-	st, signer, err := h.current(now)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "no signing key is available")
-		return
-	}
+	signer, published := h.ring.Publish(h.now())
 	doc := keysDocument{Keys: []jose.JSONWebKey{}, PublicCerts: []certEntry{},
-		PublicCert: certEntry{Kid: signer.ID, Cert: signer.certPEM}}
-	for _, k := range st.ring.Published(now, h.grace) {
-		lk := st.loaded[k.ID]
-		doc.Keys = append(doc.Keys, lk.jwk)
-		doc.PublicCerts = append(doc.PublicCerts, certEntry{Kid: lk.ID, Cert: lk.certPEM})
+		PublicCert: certEntry{Kid: signer.ID, Cert: signer.CertPEM}}
+	for _, k := range published {
+		doc.Keys = append(doc.Keys, k.JWK)
+		doc.PublicCerts = append(doc.PublicCerts, certEntry{Kid: k.ID, Cert: k.CertPEM})
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -332,8 +44,6 @@ func (h *Handler) ServeKeys(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
-
-// ---- POST /evaluate ----
 
 // requestError is a refusal: status and a message safe to send.
 type requestError struct {
@@ -348,11 +58,11 @@ func refuse(msg string, cause error) *requestError {
 	return &requestError{status: http.StatusForbidden, msg: msg, cause: cause}
 }
 
-// ServeEvaluate verifies the Access token in the body, decides with the
+// serveEvaluate verifies the Access token in the body, decides with the
 // rules and answers a signed {"success", "iat", "exp", "nonce"} token. A
 // request whose token cannot be verified (or carries no nonce) gets 403
 // JSON and nothing is signed.
-func (h *Handler) ServeEvaluate(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveEvaluate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	h.maybeReload(ctx)
 	claims, err := h.readRequest(w, r)
@@ -362,18 +72,13 @@ func (h *Handler) ServeEvaluate(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.now()
 	d := h.policy.Decide(ctx, claims.identity, now)
-	_, signer, err := h.current(now)
-	if err != nil {
-		h.refused(ctx, w, &requestError{status: http.StatusInternalServerError, msg: "no signing key is available", cause: err})
-		return
-	}
-	token, err := sign(signer, d.Allow, now, claims.nonce)
+	token, kid, err := h.sign(d.Allow, now, claims.nonce)
 	if err != nil {
 		h.refused(ctx, w, &requestError{status: http.StatusInternalServerError, msg: "could not sign the response", cause: err})
 		return
 	}
 	h.metrics.decisions.WithLabelValues(d.Result(), d.RuleLabel()).Inc()
-	h.logDecision(ctx, d, signer.ID)
+	h.logDecision(ctx, d, kid)
 	if h.logger.Enabled(ctx, slog.LevelDebug) {
 		h.logger.DebugContext(ctx, "external evaluation: outgoing JWT", "jwt", token)
 	}
@@ -387,7 +92,7 @@ func (h *Handler) ServeEvaluate(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func (h *Handler) logDecision(ctx context.Context, d Decision, kid string) {
+func (h *Handler) logDecision(ctx context.Context, d policy.Decision, kid string) {
 	rule := d.Rule
 	if rule == "" {
 		rule = "default deny"
@@ -408,7 +113,7 @@ func (h *Handler) refused(ctx context.Context, w http.ResponseWriter, err error)
 	if !errors.As(err, &re) {
 		re = &requestError{status: http.StatusForbidden, msg: "request refused", cause: err}
 	}
-	h.metrics.decisions.WithLabelValues("error", noRule).Inc()
+	h.metrics.decisions.WithLabelValues("error", policy.NoRule).Inc()
 	attrs := []slog.Attr{slog.Int("status", re.status), slog.String("reason", re.msg)}
 	if re.cause != nil {
 		attrs = append(attrs, slog.String("error", re.cause.Error()))

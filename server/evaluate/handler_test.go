@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,14 +9,14 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/internal/localaccess"
+	"github.com/postured/postured/server/evaluate/keyring"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // TestEvaluatePlaysAccess signs request tokens as Access, posts them and
@@ -75,7 +74,7 @@ func TestEvaluatePlaysAccess(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := testutil.ToFloat64(f.h.metrics.decisions.WithLabelValues(map[bool]string{true: "allow", false: "deny"}[tc.wantOK], tc.wantRule))
-			resp := f.evaluate(t, f.access.token(t, tc.claims))
+			resp := f.evaluate(t, f.team.token(t, tc.claims))
 			v := f.verifyAsAccess(t, resp, tc.nonce)
 			if v.success != tc.wantOK {
 				t.Errorf("success %v, want %v", v.success, tc.wantOK)
@@ -90,7 +89,7 @@ func TestEvaluatePlaysAccess(t *testing.T) {
 
 func TestResponseTokenShape(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	resp := f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n1", map[string]any{"email": "bob@example.com"})))
+	resp := f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n1", map[string]any{"email": "bob@example.com"})))
 	parts := strings.Split(resp, ".")
 	if len(parts) != 3 {
 		t.Fatalf("token %q", resp)
@@ -100,7 +99,7 @@ func TestResponseTokenShape(t *testing.T) {
 	if err := json.Unmarshal(hdr, &h); err != nil {
 		t.Fatal(err)
 	}
-	kid := f.h.state.Load().ring.Keys[0].ID
+	kid := f.h.ring.Ring().Keys[0].ID
 	if len(h) != 2 || h["alg"] != "RS256" || h["kid"] != kid {
 		t.Errorf("header %s, want exactly {alg: RS256, kid: %s}", hdr, kid)
 	}
@@ -129,15 +128,15 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 // TestEvaluateRefuses: whatever cannot be verified gets 403 JSON and no
 // token; nothing is signed.
 func TestEvaluateRefuses(t *testing.T) {
-	f := newFixture(t, fixtureOpts{cfg: &Config{Enabled: true, Rules: testRules()}})
+	f := newFixture(t, fixtureOpts{cfg: &Config{Enabled: true, Policy: policy.Config{Rules: testRules()}}})
 	now := f.clock.Now()
 	bob := map[string]any{"email": "bob@example.com"}
-	good := f.access.token(t, claims(now, "n", bob))
+	good := f.team.token(t, claims(now, "n", bob))
 	stranger, err := localaccess.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	teamKid := f.access.issuer.Current().ID
+	teamKid := f.team.issuer.Current().ID
 	signWith := func(k *localaccess.Key, kid string, c map[string]any) string {
 		tok, err := localaccess.SignRS256(k.Private, kid, c)
 		if err != nil {
@@ -152,7 +151,7 @@ func TestEvaluateRefuses(t *testing.T) {
 	none, _ := localaccess.SignWith(map[string]any{"alg": "none"}, claims(now, "n", bob), func([]byte) ([]byte, error) { return []byte("x"), nil })
 	ps256, _ := localaccess.SignWith(map[string]any{"alg": "PS256", "kid": teamKid}, claims(now, "n", bob), func(in []byte) ([]byte, error) {
 		s := sha256.Sum256(in)
-		return rsa.SignPSS(rand.Reader, f.access.issuer.Current().Private, crypto.SHA256, s[:], nil)
+		return rsa.SignPSS(rand.Reader, f.team.issuer.Current().Private, crypto.SHA256, s[:], nil)
 	})
 	tests := []struct {
 		name   string
@@ -160,17 +159,17 @@ func TestEvaluateRefuses(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"expired request token", tokenBody(f.access.token(t, map[string]any{"exp": now.Unix() - 1, "nonce": "n", "identity": bob})), 403, "token expired"},
-		{"no exp", tokenBody(f.access.token(t, map[string]any{"nonce": "n", "identity": bob})), 403, "token has no exp"},
-		{"exp not a number", tokenBody(f.access.token(t, map[string]any{"exp": "soon", "nonce": "n", "identity": bob})), 403, "exp is not a number"},
+		{"expired request token", tokenBody(f.team.token(t, map[string]any{"exp": now.Unix() - 1, "nonce": "n", "identity": bob})), 403, "token expired"},
+		{"no exp", tokenBody(f.team.token(t, map[string]any{"nonce": "n", "identity": bob})), 403, "token has no exp"},
+		{"exp not a number", tokenBody(f.team.token(t, map[string]any{"exp": "soon", "nonce": "n", "identity": bob})), 403, "exp is not a number"},
 		{"bad signature (team kid, other key)", tokenBody(signWith(stranger, teamKid, claims(now, "n", bob))), 403, "signature does not verify"},
 		{"unknown kid", tokenBody(signWith(stranger, stranger.ID, claims(now, "n", bob))), 403, "signature does not verify"},
 		{"tampered payload", tokenBody(parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":9999999999,"nonce":"n","identity":{"email":"bob@example.com"}}`)) + "." + parts[2]), 403, "signature does not verify"},
 		{"HS256 with the team kid", tokenBody(hs256), 403, "RS256"},
 		{"alg none", tokenBody(none), 403, "RS256"},
 		{"PS256 by the team key", tokenBody(ps256), 403, "RS256"},
-		{"missing nonce", tokenBody(f.access.token(t, claims(now, nil, bob))), 403, "no nonce"},
-		{"null nonce", tokenBody(f.access.token(t, map[string]any{"exp": now.Unix() + 60, "nonce": nil, "identity": bob})), 403, "no nonce"},
+		{"missing nonce", tokenBody(f.team.token(t, claims(now, nil, bob))), 403, "no nonce"},
+		{"null nonce", tokenBody(f.team.token(t, map[string]any{"exp": now.Unix() + 60, "nonce": nil, "identity": bob})), 403, "no nonce"},
 		{"missing token field", `{"tok":"a.b.c"}`, 403, `no "token" field`},
 		{"token not a string", `{"token":42}`, 403, `"token" must be a string`},
 		{"empty token", `{"token":""}`, 403, "token is empty"},
@@ -181,9 +180,9 @@ func TestEvaluateRefuses(t *testing.T) {
 		{"four parts", tokenBody(good + ".x"), 403, "3 parts"},
 		{"garbage in three parts", tokenBody("a.b.c"), 403, "token header"},
 		{"tampered to non-JSON payload", tokenBody(parts[0] + ".bm90IGpzb24." + parts[2]), 403, "signature does not verify"},
-		{"signed non-JSON payload", tokenBody(signRaw(t, f.access.issuer.Current(), []byte("not json"))), 403, "payload is not a JSON object"},
-		{"signed JSON array payload", tokenBody(signRaw(t, f.access.issuer.Current(), []byte(`["nonce"]`))), 403, "payload is not a JSON object"},
-		{"body too large", `{"token":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "larger than"},
+		{"signed non-JSON payload", tokenBody(signRaw(t, f.team.issuer.Current(), []byte("not json"))), 403, "payload is not a JSON object"},
+		{"signed JSON array payload", tokenBody(signRaw(t, f.team.issuer.Current(), []byte(`["nonce"]`))), 403, "payload is not a JSON object"},
+		{"body too large", `{"token":"` + strings.Repeat("a", maxBodyBytes) + `"}`, 413, "larger than"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,11 +213,11 @@ func TestEvaluateRefuses(t *testing.T) {
 func TestAccessKeyRotation(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	now := f.clock.Now()
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(now, "n1", map[string]any{"email": "bob@example.com"}))), "n1")
-	if _, err := f.access.issuer.Rotate(); err != nil {
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(now, "n1", map[string]any{"email": "bob@example.com"}))), "n1")
+	if _, err := f.team.issuer.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(now, "n2", map[string]any{"email": "bob@example.com"}))), "n2")
+	v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(now, "n2", map[string]any{"email": "bob@example.com"}))), "n2")
 	if !v.success {
 		t.Error("token by the rotated Access key was not allowed")
 	}
@@ -228,7 +227,7 @@ func TestAccessKeyRotation(t *testing.T) {
 // when the signature is over the unpadded form, as RFC 7515 computes it.
 func TestPaddedBase64(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	tok := f.access.token(t, claims(f.clock.Now(), "n-pad", map[string]any{"email": "bob@example.com", "pad": "xy"}))
+	tok := f.team.token(t, claims(f.clock.Now(), "n-pad", map[string]any{"email": "bob@example.com", "pad": "xy"}))
 	parts := strings.Split(tok, ".")
 	padded := 0
 	for i, p := range parts {
@@ -256,13 +255,13 @@ func TestLargeIdentity(t *testing.T) {
 	}
 	groups = append(groups, "admins")
 	id := map[string]any{"email": "ann@example.com", "device_id": "dev-healthy", "groups": groups}
-	if v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", id))), "n"); !v.success {
+	if v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", id))), "n"); !v.success {
 		t.Error("denied")
 	}
 }
 
 func TestIssuerAndAudienceWhenConfigured(t *testing.T) {
-	cfg := Config{Enabled: true, Rules: testRules(), Issuer: "team.cloudflareaccess.com", Audience: []string{"aud-1", "aud-2"}}
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Issuer: "team.cloudflareaccess.com", Audience: []string{"aud-1", "aud-2"}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg})
 	now := f.clock.Now()
 	base := func(extra map[string]any) string {
@@ -270,7 +269,7 @@ func TestIssuerAndAudienceWhenConfigured(t *testing.T) {
 		for k, v := range extra {
 			c[k] = v
 		}
-		b, _ := json.Marshal(map[string]string{"token": f.access.token(t, c)})
+		b, _ := json.Marshal(map[string]string{"token": f.team.token(t, c)})
 		return string(b)
 	}
 	tests := []struct {
@@ -302,7 +301,7 @@ func TestNotCheckedUnlessConfigured(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	c := claims(f.clock.Now(), "n", map[string]any{"email": "bob@example.com"})
 	c["iss"], c["aud"] = "https://whatever.example", 17
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, c)), "n")
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, c)), "n")
 }
 
 // TestJWTsOnlyAtDebug: raw tokens are bearer credentials with PII.
@@ -310,10 +309,10 @@ func TestJWTsOnlyAtDebug(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{logLevel: level})
-			in := f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "ann@example.com", "device_id": "dev-healthy", "groups": []string{"admins"}}))
+			in := f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "ann@example.com", "device_id": "dev-healthy", "groups": []string{"admins"}}))
 			out := f.evaluate(t, in)
 			// A refused token must not be logged either.
-			bad := f.access.token(t, claims(f.clock.Now(), nil, map[string]any{"email": "ann@example.com"}))
+			bad := f.team.token(t, claims(f.clock.Now(), nil, map[string]any{"email": "ann@example.com"}))
 			body, _ := json.Marshal(map[string]string{"token": bad})
 			f.post(t, string(body))
 			logs := f.logs.String()
@@ -340,78 +339,24 @@ func TestJWTsOnlyAtDebug(t *testing.T) {
 
 func TestDefaultDenyLogged(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
+	f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
 	if logs := f.logs.String(); !strings.Contains(logs, `"rule":"default deny"`) || !strings.Contains(logs, `"result":"deny"`) {
 		t.Errorf("logs: %s", logs)
 	}
 }
 
-// TestPostureDeadline: a posture lookup that does not finish in time makes
-// the score condition false, with the reason.
-func TestPostureDeadline(t *testing.T) {
-	cfg := Config{Enabled: true, Rules: testRules(), PostureDeadline: 0}
-	cfg.Defaults()
-	p, err := NewPolicy(cfg.Rules, blockingPosture{}, time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
+// TestKeysRequired: External Evaluation never runs without verifying the
+// incoming tokens.
+func TestKeysRequired(t *testing.T) {
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Keyring: keyring.Config{KeyFile: t.TempDir() + "/k.pem"}}
+	h, err := New(t.Context(), Options{Config: cfg})
+	if err == nil {
+		_ = h.Close()
 	}
-	id, _ := ParseIdentity([]byte(`{"email":"ann@example.com","groups":["admins"],"device_id":"d1"}`))
-	d := p.Explain(t.Context(), id, t0)
-	if d.Allow {
-		t.Fatal("allowed without posture")
-	}
-	c := d.Rules[1].Conditions[1]
-	if c.Held || !c.Unknown || !strings.Contains(c.Reason, "did not finish") {
-		t.Errorf("score condition %+v", c)
+	if err == nil || !strings.Contains(err.Error(), "key set is required") {
+		t.Errorf("err %v", err)
 	}
 }
-
-type blockingPosture struct{}
-
-func (blockingPosture) DevicePosture(ctx context.Context, _ string) (Posture, bool) {
-	<-ctx.Done()
-	return Posture{}, false
-}
-
-// TestKeySetLater: the key set may come after New (server.New builds it);
-// until it does, nothing is signed.
-func TestKeySetLater(t *testing.T) {
-	acc := newAccess(t)
-	cfg := Config{Enabled: true, Rules: testRules(), KeyFile: t.TempDir() + "/k.pem"}
-	h, err := New(t.Context(), Options{Config: cfg, Now: newClock(t0).Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	body := `{"token":"` + acc.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"})) + `"}`
-	serve := func() (int, string) {
-		rec := httptest.NewRecorder()
-		h.ServeEvaluate(rec, httptest.NewRequest(http.MethodPost, "/evaluate", strings.NewReader(body)))
-		return rec.Code, rec.Body.String()
-	}
-	if code, out := serve(); code != http.StatusServiceUnavailable || strings.Contains(out, "token") {
-		t.Errorf("before UseKeySet: %d %s", code, out)
-	}
-	var typedNil *oidcKeySetStandIn
-	for name, ks := range map[string]KeySet{"nil": nil, "typed nil": typedNil} {
-		if err := h.UseKeySet(ks); err == nil || !strings.Contains(err.Error(), "key set is required") {
-			t.Errorf("%s: err %v", name, err)
-		}
-		if _, err := New(t.Context(), Options{Config: cfg, Keys: ks}); name == "typed nil" && err == nil {
-			t.Errorf("New accepted a %s key set", name)
-		}
-	}
-	if err := h.UseKeySet(acc.keys); err != nil {
-		t.Fatal(err)
-	}
-	if code, out := serve(); code != http.StatusOK {
-		t.Errorf("after UseKeySet: %d %s", code, out)
-	}
-}
-
-type oidcKeySetStandIn struct{}
-
-func (*oidcKeySetStandIn) VerifySignature(context.Context, string) ([]byte, error) { return nil, nil }
 
 func TestMethodsAndPaths(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})

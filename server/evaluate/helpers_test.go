@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postured/postured/internal/localaccess"
+	"github.com/postured/postured/server/access"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // t0 is the fake clock's start: a Tuesday, 09:30 in Berlin (CET, UTC+1).
@@ -63,25 +64,24 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// postures is a PostureSource over a map.
-type postures map[string]Posture
+// postures is a policy.PostureSource over a map.
+type postures map[string]policy.Posture
 
-func (p postures) DevicePosture(_ context.Context, id string) (Posture, bool) {
+func (p postures) DevicePosture(_ context.Context, id string) (policy.Posture, bool) {
 	v, ok := p[id]
 	return v, ok
 }
 
-// access plays Cloudflare Access: the team's keys served as certs, and
-// go-oidc's remote key set over them, as the server builds it.
-type access struct {
+// team plays Cloudflare Access for a team: the team's keys served as
+// certs, and the key set over them, as the wiring builds it.
+type team struct {
 	issuer *localaccess.Issuer
-	certs  *httptest.Server
-	keys   *oidc.RemoteKeySet
+	keys   *access.KeySet
 }
 
 const teamIssuer = "https://team.cloudflareaccess.com"
 
-func newAccess(t *testing.T) *access {
+func newTeam(t *testing.T) *team {
 	t.Helper()
 	iss, err := localaccess.New(teamIssuer)
 	if err != nil {
@@ -89,11 +89,15 @@ func newAccess(t *testing.T) *access {
 	}
 	srv := httptest.NewServer(iss)
 	t.Cleanup(srv.Close)
-	return &access{issuer: iss, certs: srv, keys: oidc.NewRemoteKeySet(context.Background(), srv.URL)}
+	keys, err := access.NewKeySet(access.Config{CertsURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &team{issuer: iss, keys: keys}
 }
 
 // token signs claims with the team's current key.
-func (a *access) token(t *testing.T, claims map[string]any) string {
+func (a *team) token(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	tok, err := a.issuer.Sign(claims)
 	if err != nil {
@@ -114,32 +118,30 @@ func claims(now time.Time, nonce any, identity map[string]any) map[string]any {
 
 // fixture is a Handler behind a gin router on a real listener.
 type fixture struct {
-	access *access
-	clock  *clock
-	h      *Handler
-	srv    *httptest.Server
-	logs   *syncBuffer
-	reg    *prometheus.Registry
-	cfg    Config
+	team  *team
+	clock *clock
+	h     *Handler
+	srv   *httptest.Server
+	logs  *syncBuffer
+	reg   *prometheus.Registry
+	cfg   Config
 }
 
 type fixtureOpts struct {
 	cfg      *Config
-	posture  PostureSource
+	posture  policy.PostureSource
 	logLevel slog.Level
-	store    KeyStore
-	access   *access
+	team     *team
 	clock    *clock
-	client   *http.Client
 }
 
 // testRules: deny North Korea; admins need a healthy device; staff of
 // example.com in Berlin office hours; bob always.
-func testRules() []Rule {
-	return []Rule{
-		{Name: "block-sanctioned", Action: "deny", When: When{Country: &StringMatch{In: []string{"KP", "IR"}}}},
-		{Name: "admins-healthy", Action: "allow", When: When{Groups: &GroupMatch{Any: []string{"admins"}}, Score: &ScoreRange{Min: ptr(80)}}},
-		{Name: "bob", Action: "allow", When: When{Email: &EmailMatch{In: []string{"bob@example.com"}}}},
+func testRules() []policy.Rule {
+	return []policy.Rule{
+		{Name: "block-sanctioned", Action: "deny", When: policy.When{Country: &policy.StringMatch{In: []string{"KP", "IR"}}}},
+		{Name: "admins-healthy", Action: "allow", When: policy.When{Groups: &policy.GroupMatch{Any: []string{"admins"}}, Score: &policy.ScoreRange{Min: ptr(80)}}},
+		{Name: "bob", Action: "allow", When: policy.When{Email: &policy.EmailMatch{In: []string{"bob@example.com"}}}},
 	}
 }
 
@@ -147,18 +149,18 @@ func ptr[T any](v T) *T { return &v }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
-	if o.access == nil {
-		o.access = newAccess(t)
+	if o.team == nil {
+		o.team = newTeam(t)
 	}
 	if o.clock == nil {
 		o.clock = newClock(t0)
 	}
-	cfg := Config{Enabled: true, KeyFile: filepath.Join(t.TempDir(), "ee.pem"), Rules: testRules()}
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}}
 	if o.cfg != nil {
 		cfg = *o.cfg
-		if cfg.KeyFile == "" && cfg.KeyStore != KeyStoreRedis {
-			cfg.KeyFile = filepath.Join(t.TempDir(), "ee.pem")
-		}
+	}
+	if cfg.Keyring.KeyFile == "" {
+		cfg.Keyring.KeyFile = filepath.Join(t.TempDir(), "ee.pem")
 	}
 	cfg.Defaults()
 	if o.posture == nil {
@@ -168,9 +170,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	h, err := New(context.Background(), Options{
-		Config: cfg, Keys: o.access.keys, Posture: o.posture, Store: o.store,
+		Config: cfg, Keys: o.team.keys, Posture: o.posture,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: o.logLevel})),
-		Registry: reg, Now: o.clock.Now, HTTPClient: o.client,
+		Registry: reg, Now: o.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +183,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	h.Register(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &fixture{access: o.access, clock: o.clock, h: h, srv: srv, logs: logs, reg: reg, cfg: cfg}
+	return &fixture{team: o.team, clock: o.clock, h: h, srv: srv, logs: logs, reg: reg, cfg: cfg}
 }
 
 // post sends body to /evaluate.

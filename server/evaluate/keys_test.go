@@ -2,9 +2,6 @@ package evaluate
 
 import (
 	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -22,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/server/evaluate/keyring"
+	"github.com/postured/postured/server/evaluate/policy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -113,9 +112,9 @@ func TestKeyPersistsAcrossRestart(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
-	acc := newAccess(t)
-	first := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	cfg := Config{Enabled: true, Keyring: keyring.Config{KeyFile: path}, Policy: policy.Config{Rules: testRules()}}
+	acc := newTeam(t)
+	first := newFixture(t, fixtureOpts{cfg: &cfg, team: acc})
 	kid1 := first.verifyAsAccess(t, first.evaluate(t, acc.token(t, claims(t0, "n1", map[string]any{"email": "bob@example.com"}))), "n1").kid
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -128,7 +127,7 @@ func TestKeyPersistsAcrossRestart(t *testing.T) {
 	first.srv.Close()
 	_ = first.h.Close()
 
-	second := newFixture(t, fixtureOpts{cfg: &cfg, access: acc})
+	second := newFixture(t, fixtureOpts{cfg: &cfg, team: acc})
 	kid2 := second.verifyAsAccess(t, second.evaluate(t, acc.token(t, claims(t0, "n2", map[string]any{"email": "bob@example.com"}))), "n2").kid
 	if kid1 != kid2 {
 		t.Errorf("kid changed across restart: %s -> %s", kid1, kid2)
@@ -163,9 +162,9 @@ func TestOperatorSuppliedKey(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
+			cfg := Config{Enabled: true, Keyring: keyring.Config{KeyFile: path}, Policy: policy.Config{Rules: testRules()}}
 			f := newFixture(t, fixtureOpts{cfg: &cfg})
-			v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"}))), "n")
+			v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(t0, "n", map[string]any{"email": "bob@example.com"}))), "n")
 			if v.kid != rfc7638(&priv.PublicKey) {
 				t.Errorf("kid %s, want the thumbprint of the supplied key", v.kid)
 			}
@@ -173,85 +172,6 @@ func TestOperatorSuppliedKey(t *testing.T) {
 				t.Error("supplied key file was rewritten")
 			}
 		})
-	}
-}
-
-func TestKeyFileRefused(t *testing.T) {
-	small, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := NewSigningKey(t0, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	goodPEM, _ := encodeRing(Ring{Keys: []SigningKey{good}})
-	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
-	goodDER, _ := x509.MarshalPKCS8PrivateKey(good.Private)
-	tests := []struct {
-		name string
-		data []byte
-		mode os.FileMode
-		want string
-	}{
-		{"readable by group", goodPEM, 0o640, "mode 0640"},
-		{"readable by others", goodPEM, 0o604, "mode 0604"},
-		{"1024-bit key", pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(small), nil), 0o600, "1024 bits; at least 2048"},
-		{"EC key", pemOf(t, "PRIVATE KEY", ecDER, nil), 0o600, "only RSA keys"},
-		{"encrypted key", pemOf(t, "ENCRYPTED PRIVATE KEY", []byte{1}, nil), 0o600, "encrypted keys are not supported"},
-		{"certificate only", pemOf(t, "CERTIFICATE", []byte{1}, nil), 0o600, `unexpected "CERTIFICATE" block`},
-		{"not PEM", []byte("hello"), 0o600, "not a PEM block"},
-		{"truncated", goodPEM[:len(goodPEM)/2], 0o600, "not a PEM block"},
-		{"kid header lies", pemOf(t, "PRIVATE KEY", goodDER, map[string]string{"Kid": strings.Repeat("0", 64)}), 0o600, "does not match the key"},
-		{"bad schedule", pemOf(t, "PRIVATE KEY", goodDER, map[string]string{"Signs-From": "tomorrow"}), 0o600, "not an RFC 3339 time"},
-		{"same key twice", append(slices.Clone(goodPEM), goodPEM...), 0o600, "appears twice"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "k.pem")
-			if err := os.WriteFile(path, tc.data, tc.mode); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(path, tc.mode); err != nil { // umask
-				t.Fatal(err)
-			}
-			cfg := Config{Enabled: true, KeyFile: path, Rules: testRules()}
-			cfg.Defaults()
-			_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err %v, want %q", err, tc.want)
-			}
-			if got, _ := os.ReadFile(path); !bytes.Equal(got, tc.data) {
-				t.Error("a refused key file was overwritten")
-			}
-		})
-	}
-}
-
-// TestKeyFileDirectoryMissing: a clear error, no key made up in memory.
-func TestKeyFileDirectoryMissing(t *testing.T) {
-	cfg := Config{Enabled: true, KeyFile: filepath.Join(t.TempDir(), "nope", "k.pem"), Rules: testRules()}
-	cfg.Defaults()
-	_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("err %v", err)
-	}
-}
-
-// TestRotateEmptyRing: `postured keys rotate` before any start makes a key
-// that signs at once, there being nothing to overlap with.
-func TestRotateEmptyRing(t *testing.T) {
-	store := NewFileStore(filepath.Join(t.TempDir(), "k.pem"))
-	r, err := Rotate(t.Context(), store, t0, time.Hour, 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, ok := r.Signer(t0); len(r.Keys) != 1 || !ok || !r.Keys[0].SignsFrom.Equal(t0) || s.ID != r.Keys[0].ID {
-		t.Errorf("ring %+v", r.Describe(t0, time.Hour))
-	}
-	if _, err := Rotate(t.Context(), store, t0, -time.Second, time.Hour); err == nil {
-		t.Error("negative overlap accepted")
 	}
 }
 
@@ -263,7 +183,7 @@ func TestRotationWithOverlap(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	bob := map[string]any{"email": "bob@example.com"}
 	ask := func(nonce string) string {
-		return f.evaluate(t, f.access.token(t, claims(f.clock.Now(), nonce, bob)))
+		return f.evaluate(t, f.team.token(t, claims(f.clock.Now(), nonce, bob)))
 	}
 	kids := func() []string {
 		set, _ := f.jwks(t, "/keys")
@@ -277,8 +197,12 @@ func TestRotationWithOverlap(t *testing.T) {
 	old := f.verifyAsAccess(t, ask("n0"), "n0").kid
 
 	// The CLI, another process: its own store over the same file.
-	cli := NewFileStore(f.cfg.KeyFile)
-	ring, err := Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
+	cli, err := keyring.Open(f.cfg.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ring, err := keyring.Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +216,7 @@ func TestRotationWithOverlap(t *testing.T) {
 	}
 
 	// The server notices at its next reload, without a restart.
-	f.clock.Advance(DefaultReloadInterval + time.Second)
+	f.clock.Advance(reloadInterval + time.Second)
 	both := []string{old, next}
 	slices.Sort(both)
 	if got := kids(); !slices.Equal(got, both) {
@@ -336,7 +260,7 @@ func TestRotationWithOverlap(t *testing.T) {
 	}
 
 	// The next rotation removes the dropped key from the store.
-	ring, err = Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
+	ring, err = keyring.Rotate(t.Context(), cli, f.clock.Now(), time.Hour, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,128 +269,17 @@ func TestRotationWithOverlap(t *testing.T) {
 	}
 }
 
-func TestRingSchedule(t *testing.T) {
-	k := func(id string, from, retired time.Duration) SigningKey {
-		sk := SigningKey{ID: id, SignsFrom: t0.Add(from)}
-		if retired != 0 {
-			sk.RetiredAt = t0.Add(retired)
-		}
-		return sk
-	}
-	grace := 24 * time.Hour
-	tests := []struct {
-		name      string
-		ring      Ring
-		at        time.Duration
-		signer    string
-		published []string
-	}{
-		{"single", Ring{Keys: []SigningKey{k("a", 0, 0)}}, 0, "a", []string{"a"}},
-		{"overlap", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Minute, "a", []string{"a", "b"}},
-		{"switch instant", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Hour, "b", []string{"a", "b"}},
-		{"grace end", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 0)}}, time.Hour + grace, "b", []string{"b"}},
-		{"two pending", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 2*time.Hour), k("c", 2*time.Hour, 0)}}, 90 * time.Minute, "b", []string{"a", "b", "c"}},
-		{"clock behind every key", Ring{Keys: []SigningKey{k("a", time.Hour, 2*time.Hour), k("b", 2*time.Hour, 0)}}, 0, "a", []string{"a", "b"}},
-		{"only retired keys: newest signs, stays published", Ring{Keys: []SigningKey{k("a", 0, time.Hour), k("b", time.Hour, 2*time.Hour)}}, 3 * grace, "b", []string{"b"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			now := t0.Add(tc.at)
-			s, ok := tc.ring.Signer(now)
-			if !ok || s.ID != tc.signer {
-				t.Errorf("signer %q, want %q", s.ID, tc.signer)
-			}
-			var got []string
-			for _, p := range tc.ring.Published(now, grace) {
-				got = append(got, p.ID)
-			}
-			if !slices.Equal(got, tc.published) {
-				t.Errorf("published %v, want %v", got, tc.published)
-			}
-		})
-	}
-}
-
-// TestFileStoreConcurrentWriters: first starts racing on an empty file
-// agree on one key, and concurrent rotations lose no update.
-func TestFileStoreConcurrentWriters(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "k.pem")
-	const n = 4
-	kids := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			r, err := EnsureKey(context.Background(), NewFileStore(path), t0)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			kids[i] = r.Keys[0].ID
-		})
-	}
-	wg.Wait()
-	for _, k := range kids {
-		if k != kids[0] {
-			t.Fatalf("replicas generated different keys: %v", kids)
-		}
-	}
-	for range n {
-		wg.Go(func() {
-			if _, err := Rotate(context.Background(), NewFileStore(path), t0, time.Hour, 24*time.Hour); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	r, err := NewFileStore(path).Load(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Keys) != n+1 {
-		t.Errorf("ring has %d keys after %d rotations, want %d", len(r.Keys), n, n+1)
-	}
-}
-
-func TestRingRoundTrip(t *testing.T) {
-	a, _ := NewSigningKey(t0, t0)
-	b, _ := NewSigningKey(t0.Add(time.Minute), t0.Add(time.Hour))
-	a.RetiredAt = b.SignsFrom
-	data, err := encodeRing(Ring{Keys: []SigningKey{a, b}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := decodeRing(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Keys) != 2 {
-		t.Fatalf("%d keys", len(r.Keys))
-	}
-	for i, want := range []SigningKey{a, b} {
-		got := r.Keys[i]
-		if got.ID != want.ID || !got.PublishedAt.Equal(want.PublishedAt) || !got.SignsFrom.Equal(want.SignsFrom) ||
-			!got.RetiredAt.Equal(want.RetiredAt) || !got.Private.Equal(want.Private) {
-			t.Errorf("key %d: got %s %v %v %v, want %s %v %v %v", i, got.ID, got.PublishedAt, got.SignsFrom, got.RetiredAt,
-				want.ID, want.PublishedAt, want.SignsFrom, want.RetiredAt)
-		}
-	}
-	// The schedule is readable in the file.
-	if !bytes.Contains(data, []byte("Signs-From: "+b.SignsFrom.Format(time.RFC3339Nano))) {
-		t.Errorf("file:\n%s", data)
-	}
-}
-
 // TestReloadFailureKeepsRing: a key file broken while running is reported,
 // and the server keeps signing with the ring it has.
 func TestReloadFailureKeepsRing(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	bob := map[string]any{"email": "bob@example.com"}
-	kid := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
-	if err := os.WriteFile(f.cfg.KeyFile, []byte("oops"), 0o600); err != nil {
+	kid := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
+	if err := os.WriteFile(f.cfg.Keyring.KeyFile, []byte("oops"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Advance(DefaultReloadInterval)
-	if v := f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n2", bob))), "n2"); v.kid != kid {
+	f.clock.Advance(reloadInterval)
+	if v := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n2", bob))), "n2"); v.kid != kid {
 		t.Errorf("kid %s after a failed reload, want %s", v.kid, kid)
 	}
 	if n := testutil.ToFloat64(f.h.metrics.keyReloads.WithLabelValues("error")); n != 1 {
@@ -476,17 +289,17 @@ func TestReloadFailureKeepsRing(t *testing.T) {
 		t.Errorf("logs: %s", f.logs.String())
 	}
 	// Deleted: same.
-	_ = os.Remove(f.cfg.KeyFile)
-	if err := f.h.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "no signing key") {
+	_ = os.Remove(f.cfg.Keyring.KeyFile)
+	if err := f.h.reload(t.Context()); err == nil || !strings.Contains(err.Error(), "no signing key") {
 		t.Errorf("reload of a deleted file: %v", err)
 	}
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n3", bob))), "n3")
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n3", bob))), "n3")
 }
 
 // TestConcurrentRequestsDuringRotation exercises the handler under -race.
 func TestConcurrentRequestsDuringRotation(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	tok := f.access.token(t, map[string]any{"exp": f.clock.Now().Add(time.Hour).Unix(), "nonce": "n",
+	tok := f.team.token(t, map[string]any{"exp": f.clock.Now().Add(time.Hour).Unix(), "nonce": "n",
 		"identity": map[string]any{"email": "bob@example.com"}})
 	body, _ := json.Marshal(map[string]string{"token": tok})
 	var wg sync.WaitGroup
@@ -508,11 +321,16 @@ func TestConcurrentRequestsDuringRotation(t *testing.T) {
 			}
 		})
 	}
+	cli, err := keyring.Open(f.cfg.Keyring) // the CLI, another process
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	for range 3 {
-		if _, err := Rotate(t.Context(), NewFileStore(f.cfg.KeyFile), f.clock.Now(), 0, time.Hour); err != nil {
+		if _, err := keyring.Rotate(t.Context(), cli, f.clock.Now(), 0, time.Hour); err != nil {
 			t.Error(err)
 		}
-		f.clock.Advance(DefaultReloadInterval)
+		f.clock.Advance(reloadInterval)
 	}
 	wg.Wait()
 	f.verifyAsAccess(t, f.evaluate(t, tok), "n")

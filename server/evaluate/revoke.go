@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 // maxRevocationsInFlight bounds concurrent revoke_user calls; a denial
@@ -56,7 +58,7 @@ func newRevoker(cfg RevokeConfig, client *http.Client, logger *slog.Logger, m *m
 }
 
 // afterDeny starts the revocation of d's user, if d's rule revokes.
-func (r *revoker) afterDeny(d Decision) {
+func (r *revoker) afterDeny(d policy.Decision) {
 	if r.only != nil && !r.only[d.RuleLabel()] {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/server/evaluate/policy"
 )
 
 const (
@@ -59,7 +60,7 @@ func revokeFixture(t *testing.T, api *cloudflareAPI, onlyRules []string) *fixtur
 	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Revoke: RevokeConfig{
 		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken),
 		BaseURL: srv.URL + "/client/v4/", Rules: onlyRules,
 	}}
@@ -86,7 +87,7 @@ func TestRevocation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			api := &cloudflareAPI{}
 			f := revokeFixture(t, api, tc.only)
-			resp := f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", tc.identity)))
+			resp := f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", tc.identity)))
 			f.verifyAsAccess(t, resp, "n")
 			if err := f.h.Close(); err != nil { // waits for the revocation
 				t.Fatal(err)
@@ -120,7 +121,7 @@ func TestRevocation(t *testing.T) {
 func TestRevocationFailureLoggedWithoutToken(t *testing.T) {
 	api := &cloudflareAPI{status: http.StatusForbidden}
 	f := revokeFixture(t, api, nil)
-	resp := f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
+	resp := f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"})))
 	if v := f.verifyAsAccess(t, resp, "n"); v.success {
 		t.Fatal("allowed")
 	}
@@ -144,11 +145,11 @@ func TestRevocationUnreachable(t *testing.T) {
 	api := httptest.NewServer(http.NotFoundHandler())
 	url := api.URL
 	api.Close()
-	cfg := Config{Enabled: true, Rules: testRules(), Revoke: RevokeConfig{
+	cfg := Config{Enabled: true, Policy: policy.Config{Rules: testRules()}, Revoke: RevokeConfig{
 		Enabled: true, AccountID: testAccount, APIToken: conf.Secret(testAPIToken), BaseURL: url,
 	}}
 	f := newFixture(t, fixtureOpts{cfg: &cfg, logLevel: slog.LevelDebug})
-	f.verifyAsAccess(t, f.evaluate(t, f.access.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"}))), "n")
+	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": "eve@example.com"}))), "n")
 	_ = f.h.Close()
 	if n := testutil.ToFloat64(f.h.metrics.revocations.WithLabelValues("error")); n != 1 {
 		t.Errorf("revocations error = %v", n)

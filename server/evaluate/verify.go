@@ -15,25 +15,40 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/postured/postured/server/evaluate/policy"
+)
+
+// Limits of /evaluate.
+const (
+	// maxBodyBytes bounds a request. An Access identity token is a few KB,
+	// but identity providers that send hundreds of groups make it grow;
+	// refusing a real login for its size would lock the user out.
+	maxBodyBytes = 256 << 10
+	// verifyTimeout bounds the incoming token check, a certs fetch included.
+	verifyTimeout = 10 * time.Second
+	// tokenLifetime is the validity of a response token: exp = iat + 60, as
+	// the reference worker signs it (cloudflare-protocols.md B.4).
+	tokenLifetime = 60 * time.Second
 )
 
 // incoming is what a verified request carries.
 type incoming struct {
 	nonce    json.RawMessage
-	identity Identity
+	identity policy.Identity
 }
 
 // readRequest reads the body and verifies its token: RS256 by a team key
 // (kid), exp, and iss/aud when configured; then requires a nonce.
 func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*incoming, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)}
+	if r.ContentLength > maxBodyBytes {
+		return nil, &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)}
+			return nil, &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes)}
 		}
 		return nil, &requestError{status: http.StatusBadRequest, msg: "could not read the request body", cause: err}
 	}
@@ -114,11 +129,7 @@ func (h *Handler) verifySignature(ctx context.Context, tok string) ([]byte, erro
 	if len(jws.Signatures) != 1 {
 		return nil, refuse("token must carry exactly one signature", nil)
 	}
-	box := h.keys.Load()
-	if box == nil {
-		return nil, &requestError{status: http.StatusServiceUnavailable, msg: "external evaluation is not ready: no Access key set"}
-	}
-	payload, err := box.ks.VerifySignature(ctx, tok)
+	payload, err := h.teamKeys.VerifySignature(ctx, tok)
 	if err != nil {
 		return nil, refuse("token signature does not verify against the team's Access keys", err)
 	}
@@ -163,7 +174,7 @@ func (h *Handler) checkClaims(payload []byte) (*incoming, error) {
 		// Access rejects a response without its nonce; never make one up.
 		return nil, refuse("token has no nonce", nil)
 	}
-	return &incoming{nonce: nonce, identity: identityFromClaim(c["identity"])}, nil
+	return &incoming{nonce: nonce, identity: policy.IdentityFromClaim(c["identity"])}, nil
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
@@ -189,19 +200,15 @@ type responseClaims struct {
 	Nonce   json.RawMessage `json:"nonce"`
 }
 
-// sign builds the response token: header {"alg":"RS256","kid":...},
-// exp = iat + 60, the nonce as it came.
-func sign(k *loadedKey, success bool, now time.Time, nonce json.RawMessage) (string, error) {
+// sign builds the response token with the key that signs at now: header
+// {"alg":"RS256","kid":...}, exp = iat + 60, the nonce as it came.
+func (h *Handler) sign(success bool, now time.Time, nonce json.RawMessage) (token, kid string, err error) {
 	iat := now.Unix()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // keep the nonce's bytes as they came
 	if err := enc.Encode(responseClaims{Success: success, Iat: iat, Exp: iat + int64(tokenLifetime/time.Second), Nonce: nonce}); err != nil {
-		return "", fmt.Errorf("encode claims: %w", err)
+		return "", "", fmt.Errorf("encode claims: %w", err)
 	}
-	jws, err := k.signer.Sign(bytes.TrimRight(buf.Bytes(), "\n"))
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
-	}
-	return jws.CompactSerialize()
+	return h.ring.Sign(now, bytes.TrimRight(buf.Bytes(), "\n"))
 }

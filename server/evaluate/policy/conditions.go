@@ -1,4 +1,4 @@
-package evaluate
+package policy
 
 import (
 	"fmt"
@@ -219,7 +219,7 @@ func (c *isWarpCond) eval(ec *evalContext) ConditionTrace {
 type deviceIDCond struct{ present bool }
 
 func (c *deviceIDCond) eval(ec *evalContext) ConditionTrace {
-	id := ec.id.DeviceID()
+	id := ec.id.deviceID()
 	switch {
 	case id != "" && c.present:
 		return held("device_id", "device_id %q is present", id)
@@ -267,13 +267,13 @@ func (c *rangeCond) eval(ec *evalContext) ConditionTrace {
 	if !ok {
 		return unknown(c.key, why)
 	}
-	score, what := p.Score, "device "+quote(ec.id.DeviceID())
+	score, what := p.Score, "device "+quote(ec.id.deviceID())
 	if c.provider != "" {
 		s, counted := p.Providers[c.provider]
 		if !counted {
-			return unknown(c.key, fmt.Sprintf("provider %q did not score device %q", c.provider, ec.id.DeviceID()))
+			return unknown(c.key, fmt.Sprintf("provider %q did not score device %q", c.provider, ec.id.deviceID()))
 		}
-		score, what = s, fmt.Sprintf("provider %q on device %q", c.provider, ec.id.DeviceID())
+		score, what = s, fmt.Sprintf("provider %q on device %q", c.provider, ec.id.deviceID())
 	}
 	age := ""
 	if !p.At.IsZero() {

@@ -1,21 +1,25 @@
-package evaluate
+package policy
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postured/postured/internal/conf"
 )
 
 // policyOf compiles one allow rule with the given conditions.
 func policyOf(t *testing.T, w When) *Policy {
 	t.Helper()
-	p, err := NewPolicy([]Rule{{Name: "r", Action: "allow", When: w}}, postures{
+	p, err := New(Config{Rules: []Rule{{Name: "r", Action: "allow", When: w}}, PostureDeadline: conf.Duration(time.Second)}, postures{
 		"d-90": {Score: 90, Providers: map[string]int{"crowdstrike": 70, "intune": 100}, At: t0.Add(-2 * time.Minute)},
 		"d-50": {Score: 50, Providers: map[string]int{"intune": 0}},
-	}, time.Second)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +81,11 @@ func TestConditions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := ParseIdentity([]byte(tc.identity))
+			id, err := parseIdentity([]byte(tc.identity))
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := policyOf(t, tc.when).Explain(t.Context(), id, t0)
+			d := policyOf(t, tc.when).explain(t.Context(), id, t0)
 			if d.Allow != tc.want {
 				t.Errorf("allow %v, want %v: %+v", d.Allow, tc.want, d.Rules)
 			}
@@ -138,7 +142,7 @@ func TestTimeWindows(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := policyOf(t, When{Time: tc.w}).Explain(t.Context(), Identity{}, tc.at)
+			d := policyOf(t, When{Time: tc.w}).explain(t.Context(), Identity{}, tc.at)
 			if d.Allow != tc.want {
 				t.Errorf("allow %v, want %v: %s", d.Allow, tc.want, d.Rules[0].Conditions[0].Reason)
 			}
@@ -147,11 +151,11 @@ func TestTimeWindows(t *testing.T) {
 }
 
 func TestFirstMatchDecides(t *testing.T) {
-	p, err := NewPolicy([]Rule{
+	p, err := New(Config{Rules: []Rule{
 		{Name: "deny-kp", Action: "deny", When: When{Country: &StringMatch{In: []string{"KP"}}}},
 		{Name: "allow-warp", Action: "allow", When: When{IsWarp: ptr(true)}},
 		{Name: "allow-bob", Action: "allow", When: When{Email: &EmailMatch{In: []string{"bob@example.com"}}}},
-	}, nil, time.Second)
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +171,12 @@ func TestFirstMatchDecides(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.identity, func(t *testing.T) {
-			id, _ := ParseIdentity([]byte(tc.identity))
+			id, _ := parseIdentity([]byte(tc.identity))
 			d := p.Decide(t.Context(), id, t0)
 			if d.Rule != tc.rule || d.Allow != tc.allow || len(d.Rules) != tc.traced {
 				t.Errorf("decision %+v", d)
 			}
-			if e := p.Explain(t.Context(), id, t0); e.Rule != d.Rule || e.Allow != d.Allow || len(e.Rules) != 3 {
+			if e := p.explain(t.Context(), id, t0); e.Rule != d.Rule || e.Allow != d.Allow || len(e.Rules) != 3 {
 				t.Errorf("Explain disagrees with Decide: %+v", e)
 			}
 		})
@@ -182,7 +186,6 @@ func TestFirstMatchDecides(t *testing.T) {
 // TestExplainCLI: what `postured explain --identity FILE.json` prints.
 func TestExplainCLI(t *testing.T) {
 	cfg, err := decode(t, `
-enabled: true
 rules:
   - name: block-sanctioned
     action: deny
@@ -252,19 +255,19 @@ rules:
 // reaches a posture condition.
 func TestPostureLookedUpOnce(t *testing.T) {
 	src := &countingPosture{p: Posture{Score: 90, Providers: map[string]int{"x": 90}}}
-	p, err := NewPolicy([]Rule{
+	p, err := New(Config{Rules: []Rule{
 		{Name: "a", Action: "allow", When: When{Email: &EmailMatch{In: []string{"a@x.com"}}, Score: &ScoreRange{Min: ptr(95)}}},
 		{Name: "b", Action: "allow", When: When{Score: &ScoreRange{Min: ptr(80)}, ProviderScores: map[string]ScoreRange{"x": {Min: ptr(1)}}}},
-	}, src, time.Second)
+	}}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := ParseIdentity([]byte(`{"email":"a@x.com","device_id":"d"}`))
+	id, _ := parseIdentity([]byte(`{"email":"a@x.com","device_id":"d"}`))
 	if d := p.Decide(t.Context(), id, t0); d.Rule != "b" || src.n != 1 {
 		t.Errorf("rule %q, lookups %d", d.Rule, src.n)
 	}
 	src.n = 0
-	id, _ = ParseIdentity([]byte(`{"email":"z@x.com"}`))
+	id, _ = parseIdentity([]byte(`{"email":"z@x.com"}`))
 	p.Decide(t.Context(), id, t0)
 	if src.n != 0 {
 		t.Errorf("%d lookups without a device_id", src.n)
@@ -279,4 +282,72 @@ type countingPosture struct {
 func (c *countingPosture) DevicePosture(_ context.Context, _ string) (Posture, bool) {
 	c.n++
 	return c.p, true
+}
+
+// TestPostureDeadline: a posture lookup that does not finish in time makes
+// the score condition false, with the reason.
+func TestPostureDeadline(t *testing.T) {
+	p, err := New(Config{Rules: []Rule{
+		{Name: "admins-healthy", Action: "allow", When: When{Groups: &GroupMatch{Any: []string{"admins"}}, Score: &ScoreRange{Min: ptr(80)}}},
+	}, PostureDeadline: conf.Duration(time.Millisecond)}, blockingPosture{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := parseIdentity([]byte(`{"email":"ann@example.com","groups":["admins"],"device_id":"d1"}`))
+	d := p.explain(t.Context(), id, t0)
+	if d.Allow {
+		t.Fatal("allowed without posture")
+	}
+	c := d.Rules[0].Conditions[1]
+	if c.Held || !c.Unknown || !strings.Contains(c.Reason, "did not finish") {
+		t.Errorf("score condition %+v", c)
+	}
+}
+
+type blockingPosture struct{}
+
+func (blockingPosture) DevicePosture(ctx context.Context, _ string) (Posture, bool) {
+	<-ctx.Done()
+	return Posture{}, false
+}
+
+// TestConfig: defaults, the errors Validate names, and the providers the
+// rules refer to.
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+		providers       []string
+	}{
+		{"defaults", "rules:\n  - {name: r, action: allow, when: {time: {days: [mon]}}}\n", "", nil},
+		{"negative deadline", "posture_deadline: -1s\nrules:\n  - {name: r, action: allow, when: {is_warp: true}}\n", "posture_deadline: must be > 0", nil},
+		{"rule errors", "rules:\n  - {name: r, action: allow, when: {score: {min: 101}}}\n", "rules[0].when.score: min must be 0..100, got 101", nil},
+		{"referenced providers", "rules:\n  - {name: r, action: allow, when: {provider_scores: {intune: {min: 1}, jamf: {max: 9}}}}\n" +
+			"  - {name: s, action: deny, when: {provider_scores: {jamf: {min: 1}}}}\n", "", []string{"intune", "jamf"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := decode(t, tc.src)
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			var fe *FieldError
+			if err != nil && !errors.As(err, &fe) {
+				t.Errorf("%v is not a *FieldError", err)
+			}
+			if err != nil {
+				return
+			}
+			if cfg.PostureDeadline != conf.Duration(2*time.Second) {
+				t.Errorf("posture_deadline %v, want the 2s default", cfg.PostureDeadline)
+			}
+			if w := cfg.Rules[0].When.Time; w != nil && w.TimeZone != "UTC" {
+				t.Errorf("time_zone %q, want the UTC default", w.TimeZone)
+			}
+			got := cfg.ReferencedProviders()
+			slices.Sort(got)
+			if !slices.Equal(got, tc.providers) {
+				t.Errorf("ReferencedProviders %v, want %v", got, tc.providers)
+			}
+		})
+	}
 }

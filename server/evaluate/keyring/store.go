@@ -1,4 +1,4 @@
-package evaluate
+package keyring
 
 import (
 	"context"
@@ -13,53 +13,54 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// KeyStore keeps the signing key ring where every process that signs or
-// rotates can reach it.
-type KeyStore interface {
+// Store keeps the signing key ring where every process that signs or
+// rotates can reach it. Its implementations are this package's: Open
+// returns one.
+type Store interface {
 	// Load returns the stored ring; an empty ring if nothing is stored yet.
 	Load(ctx context.Context) (Ring, error)
-	// Update replaces the stored ring with fn(current), atomically with
-	// respect to other Updates; fn may run more than once. If fn returns
-	// ErrNoChange nothing is written and the current ring is returned.
-	Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error)
 	// Close releases connections.
 	Close() error
+	// update replaces the stored ring with fn(current), atomically with
+	// respect to other updates; fn may run more than once. If fn returns
+	// errNoChange nothing is written and the current ring is returned.
+	update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error)
 }
 
-// ErrNoChange tells KeyStore.Update to leave the ring as it is.
-var ErrNoChange = errors.New("no change")
+// errNoChange tells Store.update to leave the ring as it is.
+var errNoChange = errors.New("no change")
 
-// OpenKeyStore opens the store cfg.KeyStore names (defaults applied).
-func OpenKeyStore(cfg Config) (KeyStore, error) {
+// Open opens the store cfg.KeyStore names (defaults applied).
+func Open(cfg Config) (Store, error) {
 	switch cfg.KeyStore {
-	case KeyStoreFile, "":
+	case StoreFile, "":
 		if cfg.KeyFile == "" {
-			return nil, errors.New("external_evaluation: key_file is required")
+			return nil, errors.New("open key store: key_file is required")
 		}
-		return NewFileStore(cfg.KeyFile), nil
-	case KeyStoreRedis:
-		return NewRedisStore(cfg.RedisURL.Reveal(), cfg.RedisPrefix)
+		return newFileStore(cfg.KeyFile), nil
+	case StoreRedis:
+		return newRedisStore(cfg.RedisURL.Reveal(), cfg.RedisPrefix)
 	default:
-		return nil, fmt.Errorf("external_evaluation: unknown key_store %q", cfg.KeyStore)
+		return nil, fmt.Errorf("open key store: unknown key_store %q", cfg.KeyStore)
 	}
 }
 
 // maxKeyFileBytes bounds the key ring file (a few keys of ~1.7 KB).
 const maxKeyFileBytes = 1 << 20
 
-// FileStore keeps the ring in one PEM file, mode 0600. Writes go to a
+// fileStore keeps the ring in one PEM file, mode 0600. Writes go to a
 // temporary file renamed over the old one, so a reader never sees half a
 // ring; writers take an flock on "<path>.lock".
-type FileStore struct {
+type fileStore struct {
 	path string
 }
 
-// NewFileStore returns the store for path; nothing is read yet.
-func NewFileStore(path string) *FileStore { return &FileStore{path: path} }
+// newFileStore returns the store for path; nothing is read yet.
+func newFileStore(path string) *fileStore { return &fileStore{path: path} }
 
-// Load implements KeyStore. A missing file is an empty ring; a file
+// Load implements Store. A missing file is an empty ring; a file
 // readable or writable by group or others is refused.
-func (s *FileStore) Load(_ context.Context) (Ring, error) {
+func (s *fileStore) Load(_ context.Context) (Ring, error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return Ring{}, nil
@@ -92,8 +93,8 @@ func (s *FileStore) Load(_ context.Context) (Ring, error) {
 	return r, nil
 }
 
-// Update implements KeyStore.
-func (s *FileStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
+// update implements Store.
+func (s *fileStore) update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
 	if dir := filepath.Dir(s.path); !isDir(dir) {
 		return Ring{}, fmt.Errorf("key_file %s: directory %s does not exist (mount a writable volume there or set key_file)", s.path, dir)
 	}
@@ -107,7 +108,7 @@ func (s *FileStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ri
 		return Ring{}, err
 	}
 	next, err := fn(cur)
-	if errors.Is(err, ErrNoChange) {
+	if errors.Is(err, errNoChange) {
 		return cur, nil
 	}
 	if err != nil {
@@ -123,8 +124,8 @@ func (s *FileStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ri
 	return next, nil
 }
 
-// Close implements KeyStore.
-func (s *FileStore) Close() error { return nil }
+// Close implements Store.
+func (s *fileStore) Close() error { return nil }
 
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
@@ -175,30 +176,30 @@ const redisRingKey = "signing-keys"
 // maxUpdateAttempts bounds optimistic retries when replicas race.
 const maxUpdateAttempts = 10
 
-// RedisStore keeps the ring in one Redis string so replicas share it.
+// redisStore keeps the ring in one Redis string so replicas share it.
 // Updates are WATCH/MULTI transactions, retried when another writer wins.
-type RedisStore struct {
+type redisStore struct {
 	c   *redis.Client
 	key string
 }
 
-// NewRedisStore connects to url lazily; keys live under prefix.
-func NewRedisStore(url, prefix string) (*RedisStore, error) {
+// newRedisStore connects to url lazily; keys live under prefix.
+func newRedisStore(url, prefix string) (*redisStore, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		// The URL may carry a password: never echo it.
-		return nil, errors.New("external_evaluation: redis_url is not a valid redis:// URL")
+		return nil, errors.New("open key store: redis_url is not a valid redis:// URL")
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	return &RedisStore{c: redis.NewClient(opts), key: prefix + redisRingKey}, nil
+	return &redisStore{c: redis.NewClient(opts), key: prefix + redisRingKey}, nil
 }
 
-// Load implements KeyStore.
-func (s *RedisStore) Load(ctx context.Context) (Ring, error) {
+// Load implements Store.
+func (s *redisStore) Load(ctx context.Context) (Ring, error) {
 	return s.load(ctx, s.c)
 }
 
-func (s *RedisStore) load(ctx context.Context, c redis.Cmdable) (Ring, error) {
+func (s *redisStore) load(ctx context.Context, c redis.Cmdable) (Ring, error) {
 	b, err := c.Get(ctx, s.key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Ring{}, nil
@@ -213,8 +214,8 @@ func (s *RedisStore) load(ctx context.Context, c redis.Cmdable) (Ring, error) {
 	return r, nil
 }
 
-// Update implements KeyStore.
-func (s *RedisStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
+// update implements Store.
+func (s *redisStore) update(ctx context.Context, fn func(Ring) (Ring, error)) (Ring, error) {
 	for range maxUpdateAttempts {
 		var result Ring
 		err := s.c.Watch(ctx, func(tx *redis.Tx) error {
@@ -223,7 +224,7 @@ func (s *RedisStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (R
 				return err
 			}
 			next, err := fn(cur)
-			if errors.Is(err, ErrNoChange) {
+			if errors.Is(err, errNoChange) {
 				result = cur
 				return nil
 			}
@@ -254,11 +255,11 @@ func (s *RedisStore) Update(ctx context.Context, fn func(Ring) (Ring, error)) (R
 	return Ring{}, errors.New("key store: redis update: too much contention")
 }
 
-// Close implements KeyStore.
-func (s *RedisStore) Close() error { return s.c.Close() }
+// Close implements Store.
+func (s *redisStore) Close() error { return s.c.Close() }
 
 // Interface guards.
 var (
-	_ KeyStore = (*FileStore)(nil)
-	_ KeyStore = (*RedisStore)(nil)
+	_ Store = (*fileStore)(nil)
+	_ Store = (*redisStore)(nil)
 )

@@ -1,9 +1,10 @@
-package evaluate
+package policy
 
 import (
 	"fmt"
 	"strings"
 	"time"
+	_ "time/tzdata" // time zones for rules in distroless and scratch images
 )
 
 // timeCond is a compiled TimeWindow.

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package evaluate
+package keyring
 
 // lockFile is a no-op where flock does not exist: key file updates then
 // rely on the atomic rename alone, and must not run concurrently.

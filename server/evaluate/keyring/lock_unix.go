@@ -1,6 +1,6 @@
 //go:build unix
 
-package evaluate
+package keyring
 
 import (
 	"os"

@@ -1,4 +1,8 @@
-package server
+// Package access verifies Cloudflare Access tokens against the team's
+// signing keys: it fetches the keys from the team's certs URL, rate limits
+// refetches, and checks the application token Access puts on every request
+// it lets through.
+package access
 
 import (
 	"bytes"
@@ -17,8 +21,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 )
 
-// AccessConfig says whose Access tokens to accept.
-type AccessConfig struct {
+// Config says whose Access tokens to accept.
+type Config struct {
 	// TeamDomain is "<team>.cloudflareaccess.com", with or without scheme.
 	TeamDomain string
 	// Audiences: a token's aud must contain one of these AUD tags.
@@ -54,22 +58,33 @@ func TeamIssuer(teamDomain string) (string, error) {
 
 // KeySet holds the team's Access signing keys, fetched from the certs URL
 // by go-oidc, which refetches when a token names a kid it does not know
-// (key rotation). Fetches are rate limited: see certsTransport.
+// (key rotation). Fetches are rate limited: see certsTransport. One KeySet
+// serves every verifier of the team's tokens, so they share its fetches and
+// its cooldown.
 type KeySet struct {
 	oidc.KeySet
 	url       string
 	transport *certsTransport
 }
 
-// NewKeySet builds the remote key set for certsURL. Nothing is fetched until
-// the first token arrives or Check is called.
-func NewKeySet(certsURL string, cooldown time.Duration) *KeySet {
-	t := &certsTransport{next: http.DefaultTransport, cooldown: cooldown, now: time.Now}
+// NewKeySet builds the key set of cfg's team: the certs at CertsURL, else
+// at https://<team>/cdn-cgi/access/certs. Nothing is fetched until the
+// first token arrives or Check is called.
+func NewKeySet(cfg Config) (*KeySet, error) {
+	certsURL := cfg.CertsURL
+	if certsURL == "" {
+		iss, err := TeamIssuer(cfg.TeamDomain)
+		if err != nil {
+			return nil, fmt.Errorf("access: %w", err)
+		}
+		certsURL = iss + "/cdn-cgi/access/certs"
+	}
+	t := &certsTransport{next: http.DefaultTransport, cooldown: cfg.RefetchCooldown, now: time.Now}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: t}
 	// The ctx is kept by go-oidc for every future fetch: it must not be a
 	// request or startup context that ends.
 	ks := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), hc), certsURL)
-	return &KeySet{KeySet: ks, url: certsURL, transport: t}
+	return &KeySet{KeySet: ks, url: certsURL, transport: t}, nil
 }
 
 // LastFetch reports when the certs were last fetched successfully, and the
@@ -155,25 +170,25 @@ func (t *certsTransport) cached(req *http.Request) *http.Response {
 		Body: io.NopCloser(bytes.NewReader(t.body)), ContentLength: int64(len(t.body)), Request: req}
 }
 
-// AccessVerifier checks the Cf-Access-Jwt-Assertion Access puts on every
+// Verifier checks the Cf-Access-Jwt-Assertion Access puts on every
 // request it lets through to us.
-type AccessVerifier struct {
+type Verifier struct {
 	verifier  *oidc.IDTokenVerifier
 	audiences []string
 	leeway    time.Duration
 	now       func() time.Time
 }
 
-// AccessClaims are the claims of a verified application token we use.
-type AccessClaims struct {
+// Claims are the claims of a verified application token we use.
+type Claims struct {
 	Subject    string
 	Email      string
 	CommonName string // service token client id
 	Type       string
 }
 
-// NewAccessVerifier builds a verifier over keys for the team's tokens.
-func NewAccessVerifier(cfg AccessConfig, keys *KeySet) (*AccessVerifier, error) {
+// NewVerifier builds a verifier over keys for the team's tokens.
+func NewVerifier(cfg Config, keys *KeySet) (*Verifier, error) {
 	iss, err := TeamIssuer(cfg.TeamDomain)
 	if err != nil {
 		return nil, fmt.Errorf("access: %w", err)
@@ -192,7 +207,7 @@ func NewAccessVerifier(cfg AccessConfig, keys *KeySet) (*AccessVerifier, error) 
 		SkipExpiryCheck:      true,
 		SupportedSigningAlgs: []string{oidc.RS256},
 	})
-	return &AccessVerifier{verifier: v, audiences: cfg.Audiences, leeway: cfg.Leeway, now: time.Now}, nil
+	return &Verifier{verifier: v, audiences: cfg.Audiences, leeway: cfg.Leeway, now: time.Now}, nil
 }
 
 // errTokenExpired and friends are the reasons a token is refused.
@@ -205,7 +220,7 @@ var (
 
 // Verify checks signature (RS256, kid from the team's certs), iss, aud,
 // exp and nbf.
-func (a *AccessVerifier) Verify(ctx context.Context, raw string) (*AccessClaims, error) {
+func (a *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	tok, err := a.verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
@@ -227,7 +242,7 @@ func (a *AccessVerifier) Verify(ctx context.Context, raw string) (*AccessClaims,
 	if err := checkTimes(c.Exp, c.Nbf, a.now(), a.leeway, true); err != nil {
 		return nil, err
 	}
-	return &AccessClaims{Subject: c.Sub, Email: c.Email, CommonName: c.CommonName, Type: c.Type}, nil
+	return &Claims{Subject: c.Sub, Email: c.Email, CommonName: c.CommonName, Type: c.Type}, nil
 }
 
 // checkTimes validates exp (required when requireExp) and nbf against now

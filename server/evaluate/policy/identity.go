@@ -1,4 +1,4 @@
-package evaluate
+package policy
 
 import (
 	"bytes"
@@ -17,10 +17,10 @@ type Identity struct {
 	m map[string]any
 }
 
-// ParseIdentity decodes an identity object, as /cdn-cgi/access/get-identity
+// parseIdentity decodes an identity object, as /cdn-cgi/access/get-identity
 // prints it. A whole token payload ({"identity": {...}, "nonce": ...}) is
 // accepted too; its identity object is used.
-func ParseIdentity(b []byte) (Identity, error) {
+func parseIdentity(b []byte) (Identity, error) {
 	v, err := decodeJSON(b)
 	if err != nil {
 		return Identity{}, fmt.Errorf("identity: %w", err)
@@ -35,9 +35,9 @@ func ParseIdentity(b []byte) (Identity, error) {
 	return Identity{m: m}, nil
 }
 
-// identityFromClaim reads the identity claim of a verified token; a missing
+// IdentityFromClaim reads the identity claim of a verified token; a missing
 // or non-object claim gives an empty identity, whose every field is unknown.
-func identityFromClaim(raw json.RawMessage) Identity {
+func IdentityFromClaim(raw json.RawMessage) Identity {
 	if len(raw) == 0 {
 		return Identity{}
 	}
@@ -84,14 +84,14 @@ func (id Identity) str(path ...string) (string, bool) {
 	return s, ok && s != ""
 }
 
-// Email is identity.email, "" if absent.
-func (id Identity) Email() string {
+// email is identity.email, "" if absent.
+func (id Identity) email() string {
 	s, _ := id.str("email")
 	return s
 }
 
-// DeviceID is identity.device_id, "" if absent.
-func (id Identity) DeviceID() string {
+// deviceID is identity.device_id, "" if absent.
+func (id Identity) deviceID() string {
 	s, _ := id.str("device_id")
 	return s
 }

@@ -1,4 +1,4 @@
-package evaluate
+package policy
 
 import (
 	"fmt"
@@ -7,14 +7,19 @@ import (
 	"strings"
 )
 
-// Rule actions and the name of the implicit last rule.
+// Rule actions.
 const (
 	actionAllow = "allow"
-	actionDeny  = "deny"
-	// defaultRule names the default deny in logs, metrics and revoke.rules.
-	defaultRule = "default"
-	// noRule labels requests refused before any rule ran (metrics).
-	noRule = "none"
+	// ActionDeny is the action of deny rules, the only ones that may revoke.
+	ActionDeny = "deny"
+)
+
+// Rule names no configured rule may take.
+const (
+	// DefaultRule names the default deny in logs, metrics and revoke.rules.
+	DefaultRule = "default"
+	// NoRule labels requests refused before any rule ran (metrics).
+	NoRule = "none"
 )
 
 // Rule is one entry of external_evaluation.rules. The first rule whose
@@ -132,7 +137,7 @@ func compileRules(rules []Rule) ([]compiledRule, errorList) {
 		switch {
 		case r.Name == "":
 			errs.add(path+".name", "is required")
-		case r.Name == defaultRule || r.Name == noRule:
+		case r.Name == DefaultRule || r.Name == NoRule:
 			errs.add(path+".name", "%q is reserved", r.Name)
 		case !ruleNameRe.MatchString(r.Name):
 			errs.add(path+".name", "%q must be 1-64 letters, digits, '.', '_' or '-'", r.Name)
@@ -143,7 +148,7 @@ func compileRules(rules []Rule) ([]compiledRule, errorList) {
 			seen[r.Name] = i
 		}
 		switch r.Action {
-		case actionAllow, actionDeny:
+		case actionAllow, ActionDeny:
 		case "":
 			errs.add(path+".action", "is required: allow or deny")
 		default:

@@ -1,8 +1,10 @@
-package evaluate
+package keyring
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,27 +38,44 @@ func redisURL(t *testing.T) string {
 	sock := filepath.Join(dir, "redis.sock")
 	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
 		"--save", "", "--appendonly", "no", "--dir", dir)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// redis-server says when it is ready: wait for that line, not a timer.
+	logs, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	w.Close()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		logs.Close()
 	})
-	url := "unix://" + sock
-	opts, _ := redis.ParseURL(url)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not come up:\n%s", out.String())
+	ready := make(chan error, 1)
+	go func() {
+		var out strings.Builder
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
+				ready <- nil
+				_, _ = io.Copy(io.Discard, logs) // keep redis-server from blocking on a full pipe
+				return
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", out.String())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("redis-server did not say it was ready within 20s")
 	}
-	return url
+	return "unix://" + sock
 }
 
 // TestRedisStore: replicas share one key ring in Redis; a rotation by the
@@ -74,35 +93,45 @@ func TestRedisStore(t *testing.T) {
 			c.Del(ctx, iter.Val())
 		}
 	})
-	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: conf.Secret(url), RedisPrefix: prefix, Rules: testRules()}
-	acc := newAccess(t)
-	clk := newClock(t0)
-	a := newFixture(t, fixtureOpts{cfg: &cfg, access: acc, clock: clk})
-	b := newFixture(t, fixtureOpts{cfg: &cfg, access: acc, clock: clk})
-	bob := map[string]any{"email": "bob@example.com"}
-	kidA := a.verifyAsAccess(t, a.evaluate(t, acc.token(t, claims(t0, "na", bob))), "na").kid
-	kidB := b.verifyAsAccess(t, b.evaluate(t, acc.token(t, claims(t0, "nb", bob))), "nb").kid
-	if kidA != kidB {
+	cfg := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(url), RedisPrefix: prefix}
+	cfg.Defaults()
+	replica := func() *Loaded {
+		l, err := Load(t.Context(), cfg, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		return l
+	}
+	a, b := replica(), replica()
+	signer := func(l *Loaded, now time.Time) string {
+		_, kid, err := l.Sign(now, []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kid
+	}
+	if kidA, kidB := signer(a, t0), signer(b, t0); kidA != kidB {
 		t.Fatalf("replicas sign with different keys: %s, %s", kidA, kidB)
 	}
-	// A response from replica a verifies against replica b's /keys.
-	b.verifyAsAccess(t, a.evaluate(t, acc.token(t, claims(t0, "nx", bob))), "nx")
 
-	cfg.Defaults()
-	cli, err := OpenKeyStore(cfg)
+	cli, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	ring, err := Rotate(t.Context(), cli, clk.Now(), time.Hour, 24*time.Hour)
+	ring, err := Rotate(t.Context(), cli, t0, time.Hour, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(time.Hour + time.Minute) // past the overlap and the reload interval
 	newKid := ring.Keys[1].ID
-	for name, f := range map[string]*fixture{"a": a, "b": b} {
-		if v := f.verifyAsAccess(t, f.evaluate(t, acc.token(t, claims(clk.Now(), "n", bob))), "n"); v.kid != newKid {
-			t.Errorf("replica %s signs with %s after rotation, want %s", name, v.kid, newKid)
+	after := t0.Add(time.Hour + time.Minute) // past the overlap
+	for name, l := range map[string]*Loaded{"a": a, "b": b} {
+		if err := l.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if kid := signer(l, after); kid != newKid {
+			t.Errorf("replica %s signs with %s after rotation, want %s", name, kid, newKid)
 		}
 	}
 
@@ -111,13 +140,13 @@ func TestRedisStore(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			s, err := OpenKeyStore(cfg)
+			s, err := Open(cfg)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			defer s.Close()
-			if _, err := Rotate(context.Background(), s, clk.Now(), time.Hour, 24*time.Hour); err != nil {
+			if _, err := Rotate(context.Background(), s, after, time.Hour, 24*time.Hour); err != nil {
 				t.Error(err)
 			}
 		})
@@ -137,9 +166,9 @@ func TestRedisStore(t *testing.T) {
 	kids := make([]string, n)
 	for i := range n {
 		wg.Go(func() {
-			s, _ := OpenKeyStore(empty)
+			s, _ := Open(empty)
 			defer s.Close()
-			r, err := EnsureKey(context.Background(), s, t0)
+			r, err := ensureKey(context.Background(), s, t0)
 			if err != nil {
 				t.Error(err)
 				return
@@ -164,9 +193,7 @@ func TestRedisStore(t *testing.T) {
 	}
 	broken := cfg
 	broken.RedisPrefix = prefix + "broken:"
-	s, _ := OpenKeyStore(broken)
-	defer s.Close()
-	if _, err := EnsureKey(t.Context(), s, t0); err == nil || !strings.Contains(err.Error(), "not a PEM block") {
+	if _, err := Load(t.Context(), broken, t0); err == nil || !strings.Contains(err.Error(), "not a PEM block") {
 		t.Errorf("corrupt ring: %v", err)
 	}
 	if v, _ := rc.Get(t.Context(), prefix+"broken:"+redisRingKey).Result(); v != "garbage" {
@@ -175,9 +202,7 @@ func TestRedisStore(t *testing.T) {
 }
 
 func TestRedisUnreachable(t *testing.T) {
-	cfg := Config{Enabled: true, KeyStore: KeyStoreRedis, RedisURL: "redis://:hunter2@127.0.0.1:1/0", Rules: testRules()}
-	cfg.Defaults()
-	_, err := New(t.Context(), Options{Config: cfg, Keys: newAccess(t).keys})
+	_, err := Load(t.Context(), Config{KeyStore: StoreRedis, RedisURL: "redis://:hunter2@127.0.0.1:1/0"}, t0)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err %v", err)
 	}

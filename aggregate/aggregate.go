@@ -20,17 +20,6 @@ import (
 	"github.com/postured/postured/providers"
 )
 
-// Provider is what the aggregator needs from a backend: a batched lookup.
-// Optional capabilities are discovered by type assertion: Local (lookups
-// are in-memory, skip the cache) and Supports.
-type Provider interface {
-	Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error)
-}
-
-// local is implemented by providers answering from memory (static
-// inventory, sync mode); caching their answers would only add staleness.
-type local interface{ Local() bool }
-
 // Source is one configured provider and its policies.
 type Source struct {
 	Name     string
@@ -115,7 +104,7 @@ func New(cfg Config) (*Engine, error) {
 			s.Timeout = cfg.Deadline
 		}
 		src := source{Source: s}
-		if l, ok := s.Provider.(local); !(ok && l.Local()) && cfg.Store != nil {
+		if l, ok := s.Provider.(Local); !(ok && l.Local()) && cfg.Store != nil {
 			loader, err := cache.NewLoader(cache.LoaderConfig[[]providers.Record]{
 				Store: cfg.Store, Prefix: s.Name + "|",
 				TTL: cfg.CacheTTL, StaleTTL: cfg.StaleTTL, NegativeTTL: cfg.NegativeTTL,

@@ -14,12 +14,12 @@ import (
 	"github.com/postured/postured/providers"
 )
 
-// inventory is an in-memory provider for engine tests: a providers.Index
+// inventory is an in-memory provider for engine tests: an Index
 // behind the aggregate.Provider interface, counting calls. It is not Local,
 // so the engine caches it like a vendor.
 type inventory struct {
 	mu    sync.Mutex
-	idx   *providers.Index
+	idx   *Index
 	err   error
 	delay time.Duration
 	panic bool
@@ -30,7 +30,7 @@ type inventory struct {
 }
 
 func newInventory(recs ...providers.Record) *inventory {
-	return &inventory{idx: providers.NewIndex(recs)}
+	return &inventory{idx: NewIndex(recs)}
 }
 
 func (p *inventory) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {

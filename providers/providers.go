@@ -55,6 +55,13 @@ type Query struct {
 // mode. The aggregator records it in the explanation; it is not an outage.
 var ErrUnsupportedKind = errors.New("lookup by this key is not supported")
 
+// ErrUnchanged is returned (wrapped or not) by a List whose source has not
+// changed since the previous List, e.g. an inventory file with the same
+// size and modification time. Whoever serves the listed records keeps what
+// it has, and reports nothing new: an edit that broke the file is reported
+// once, not at every check.
+var ErrUnchanged = errors.New("inventory unchanged since the last list")
+
 // Record is one vendor device, normalised. Identifier slices hold normalised
 // values (call Normalize after filling them from vendor data). A provider
 // returns every record it found for a query, including records that match

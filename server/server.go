@@ -19,18 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/postured/postured/aggregate"
-	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server/access"
 )
 
 // Evaluator scores a batch of devices.
 type Evaluator interface {
 	Evaluate(ctx context.Context, devices []aggregate.Device) ([]aggregate.Result, aggregate.Stats)
-}
-
-// StatusReporter is a provider that can say how fresh its data is.
-type StatusReporter interface {
-	Status() providers.Status
 }
 
 // Config configures a Server.
@@ -48,7 +42,7 @@ type Config struct {
 	MaxDevices int
 	Engine     Evaluator
 	// Statuses are the providers that report data freshness, by name.
-	Statuses map[string]StatusReporter
+	Statuses map[string]aggregate.StatusReporter
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed, for
 	// logging only; nothing is authorised by client IP.
 	TrustedProxies []string

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/aggregate"
-	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server/access"
 )
 
@@ -305,18 +304,18 @@ func TestRequestIDAndLogsCarryNoBody(t *testing.T) {
 	}
 }
 
-type fixedStatus providers.Status
+type fixedStatus aggregate.Status
 
-func (f fixedStatus) Status() providers.Status { return providers.Status(f) }
+func (f fixedStatus) Status() aggregate.Status { return aggregate.Status(f) }
 
 func TestReadiness(t *testing.T) {
 	ready := fixedStatus{Ready: true, Records: 3, LastSuccess: time.Now()}
-	ts := newInsecure(t, func(c *Config) { c.Statuses = map[string]StatusReporter{"inv": ready} })
+	ts := newInsecure(t, func(c *Config) { c.Statuses = map[string]aggregate.StatusReporter{"inv": ready} })
 	if w := ts.do("GET", "/readyz", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"records":3`) {
 		t.Errorf("ready: %d %s", w.Code, w.Body)
 	}
 	ts = newInsecure(t, func(c *Config) {
-		c.Statuses = map[string]StatusReporter{"inv": fixedStatus{LastError: "static: inventory.yaml: line 3: bad"}}
+		c.Statuses = map[string]aggregate.StatusReporter{"inv": fixedStatus{LastError: "static: inventory.yaml: line 3: bad"}}
 	})
 	if w := ts.do("GET", "/readyz", ""); w.Code != 503 || !strings.Contains(w.Body.String(), "line 3: bad") {
 		t.Errorf("not ready: %d %s", w.Code, w.Body)

@@ -32,7 +32,7 @@ func Registry() providers.Registry[aggregate.Provider] {
 		"crowdstrike": providers.Entry(open(crowdstrike.New)),
 		"intune":      providers.Entry(open(intune.New)),
 		"jamf":        providers.Entry(open(jamf.New)),
-		"static":      providers.Entry(open(static.New)),
+		"static":      providers.Entry(synced(static.New, func(c *static.Config) time.Duration { return time.Duration(c.ReloadInterval) })),
 	}
 }
 
@@ -49,16 +49,37 @@ func open[C any, P aggregate.Provider](newFn func(C, providers.Deps) (P, error))
 	}
 }
 
-// runner is a provider with background work: inventory reloads, syncs.
-type runner interface{ Run(ctx context.Context) }
+// synced adapts the constructor of a provider that can only list its whole
+// inventory (static): it is served by an aggregate.Syncer, as a vendor in
+// mode: sync is, crawling every interval(c). The first crawl happens here,
+// so the data the constructor checked is served from the first request
+// rather than from Run's first tick.
+func synced[C providers.Config, L aggregate.Lister](newFn func(C, providers.Deps) (L, error), interval func(C) time.Duration) func(C, providers.Deps) (aggregate.Provider, error) {
+	return func(c C, d providers.Deps) (aggregate.Provider, error) {
+		l, err := newFn(c, d)
+		if err != nil {
+			return nil, err
+		}
+		s, err := aggregate.NewSyncer(aggregate.SyncerConfig{Name: c.Base().Name, Lister: l, Interval: interval(c), Logger: d.Logger})
+		if err != nil {
+			return nil, err
+		}
+		// Open has no context: providers are opened once, at start-up, and
+		// this crawl reads a local file the constructor has just read.
+		if err := s.SyncOnce(context.Background()); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
 
 // App is a fully wired postured.
 type App struct {
 	cfg      *Config
 	engine   *aggregate.Engine
-	runners  []runner
-	syncers  []*providers.Syncer
-	statuses map[string]server.StatusReporter
+	runners  []aggregate.Runner
+	syncers  []*aggregate.Syncer
+	statuses map[string]aggregate.StatusReporter
 	logger   *slog.Logger
 	registry *prometheus.Registry
 }
@@ -76,7 +97,7 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // Build opens every provider and the engine. Nothing runs until Start.
 func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, logger: logger, statuses: map[string]server.StatusReporter{}, registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, logger: logger, statuses: map[string]aggregate.StatusReporter{}, registry: prometheus.NewRegistry()}
 	store, err := newStore(cfg.Cache)
 	if err != nil {
 		return nil, err
@@ -90,18 +111,24 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 			return nil, fmt.Errorf("provider %q: %w", base.Name, err)
 		}
 		if base.Mode == providers.ModeSync {
-			l, ok := p.(providers.Lister)
+			l, ok := p.(aggregate.Lister)
 			if !ok {
 				return nil, fmt.Errorf("provider %q: type %s does not support mode: sync", base.Name, base.Type)
 			}
-			s := providers.NewSyncer(base.Name, l, time.Duration(base.SyncInterval), deps.Logger)
-			a.syncers = append(a.syncers, s)
-			p = s
+			p, err = aggregate.NewSyncer(aggregate.SyncerConfig{
+				Name: base.Name, Lister: l, Interval: time.Duration(base.SyncInterval), Logger: deps.Logger,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("provider %q: %w", base.Name, err)
+			}
 		}
-		if r, ok := p.(runner); ok {
+		if s, ok := p.(*aggregate.Syncer); ok {
+			a.syncers = append(a.syncers, s)
+		}
+		if r, ok := p.(aggregate.Runner); ok {
 			a.runners = append(a.runners, r)
 		}
-		if s, ok := p.(server.StatusReporter); ok {
+		if s, ok := p.(aggregate.StatusReporter); ok {
 			a.statuses[base.Name] = s
 		}
 		sources = append(sources, aggregate.Source{
@@ -155,11 +182,14 @@ func (a *App) Start(ctx context.Context) {
 	}
 }
 
-// SyncNow performs one sync of every sync-mode provider, for one-shot
-// commands (explain) that do not run the background loops.
+// SyncNow performs one sync of every in-memory provider (sync mode,
+// static), for one-shot commands (explain) that do not run the background
+// loops. A failed sync is logged and shows in the provider's explanation.
 func (a *App) SyncNow(ctx context.Context) {
 	for _, s := range a.syncers {
-		s.SyncOnce(ctx)
+		if err := s.SyncOnce(ctx); err != nil {
+			a.logger.Warn("inventory sync failed", "error", err)
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package static is the provider backed by an inventory file the operator
 // maintains (YAML or CSV): for assets no MDM knows, for tests, and for a
-// first deployment before any vendor is wired. The file is re-read when it
-// changes; a broken edit keeps the last good inventory.
+// first deployment before any vendor is wired. The file is read whole, like
+// a sync-mode vendor's inventory, and served by the same Syncer: it is
+// re-read when it changes, and a broken edit keeps the last good inventory.
 package static
 
 import (
@@ -11,13 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -31,7 +30,8 @@ type Config struct {
 	providers.Common `yaml:",inline"`
 	// File is the inventory, YAML (any extension but .csv) or CSV.
 	File string `yaml:"file"`
-	// ReloadInterval is how often the file is checked for changes.
+	// ReloadInterval is how often the file is checked for changes: the
+	// sync interval of the Syncer serving it. Default 5s.
 	ReloadInterval conf.Duration `yaml:"reload_interval,omitempty"`
 }
 
@@ -58,101 +58,82 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Provider answers lookups from the inventory file.
+// Provider lists the inventory file. It has no Lookup of its own: wrapped
+// in a Syncer (see internal/app) it is served from memory, like a
+// sync-mode vendor.
 type Provider struct {
-	file     string
-	interval time.Duration
-	logger   *slog.Logger
+	file string
 
-	idx     atomic.Pointer[providers.Index]
-	mu      sync.Mutex
-	status  providers.Status
-	modTime time.Time
-	size    int64
+	mu sync.Mutex
+	// seen is the version of the file last read, parsed or not: List
+	// reads it again only when it changes.
+	seen fileVersion
+	// first is what New parsed, for the first List, so that the file is
+	// not read twice at start-up.
+	first    []providers.Record
+	hasFirst bool
 }
 
-// New loads the inventory; a missing or malformed file is an error naming
-// the file and line.
-func New(cfg *Config, deps providers.Deps) (*Provider, error) {
-	p := &Provider{file: cfg.File, interval: time.Duration(cfg.ReloadInterval), logger: deps.Logger}
-	if p.logger == nil {
-		p.logger = slog.New(slog.DiscardHandler)
+// fileVersion tells one state of the file from another without reading it.
+type fileVersion struct {
+	modTime time.Time
+	size    int64
+	statErr string // the file could not be stat'ed (deleted, unreadable)
+}
+
+func versionOf(fi os.FileInfo, err error) fileVersion {
+	if err != nil {
+		return fileVersion{statErr: err.Error()}
 	}
-	if err := p.load(); err != nil {
+	return fileVersion{modTime: fi.ModTime(), size: fi.Size()}
+}
+
+// New reads and checks the inventory once: a missing or malformed file is
+// an error naming the file and line.
+func New(cfg *Config, _ providers.Deps) (*Provider, error) {
+	p := &Provider{file: cfg.File}
+	recs, err := p.read()
+	if err != nil {
 		return nil, err
 	}
+	p.first, p.hasFirst = recs, true
 	return p, nil
 }
 
-// Lookup implements the aggregator's Provider from memory.
-func (p *Provider) Lookup(_ context.Context, q providers.Query) ([]providers.Record, error) {
-	return p.idx.Load().Lookup(q), nil
-}
-
-// Local tells the aggregator not to cache this provider's answers.
-func (p *Provider) Local() bool { return true }
-
-// Status reports the last load.
-func (p *Provider) Status() providers.Status {
+// List returns the inventory, or providers.ErrUnchanged when the file's
+// size and modification time are those of the previous List (or of New):
+// an unchanged file is neither parsed again nor, if broken, reported again.
+func (p *Provider) List(_ context.Context) ([]providers.Record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.status
-}
-
-// Run re-reads the file whenever its size or modification time changes,
-// until ctx ends.
-func (p *Provider) Run(ctx context.Context) {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fi, err := os.Stat(p.file)
-		p.mu.Lock()
-		changed := err != nil || !fi.ModTime().Equal(p.modTime) || fi.Size() != p.size
-		p.mu.Unlock()
-		if !changed {
-			continue
-		}
-		if err := p.load(); err != nil {
-			p.logger.Error("inventory reload failed, keeping previous inventory", "error", err)
-			continue
-		}
-		p.logger.Info("inventory reloaded", "records", p.idx.Load().Len())
+	first, hasFirst := p.first, p.hasFirst
+	p.first, p.hasFirst = nil, false
+	if versionOf(os.Stat(p.file)) != p.seen {
+		return p.read()
 	}
+	if hasFirst {
+		return first, nil
+	}
+	return nil, providers.ErrUnchanged
 }
 
-func (p *Provider) load() error {
+// read loads and parses the file, remembering its version as it was before
+// the read: an edit landing during the read is a change for the next List.
+func (p *Provider) read() ([]providers.Record, error) {
 	fi, err := os.Stat(p.file)
-	if err == nil {
-		var data []byte
-		data, err = os.ReadFile(p.file)
-		if err == nil {
-			var recs []providers.Record
-			recs, err = Parse(p.file, data)
-			if err == nil {
-				ix := providers.NewIndex(recs)
-				p.idx.Store(ix)
-				p.mu.Lock()
-				p.status = providers.Status{Ready: true, LastSuccess: time.Now(), Records: ix.Len()}
-				p.modTime, p.size = fi.ModTime(), fi.Size()
-				p.mu.Unlock()
-				return nil
-			}
-		}
+	p.seen = versionOf(fi, err)
+	if err != nil {
+		return nil, fmt.Errorf("static: %w", err)
 	}
-	err = fmt.Errorf("static: %w", err)
-	p.mu.Lock()
-	p.status.LastError = err.Error()
-	if fi != nil {
-		// Do not retry the same broken content every tick.
-		p.modTime, p.size = fi.ModTime(), fi.Size()
+	data, err := os.ReadFile(p.file)
+	if err != nil {
+		return nil, fmt.Errorf("static: %w", err)
 	}
-	p.mu.Unlock()
-	return err
+	recs, err := Parse(p.file, data)
+	if err != nil {
+		return nil, fmt.Errorf("static: %w", err)
+	}
+	return recs, nil
 }
 
 // Parse reads an inventory: CSV when name ends in .csv, YAML otherwise.

@@ -1,14 +1,11 @@
 package static
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -296,26 +293,29 @@ func writeInventory(t *testing.T, path, data string, mtime time.Time) {
 	}
 }
 
-func lookupIDs(t *testing.T, p *Provider, k providers.Kind, raw ...string) []string {
+// list calls p.List, failing the test on an error.
+func list(t *testing.T, p *Provider) []providers.Record {
 	t.Helper()
-	var vals []string
-	for _, r := range raw {
-		if v, ok := providers.Normalize(k, r); ok {
-			vals = append(vals, v)
-		}
-	}
-	recs, err := p.Lookup(context.Background(), providers.Query{Kind: k, Values: vals})
+	recs, err := p.List(t.Context())
 	if err != nil {
-		t.Fatalf("Lookup: %v", err)
+		t.Fatalf("List: %v", err)
 	}
+	return recs
+}
+
+// lookupIDs are the ids of the records carrying any of raw as a kind k
+// identifier once normalised: what a lookup served from recs finds.
+func lookupIDs(recs []providers.Record, k providers.Kind, raw ...string) []string {
 	var ids []string
 	for _, r := range recs {
-		ids = append(ids, r.ID)
+		if slices.ContainsFunc(raw, func(v string) bool { n, ok := providers.Normalize(k, v); return ok && r.Has(k, n) }) {
+			ids = append(ids, r.ID)
+		}
 	}
 	return ids
 }
 
-func TestLookupAcrossKinds(t *testing.T) {
+func TestListAcrossKinds(t *testing.T) {
 	for _, format := range []struct{ file, data string }{{"inventory.yaml", designYAML}, {"inventory.csv", designCSV}} {
 		t.Run(format.file, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), format.file)
@@ -324,8 +324,9 @@ func TestLookupAcrossKinds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !p.Local() {
-				t.Error("Local() = false")
+			recs := list(t, p)
+			if len(recs) != 3 {
+				t.Fatalf("List = %d records, want 3", len(recs))
 			}
 			tests := []struct {
 				name string
@@ -343,18 +344,14 @@ func TestLookupAcrossKinds(t *testing.T) {
 				{"hostname stored as fqdn", providers.KindHostname, []string{"desk-7"}, []string{"desk-7"}},
 				{"email case", providers.KindEmail, []string{"JDOE@EXAMPLE.COM"}, []string{"asset-0042"}},
 				{"miss", providers.KindHostname, []string{"nope"}, nil},
-				{"several values", providers.KindHostname, []string{"desk-7", "mbp-42"}, []string{"desk-7", "asset-0042"}},
+				{"several values", providers.KindHostname, []string{"desk-7", "mbp-42"}, []string{"asset-0042", "desk-7"}},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					if got := lookupIDs(t, p, tc.kind, tc.raw...); !slices.Equal(got, tc.want) {
-						t.Fatalf("Lookup(%v %q) = %v, want %v", tc.kind, tc.raw, got, tc.want)
+					if got := lookupIDs(recs, tc.kind, tc.raw...); !slices.Equal(got, tc.want) {
+						t.Fatalf("records carrying %v %q: %v, want %v", tc.kind, tc.raw, got, tc.want)
 					}
 				})
-			}
-			st := p.Status()
-			if !st.Ready || st.Records != 3 || st.LastError != "" || st.LastSuccess.IsZero() {
-				t.Fatalf("Status = %+v", st)
 			}
 		})
 	}
@@ -395,7 +392,11 @@ func ptr[T any](v T) *T { return &v }
 
 const v2YAML = "devices:\n  - id: v2\n    serial_number: NEW-1\n    score: 55\n"
 
-func TestReloadKeepsPreviousOnError(t *testing.T) {
+// TestListFollowsTheFile edits the file between Lists: the first List
+// serves what New read, a change is read and parsed again, an unchanged
+// file (broken or not) answers ErrUnchanged, so that the Syncer serving it
+// keeps its index and reports a broken edit once.
+func TestListFollowsTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "inventory.yaml")
 	base := time.Now().Add(-time.Hour)
 	writeInventory(t, path, designYAML, base)
@@ -403,163 +404,71 @@ func TestReloadKeepsPreviousOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// New read the file; the first List serves that read. An edit the
+	// file's size and mtime do not show proves it is not read again.
+	writeInventory(t, path, strings.Replace(designYAML, "C02XK1ZZJGH5", "C02XK1ZZJGH6", 1), base)
+	if got := lookupIDs(list(t, p), providers.KindSerial, "C02XK1ZZJGH5"); !slices.Equal(got, []string{"asset-0042"}) {
+		t.Fatalf("first List: serial C02XK1ZZJGH5 on %v, want what New read", got)
+	}
 
+	const (
+		edit = iota
+		remove
+		keep
+	)
 	steps := []struct {
-		name        string
-		data        *string // nil: delete the file
-		wantErr     []string
-		wantRecords int
-		present     []string // serials that must resolve
-		absent      []string
+		name    string
+		action  int
+		data    string
+		wantErr []string // nil: success
+		want    []string // serials listed on success
 	}{
-		{"valid change replaces", ptr(v2YAML), nil, 1, []string{"NEW-1"}, []string{"C02XK1ZZJGH5"}},
-		{"malformed keeps previous", ptr("devices:\n  - id: x\n    score: 900\n    serial_number: S9\n"),
-			[]string{"static: ", "inventory.yaml", "line 2", "score must be 0..100"}, 1, []string{"NEW-1"}, []string{"S9"}},
-		{"emptied keeps previous", ptr(""), []string{"empty inventory file"}, 1, []string{"NEW-1"}, nil},
-		{"deleted keeps previous", nil, []string{"static: ", "inventory.yaml"}, 1, []string{"NEW-1"}, nil},
-		{"fixed clears the error", ptr(designYAML), nil, 3, []string{"C02XK1ZZJGH5"}, []string{"NEW-1"}},
+		{"unchanged", keep, "", []string{"inventory unchanged"}, nil},
+		{"valid change is read", edit, v2YAML, nil, []string{"NEW-1"}},
+		{"unchanged again", keep, "", []string{"inventory unchanged"}, nil},
+		{"malformed", edit, "devices:\n  - id: x\n    score: 900\n    serial_number: S9\n",
+			[]string{"static: ", "inventory.yaml", "line 2", "score must be 0..100"}, nil},
+		{"malformed, unchanged: not reported again", keep, "", []string{"inventory unchanged"}, nil},
+		{"emptied", edit, "", []string{"empty inventory file"}, nil},
+		{"deleted", remove, "", []string{"static: ", "inventory.yaml"}, nil},
+		{"still deleted: not reported again", keep, "", []string{"inventory unchanged"}, nil},
+		{"restored", edit, designYAML, nil, []string{"C02XK1ZZJGH5"}},
 	}
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			before := p.Status()
-			if s.data == nil {
+			switch s.action {
+			case edit:
+				writeInventory(t, path, s.data, base.Add(time.Duration(i+1)*time.Minute))
+			case remove:
 				if err := os.Remove(path); err != nil {
 					t.Fatal(err)
 				}
-			} else {
-				writeInventory(t, path, *s.data, base.Add(time.Duration(i+1)*time.Minute))
 			}
-			err := p.load()
-			st := p.Status()
+			recs, err := p.List(t.Context())
 			if s.wantErr == nil {
-				if err != nil || st.LastError != "" || !st.Ready {
-					t.Fatalf("load = %v, Status = %+v", err, st)
+				if err != nil {
+					t.Fatalf("List = %v", err)
 				}
-			} else {
-				if err == nil {
-					t.Fatal("load accepted a broken file")
+				var serials []string
+				for _, r := range recs {
+					serials = append(serials, r.Serials...)
 				}
-				for _, w := range s.wantErr {
-					if !strings.Contains(st.LastError, w) {
-						t.Errorf("LastError %q does not contain %q", st.LastError, w)
-					}
+				if !slices.Equal(serials, s.want) {
+					t.Fatalf("listed serials %v, want %v", serials, s.want)
 				}
-				if !st.Ready || !st.LastSuccess.Equal(before.LastSuccess) {
-					t.Errorf("failed reload changed readiness: %+v (before %+v)", st, before)
-				}
+				return
 			}
-			if st.Records != s.wantRecords {
-				t.Errorf("Records = %d, want %d", st.Records, s.wantRecords)
+			if err == nil {
+				t.Fatalf("List = %d records, want an error", len(recs))
 			}
-			for _, v := range s.present {
-				if got := lookupIDs(t, p, providers.KindSerial, v); len(got) != 1 {
-					t.Errorf("serial %s not served: %v", v, got)
-				}
+			if errors.Is(err, providers.ErrUnchanged) != (s.wantErr[0] == "inventory unchanged") {
+				t.Fatalf("List = %v: ErrUnchanged where not expected, or missing", err)
 			}
-			for _, v := range s.absent {
-				if got := lookupIDs(t, p, providers.KindSerial, v); got != nil {
-					t.Errorf("serial %s served: %v", v, got)
+			for _, w := range s.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("List error %q does not contain %q", err, w)
 				}
 			}
 		})
-	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func TestRunReloadsOnChange(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "inventory.csv")
-	base := time.Now().Add(-time.Hour)
-	writeInventory(t, path, designCSV, base)
-	var logs syncBuffer
-	p, err := New(&Config{File: path, ReloadInterval: conf.Duration(5 * time.Millisecond)},
-		providers.Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-
-	// Concurrent readers throughout, for the race detector.
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	for range 2 {
-		readers.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = lookupIDs(t, p, providers.KindSerial, "C02XK1ZZJGH5", "NEW-2")
-				_ = p.Status()
-			}
-		})
-	}
-
-	const hdr = "id,serial_number,mac_addresses,hostname,email,score,last_seen\n"
-	writeInventory(t, path, hdr+"v2,NEW-2,,,,55,\n", base.Add(time.Minute))
-	eventually(t, "the new inventory", func() bool { return len(lookupIDs(t, p, providers.KindSerial, "NEW-2")) == 1 })
-	if got := lookupIDs(t, p, providers.KindSerial, "C02XK1ZZJGH5"); got != nil {
-		t.Fatalf("old record still served: %v", got)
-	}
-
-	writeInventory(t, path, hdr+"v3,NEW-3,,,,555,\n", base.Add(2*time.Minute))
-	eventually(t, "the reload error", func() bool { return p.Status().LastError != "" })
-	st := p.Status()
-	if !strings.Contains(st.LastError, "inventory.csv: line 2: score must be 0..100") || !st.Ready || st.Records != 1 {
-		t.Fatalf("Status = %+v", st)
-	}
-	if got := lookupIDs(t, p, providers.KindSerial, "NEW-2"); len(got) != 1 {
-		t.Fatalf("previous inventory dropped after a bad reload: %v", got)
-	}
-	eventually(t, "the failure log", func() bool { return strings.Contains(logs.String(), "keeping previous inventory") })
-
-	writeInventory(t, path, hdr+"v4,NEW-4,,,,44,\n", base.Add(3*time.Minute))
-	eventually(t, "recovery", func() bool { return len(lookupIDs(t, p, providers.KindSerial, "NEW-4")) == 1 })
-	if st := p.Status(); st.LastError != "" || st.Records != 1 {
-		t.Fatalf("Status after recovery = %+v", st)
-	}
-
-	close(stop)
-	readers.Wait()
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
-	}
-	// A broken edit is reported once, not re-parsed every tick.
-	if n := strings.Count(logs.String(), "inventory reload failed"); n != 1 {
-		t.Errorf("reload failure logged %d times, want 1:\n%s", n, logs.String())
 	}
 }

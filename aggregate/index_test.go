@@ -1,0 +1,168 @@
+package aggregate
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/providers"
+)
+
+func testRecords() []providers.Record {
+	return []providers.Record{
+		{
+			ID:        "a",
+			Serials:   []string{" c02xk1zzjgh5 "},
+			MACs:      []string{"74:1d:3e:23:e0:fe", "74-1D-3E-23-E0-FE", "741d.3e23.e0ff"},
+			Hostnames: []string{"MBP-42.corp.example"},
+			Emails:    []string{"JDoe@Example.com"},
+			Score:     90,
+		},
+		{
+			ID:        "b",
+			Serials:   []string{"To be filled by O.E.M."},
+			MACs:      []string{"aa:bb:cc:dd:ee:01"},
+			Hostnames: []string{"desk-1"},
+			Emails:    []string{"jdoe@example.com"},
+			Score:     40,
+		},
+		{
+			ID:       "c-reenrolled",
+			Serials:  []string{"C02XK1ZZJGH5"},
+			Emails:   []string{"other@example.com"},
+			LastSeen: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		},
+		{ID: "d-no-identifiers", Serials: []string{"0000"}, MACs: []string{"ff:ff:ff:ff:ff:ff"}},
+	}
+}
+
+func recordIDs(recs []providers.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func TestIndexLookup(t *testing.T) {
+	ix := NewIndex(testRecords())
+	if ix.Len() != 4 {
+		t.Fatalf("Len() = %d, want 4", ix.Len())
+	}
+	tests := []struct {
+		name string
+		q    providers.Query
+		want []string
+	}{
+		{"serial shared by two records", providers.Query{Kind: providers.KindSerial, Values: []string{"C02XK1ZZJGH5"}}, []string{"a", "c-reenrolled"}},
+		{"serial not normalised finds nothing", providers.Query{Kind: providers.KindSerial, Values: []string{"c02xk1zzjgh5"}}, nil},
+		{"placeholder serial is not indexed", providers.Query{Kind: providers.KindSerial, Values: []string{"TO BE FILLED BY O.E.M."}}, nil},
+		{"all-zero serial is not indexed", providers.Query{Kind: providers.KindSerial, Values: []string{"0000"}}, nil},
+		{"mac", providers.Query{Kind: providers.KindMAC, Values: []string{"741d3e23e0fe"}}, []string{"a"}},
+		{"second mac", providers.Query{Kind: providers.KindMAC, Values: []string{"741d3e23e0ff"}}, []string{"a"}},
+		{"broadcast mac not indexed", providers.Query{Kind: providers.KindMAC, Values: []string{"ffffffffffff"}}, nil},
+		{"two macs of one record dedupe", providers.Query{Kind: providers.KindMAC, Values: []string{"741d3e23e0fe", "741d3e23e0ff"}}, []string{"a"}},
+		{"macs of two records in value order", providers.Query{Kind: providers.KindMAC, Values: []string{"aabbccddee01", "741d3e23e0fe"}}, []string{"b", "a"}},
+		{"hostname without domain", providers.Query{Kind: providers.KindHostname, Values: []string{"mbp-42"}}, []string{"a"}},
+		{"email shared", providers.Query{Kind: providers.KindEmail, Values: []string{"jdoe@example.com"}}, []string{"a", "b"}},
+		{"email repeated value dedupes", providers.Query{Kind: providers.KindEmail, Values: []string{"jdoe@example.com", "jdoe@example.com"}}, []string{"a", "b"}},
+		{"kind isolation: serial value as hostname", providers.Query{Kind: providers.KindHostname, Values: []string{"C02XK1ZZJGH5"}}, nil},
+		{"kind isolation: email as serial", providers.Query{Kind: providers.KindSerial, Values: []string{"jdoe@example.com"}}, nil},
+		{"no values", providers.Query{Kind: providers.KindSerial, Values: nil}, nil},
+		{"miss", providers.Query{Kind: providers.KindMAC, Values: []string{"010203040506"}}, nil},
+		{"unknown kind", providers.Query{Kind: providers.Kind(7), Values: []string{"C02XK1ZZJGH5"}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ix.Lookup(tc.q)
+			if g := recordIDs(got); !slices.Equal(g, tc.want) {
+				t.Fatalf("Lookup(%v %v) = %v, want %v", tc.q.Kind, tc.q.Values, g, tc.want)
+			}
+			for _, r := range got {
+				if !slices.ContainsFunc(tc.q.Values, func(v string) bool { return r.Has(tc.q.Kind, v) }) {
+					t.Errorf("record %s returned but carries none of %v", r.ID, tc.q.Values)
+				}
+			}
+		})
+	}
+
+	t.Run("records come back normalised with their data", func(t *testing.T) {
+		got := ix.Lookup(providers.Query{Kind: providers.KindHostname, Values: []string{"mbp-42"}})
+		if len(got) != 1 {
+			t.Fatalf("got %d records", len(got))
+		}
+		r := got[0]
+		if !slices.Equal(r.Serials, []string{"C02XK1ZZJGH5"}) || !slices.Equal(r.MACs, []string{"741d3e23e0fe", "741d3e23e0ff"}) ||
+			!slices.Equal(r.Hostnames, []string{"mbp-42"}) || !slices.Equal(r.Emails, []string{"jdoe@example.com"}) || r.Score != 90 {
+			t.Fatalf("record = %+v", r)
+		}
+		c := ix.Lookup(providers.Query{Kind: providers.KindEmail, Values: []string{"other@example.com"}})
+		if len(c) != 1 || !c[0].LastSeen.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+			t.Fatalf("LastSeen lost: %+v", c)
+		}
+	})
+
+	t.Run("empty index", func(t *testing.T) {
+		e := NewIndex(nil)
+		if e.Len() != 0 || e.Lookup(providers.Query{Kind: providers.KindSerial, Values: []string{"X"}}) != nil {
+			t.Fatal("empty index answered")
+		}
+	})
+}
+
+func TestIndexLookupResultsDoNotAliasIndex(t *testing.T) {
+	ix := NewIndex(testRecords())
+	q := providers.Query{Kind: providers.KindHostname, Values: []string{"mbp-42"}}
+	got := ix.Lookup(q)
+	got[0].Hostnames[0] = "tampered"
+	got[0].Serials[0] = "TAMPERED"
+	again := ix.Lookup(q)
+	if len(again) != 1 || again[0].Hostnames[0] != "mbp-42" || again[0].Serials[0] != "C02XK1ZZJGH5" {
+		t.Fatalf("mutating a Lookup result changed the index: %+v", again)
+	}
+	if r := ix.Lookup(providers.Query{Kind: providers.KindSerial, Values: []string{"C02XK1ZZJGH5"}}); len(r) != 2 || r[0].Serials[0] != "C02XK1ZZJGH5" {
+		t.Fatalf("index corrupted: %+v", r)
+	}
+}
+
+// TestIndexConcurrentLookups has readers share one Index, as batches do,
+// and checks every answer: under the race detector a shared slice mutated by
+// normalisation or cloning shows up as a race, and a torn read as a wrong
+// answer.
+func TestIndexConcurrentLookups(t *testing.T) {
+	ix := NewIndex(testRecords())
+	values := []string{"C02XK1ZZJGH5", "741d3e23e0fe", "mbp-42", "jdoe@example.com"}
+	want := make(map[providers.Kind][]string)
+	for _, k := range providers.Kinds {
+		want[k] = recordIDs(ix.Lookup(providers.Query{Kind: k, Values: values}))
+	}
+	if !slices.Equal(want[providers.KindSerial], []string{"a", "c-reenrolled"}) || !slices.Equal(want[providers.KindEmail], []string{"a", "b"}) {
+		t.Fatalf("sequential answers are wrong: %v", want)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				for _, k := range providers.Kinds {
+					got := ix.Lookup(providers.Query{Kind: k, Values: values})
+					if ids := recordIDs(got); !slices.Equal(ids, want[k]) {
+						t.Errorf("concurrent Lookup(%s) = %v, want %v", k, ids, want[k])
+						return
+					}
+					// Callers own what they get: another reader's edit must
+					// not show through.
+					for i := range got {
+						if !slices.ContainsFunc(values, func(v string) bool { return got[i].Has(k, v) }) {
+							t.Errorf("record %s carries none of %v as %s: %+v", got[i].ID, values, k, got[i])
+							return
+						}
+						got[i].Serials = append(got[i].Serials[:0], "EDITED")
+						got[i].Emails = append(got[i].Emails[:0], "edited@example.com")
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

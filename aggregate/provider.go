@@ -1,0 +1,49 @@
+package aggregate
+
+import (
+	"context"
+
+	"github.com/postured/postured/providers"
+)
+
+// Provider is what the aggregator needs from a backend: a batched lookup.
+// Vendor packages never import aggregate; their types satisfy these
+// interfaces structurally, and internal/app checks that at compile time.
+type Provider interface {
+	Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error)
+}
+
+// The optional capabilities below are discovered by type assertion on a
+// Provider (or, for Lister, on what a registry opened). Each is one method,
+// declared here, next to Provider, rather than in the package that happens
+// to check it, so that what a provider may offer is documented in one
+// place.
+type (
+	// Local is implemented by providers answering from memory (a Syncer):
+	// the Engine does not cache them, since caching could only add
+	// staleness.
+	Local interface{ Local() bool }
+
+	// StatusReporter is a provider that can say how fresh its data is;
+	// readiness (server) and `explain` report it.
+	StatusReporter interface{ Status() Status }
+
+	// Runner is a provider with background work (a Syncer's periodic
+	// crawl); internal/app starts Run once and cancels ctx at shutdown.
+	Runner interface{ Run(ctx context.Context) }
+
+	// Lister reads a backend's whole inventory, following every page: a
+	// vendor in mode: sync, or the static inventory file. A Syncer turns a
+	// Lister into a Provider.
+	Lister interface {
+		List(ctx context.Context) ([]providers.Record, error)
+	}
+)
+
+// Interface guards.
+var (
+	_ Provider       = (*Syncer)(nil)
+	_ Local          = (*Syncer)(nil)
+	_ StatusReporter = (*Syncer)(nil)
+	_ Runner         = (*Syncer)(nil)
+)

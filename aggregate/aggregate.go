@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/postured/postured/cache"
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/providers"
 )
 
@@ -70,20 +72,20 @@ type source struct {
 	loader *cache.Loader[[]providers.Record] // nil for local providers or no store
 }
 
-// New validates cfg and builds an Engine.
+// New builds an Engine. The configuration is validated where it is read
+// (internal/app, with file lines); New refuses only what would break the
+// Engine itself: a source without an implementation, two sources sharing a
+// name (it keys the cache and the stats), a weight the weighted mean cannot
+// use, no deadline, an s2s_id_from name it cannot resolve.
 func New(cfg Config) (*Engine, error) {
-	if len(cfg.Sources) == 0 {
-		return nil, errors.New("aggregate: no providers configured")
-	}
 	if cfg.Deadline <= 0 {
-		return nil, errors.New("aggregate: deadline must be > 0")
+		return nil, fmt.Errorf("aggregate: deadline %s: want > 0", cfg.Deadline)
 	}
-	if cfg.UnmatchedScore < 0 || cfg.UnmatchedScore > 100 {
-		return nil, fmt.Errorf("aggregate: unmatched_score must be 0..100, got %d", cfg.UnmatchedScore)
-	}
-	e := &Engine{deadline: cfg.Deadline, unmatch: cfg.UnmatchedScore, logger: cfg.Logger, now: cfg.Now}
-	if e.logger == nil {
-		e.logger = slog.New(slog.DiscardHandler)
+	e := &Engine{
+		deadline: cfg.Deadline,
+		unmatch:  providers.Clamp(cfg.UnmatchedScore), // every score Cloudflare gets is 0..100
+		logger:   logging.OrDiscard(cfg.Logger),
+		now:      cfg.Now,
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -91,14 +93,14 @@ func New(cfg Config) (*Engine, error) {
 	names := make(map[string]int)
 	for i, s := range cfg.Sources {
 		if _, dup := names[s.Name]; dup {
-			return nil, fmt.Errorf("aggregate: duplicate provider name %q", s.Name)
+			return nil, fmt.Errorf("aggregate: two sources named %q", s.Name)
 		}
 		names[s.Name] = i
-		if !(s.Weight > 0) {
-			return nil, fmt.Errorf("aggregate: provider %q: weight must be > 0", s.Name)
+		if !(s.Weight > 0) || math.IsInf(s.Weight, 0) {
+			return nil, fmt.Errorf("aggregate: source %q: weight %v: want > 0 and finite", s.Name, s.Weight)
 		}
 		if s.Provider == nil {
-			return nil, fmt.Errorf("aggregate: provider %q: no implementation", s.Name)
+			return nil, fmt.Errorf("aggregate: source %q: no provider", s.Name)
 		}
 		if s.Timeout <= 0 || s.Timeout > cfg.Deadline {
 			s.Timeout = cfg.Deadline
@@ -112,7 +114,7 @@ func New(cfg Config) (*Engine, error) {
 				Now: cfg.Now,
 			})
 			if err != nil {
-				return nil, fmt.Errorf("aggregate: provider %q: %w", s.Name, err)
+				return nil, fmt.Errorf("aggregate: source %q: %w", s.Name, err)
 			}
 			src.loader = loader
 		}
@@ -121,7 +123,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, n := range cfg.S2SIDFrom {
 		i, ok := names[n]
 		if !ok {
-			return nil, fmt.Errorf("aggregate: s2s_id_from names unknown provider %q", n)
+			return nil, fmt.Errorf("aggregate: s2s_id_from: no source named %q", n)
 		}
 		if !slices.Contains(e.s2sOrder, i) {
 			e.s2sOrder = append(e.s2sOrder, i)

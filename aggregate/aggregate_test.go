@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,17 +480,33 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no providers", Config{Deadline: time.Second}, "no providers"},
-		{"no deadline", Config{Sources: []Source{src("a", 1, p)}}, "deadline"},
-		{"duplicate name", Config{Deadline: time.Second, Sources: []Source{src("a", 1, p), src("a", 1, p)}}, "duplicate"},
-		{"zero weight", Config{Deadline: time.Second, Sources: []Source{src("a", 0, p)}}, "weight"},
-		{"unknown s2s source", Config{Deadline: time.Second, S2SIDFrom: []string{"x"}, Sources: []Source{src("a", 1, p)}}, "unknown provider"},
-		{"unmatched score", Config{Deadline: time.Second, UnmatchedScore: 101, Sources: []Source{src("a", 1, p)}}, "unmatched_score"},
+		{"no deadline", Config{Sources: []Source{src("a", 1, p)}}, "deadline 0s: want > 0"},
+		{"duplicate name", Config{Deadline: time.Second, Sources: []Source{src("a", 1, p), src("a", 1, p)}}, `two sources named "a"`},
+		{"zero weight", Config{Deadline: time.Second, Sources: []Source{src("a", 0, p)}}, `source "a": weight 0`},
+		{"infinite weight", Config{Deadline: time.Second, Sources: []Source{src("a", math.Inf(1), p)}}, `source "a": weight +Inf`},
+		{"no provider", Config{Deadline: time.Second, Sources: []Source{src("a", 1, nil)}}, `source "a": no provider`},
+		{"unknown s2s source", Config{Deadline: time.Second, S2SIDFrom: []string{"x"}, Sources: []Source{src("a", 1, p)}}, `s2s_id_from: no source named "x"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestNewLeavesPolicyToTheConfig: what only the configuration's validation
+// refuses (no providers, unmatched_score out of range) does not stop New,
+// and scores still stay within 0..100.
+func TestNewLeavesPolicyToTheConfig(t *testing.T) {
+	for _, tc := range []struct {
+		unmatched, want int
+	}{{-5, 0}, {101, 100}, {40, 40}} {
+		t.Run(fmt.Sprint(tc.unmatched), func(t *testing.T) {
+			e := newEngine(t, Config{UnmatchedScore: tc.unmatched})
+			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != tc.want || r.Explanation.Decision != "no provider matched: unmatched_score" {
+				t.Fatalf("unmatched_score %d: score %d (%s), want %d", tc.unmatched, r.Score, r.Explanation.Decision, tc.want)
 			}
 		})
 	}

@@ -20,19 +20,26 @@ type Explanation struct {
 	Providers []ProviderDetail `json:"providers"`
 }
 
-// Outcome of one provider for one device.
+// Outcome is how one provider fared for one device.
+type Outcome string
+
 const (
-	OutcomeMatched   = "matched"
-	OutcomeStale     = "matched-stale"
-	OutcomeUnmatched = "unmatched"
-	OutcomeError     = "error"
+	// OutcomeMatched: a record was found and scored.
+	OutcomeMatched Outcome = "matched"
+	// OutcomeStale: the lookup failed; an expired cached record was used
+	// (on_error: stale).
+	OutcomeStale Outcome = "matched-stale"
+	// OutcomeUnmatched: the provider was asked and knows no such device.
+	OutcomeUnmatched Outcome = "unmatched"
+	// OutcomeError: the provider could not be asked, or failed.
+	OutcomeError Outcome = "error"
 )
 
 // ProviderDetail is one provider's part in a device's score.
 type ProviderDetail struct {
 	Provider string  `json:"provider"`
 	Weight   float64 `json:"weight"`
-	Outcome  string  `json:"outcome"`
+	Outcome  Outcome `json:"outcome"`
 	// MatchedOn is the key kind that matched and MatchedValue its
 	// normalised value; Candidates counts records carrying it.
 	MatchedOn    string    `json:"matched_on,omitempty"`
@@ -53,80 +60,21 @@ type ProviderDetail struct {
 // fold combines one device's per-provider outcomes into its result.
 func (e *Engine) fold(deviceID string, per []outcome, now time.Time) Result {
 	ex := Explanation{DeviceID: deviceID, Providers: make([]ProviderDetail, len(per))}
-	var num, den float64
-	var failClosed []string
-	matched, zeroed := 0, 0
+	var t tally
 	for i, o := range per {
 		s := &e.sources[i]
-		d := ProviderDetail{Provider: s.Name, Weight: s.Weight, Tried: kindList(o.tried)}
-		notes := o.notes
-		if o.err != nil {
-			d.Error = o.err.Error()
-		}
-		switch {
-		case o.rec != nil:
-			matched++
-			d.Outcome = OutcomeMatched
-			if o.stale {
-				d.Outcome = OutcomeStale
-				notes = append(notes, "vendor lookup failed; using cached record (on_error: stale)")
-			}
-			d.MatchedOn, d.MatchedValue, d.Candidates = o.kind.String(), o.value, o.candidates
-			d.RecordID, d.LastSeen, d.Reason = o.rec.ID, o.rec.LastSeen, o.rec.Reason
-			d.Score = providers.Clamp(o.rec.Score)
-			if o.candidates > 1 {
-				notes = append(notes, fmt.Sprintf("%d records carry this %s; took the most recently seen", o.candidates, o.kind))
-			}
-			if s.MaxLastSeen > 0 && !o.rec.LastSeen.IsZero() && now.Sub(o.rec.LastSeen) > s.MaxLastSeen {
-				d.Score = 0
-				notes = append(notes, fmt.Sprintf("last seen %s ago, over max_last_seen %s: scores 0",
-					now.Sub(o.rec.LastSeen).Truncate(time.Minute), s.MaxLastSeen))
-			}
-			d.Counted = true
-		case o.err != nil:
-			d.Outcome = OutcomeError
-			if s.Required {
-				failClosed = append(failClosed, s.Name)
-				notes = append(notes, "required provider could not be asked: device scores 0")
-				break
-			}
-			switch s.OnError {
-			case providers.OnErrorZero:
-				d.Counted = true
-				zeroed++
-				notes = append(notes, "on_error: zero, counts as 0")
-			default:
-				notes = append(notes, fmt.Sprintf("on_error: %s, excluded", s.OnError))
-			}
-		default:
-			d.Outcome = OutcomeUnmatched
-			if len(o.tried) == 0 && len(o.notes) == 0 {
-				notes = append(notes, "device has no usable identifier")
-			}
-			if s.Required {
-				failClosed = append(failClosed, s.Name)
-				notes = append(notes, "required provider did not match: device scores 0")
-			}
+		d, failsClosed := describe(s, o, now)
+		if failsClosed {
+			t.failClosed = append(t.failClosed, s.Name)
 		}
 		if d.Counted {
-			num += s.Weight * float64(d.Score)
-			den += s.Weight
+			t.num += s.Weight * float64(d.Score)
+			t.den += s.Weight
+			t.counted++
 		}
-		d.Note = strings.Join(notes, "; ")
 		ex.Providers[i] = d
 	}
-
-	switch {
-	case len(failClosed) > 0:
-		ex.Score = 0
-		ex.Decision = "required provider " + strings.Join(failClosed, ", ") + " has no usable record"
-	case matched == 0 && zeroed == 0:
-		ex.Score = e.unmatch
-		ex.Decision = "no provider matched: unmatched_score"
-	default:
-		ex.Score = roundHalfUp(num / den)
-		ex.Decision = fmt.Sprintf("weighted mean of %d provider(s)", matched+zeroed)
-	}
+	ex.Score, ex.Decision = t.decide(e.unmatch)
 	for _, i := range e.s2sOrder {
 		if per[i].rec != nil {
 			ex.S2SID, ex.S2SIDFrom = per[i].rec.ID, e.sources[i].Name
@@ -134,6 +82,85 @@ func (e *Engine) fold(deviceID string, per []outcome, now time.Time) Result {
 		}
 	}
 	return Result{DeviceID: deviceID, S2SID: ex.S2SID, Score: ex.Score, Explanation: ex}
+}
+
+// tally is what the providers' details add up to for one device.
+type tally struct {
+	num, den   float64  // weighted sum of counted scores, sum of their weights
+	counted    int      // providers in the mean: matched, or on_error: zero
+	failClosed []string // required providers with no usable record
+}
+
+// decide is the device's score and why.
+func (t *tally) decide(unmatchedScore int) (int, string) {
+	switch {
+	case len(t.failClosed) > 0:
+		return 0, "required provider " + strings.Join(t.failClosed, ", ") + " has no usable record"
+	case t.counted == 0:
+		return unmatchedScore, "no provider matched: unmatched_score"
+	default:
+		return roundHalfUp(t.num / t.den), fmt.Sprintf("weighted mean of %d provider(s)", t.counted)
+	}
+}
+
+// describe is one provider's part in a device's score, and whether that
+// provider fails the device closed (required, and no usable record).
+func describe(s *source, o outcome, now time.Time) (ProviderDetail, bool) {
+	d := ProviderDetail{Provider: s.Name, Weight: s.Weight, Tried: kindList(o.tried)}
+	if o.err != nil {
+		d.Error = o.err.Error()
+	}
+	notes := o.notes
+	failsClosed := false
+	switch {
+	case o.rec != nil:
+		notes = describeMatch(&d, s, o, now, notes)
+	case o.err != nil:
+		d.Outcome = OutcomeError
+		if failsClosed = s.Required; failsClosed {
+			notes = append(notes, "required provider could not be asked: device scores 0")
+			break
+		}
+		if s.OnError == providers.OnErrorZero {
+			d.Counted = true
+			notes = append(notes, "on_error: zero, counts as 0")
+		} else {
+			notes = append(notes, fmt.Sprintf("on_error: %s, excluded", s.OnError))
+		}
+	default:
+		d.Outcome = OutcomeUnmatched
+		if len(o.tried) == 0 && len(o.notes) == 0 {
+			notes = append(notes, "device has no usable identifier")
+		}
+		if failsClosed = s.Required; failsClosed {
+			notes = append(notes, "required provider did not match: device scores 0")
+		}
+	}
+	d.Note = strings.Join(notes, "; ")
+	return d, failsClosed
+}
+
+// describeMatch fills d for a matched record: its score after
+// max_last_seen, and notes on staleness and duplicates.
+func describeMatch(d *ProviderDetail, s *source, o outcome, now time.Time, notes []string) []string {
+	d.Outcome = OutcomeMatched
+	if o.stale {
+		d.Outcome = OutcomeStale
+		notes = append(notes, "vendor lookup failed; using cached record (on_error: stale)")
+	}
+	d.MatchedOn, d.MatchedValue, d.Candidates = o.kind.String(), o.value, o.candidates
+	d.RecordID, d.LastSeen, d.Reason = o.rec.ID, o.rec.LastSeen, o.rec.Reason
+	d.Score = providers.Clamp(o.rec.Score)
+	d.Counted = true
+	if o.candidates > 1 {
+		notes = append(notes, fmt.Sprintf("%d records carry this %s; took the most recently seen", o.candidates, o.kind))
+	}
+	if age := now.Sub(o.rec.LastSeen); s.MaxLastSeen > 0 && !o.rec.LastSeen.IsZero() && age > s.MaxLastSeen {
+		d.Score = 0
+		notes = append(notes, fmt.Sprintf("last seen %s ago, over max_last_seen %s: scores 0",
+			age.Truncate(time.Minute), s.MaxLastSeen))
+	}
+	return notes
 }
 
 // roundHalfUp rounds to the nearest integer, halves up, clamped to 0..100.

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/postured/postured/internal/logging"
 )
 
 // LoaderConfig configures a Loader.
@@ -88,9 +90,7 @@ func NewLoader[V any](cfg LoaderConfig[V]) (*Loader[V], error) {
 	if cfg.TTL <= 0 || cfg.StaleTTL < 0 || cfg.NegativeTTL < 0 || cfg.FetchTimeout <= 0 {
 		return nil, fmt.Errorf("cache: loader %q: ttl and fetch timeout must be > 0, stale and negative ttl >= 0", cfg.Prefix)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logging.OrDiscard(cfg.Logger)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/postured/postured/internal/logging"
 	"golang.org/x/time/rate"
 
 	"github.com/postured/postured/internal/conf"
@@ -133,10 +134,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if err := opts.HTTP.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: http: %w", opts.Provider, err)
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logging.OrDiscard(opts.Logger)
 	retryAfter := opts.RetryAfter
 	if retryAfter == nil {
 		retryAfter = StandardRetryAfter
@@ -465,4 +463,21 @@ func pathOnly(raw string) string {
 		return "<unparseable url>"
 	}
 	return u.Path
+}
+
+// Sleep waits d, or until ctx ends and then returns its error: the one
+// wait vendors use between calls (throttling, retry backoff), so that a
+// caller who has gone stops the wait with it.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -568,78 +569,134 @@ func TestClientRetryTokenFailureIsReported(t *testing.T) {
 	}
 }
 
+// heldTransport stands in for the network in a synctest bubble: every
+// request is held until release is closed (or its context ends), and the
+// requests in flight are counted.
+type heldTransport struct {
+	release               chan struct{}
+	hits                  atomic.Int32
+	inFlight, maxInFlight atomic.Int32
+}
+
+func (h *heldTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.hits.Add(1)
+	n := h.inFlight.Add(1)
+	defer h.inFlight.Add(-1)
+	for {
+		m := h.maxInFlight.Load()
+		if n <= m || h.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	select {
+	case <-h.release:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+}
+
+// newHeldClient is a Client whose requests go to a heldTransport instead
+// of the network.
+func newHeldClient(t *testing.T, opts ClientOptions) (*Client, *heldTransport) {
+	t.Helper()
+	c := newClient(t, opts)
+	h := &heldTransport{release: make(chan struct{})}
+	c.rc.HTTPClient.Transport.(*budgetTransport).next = h
+	return c, h
+}
+
 func TestClientConcurrencyLimit(t *testing.T) {
-	const limit = 3
-	var inFlight, maxInFlight atomic.Int32
-	allIn := make(chan struct{})
-	var once sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			m := maxInFlight.Load()
-			if n <= m || maxInFlight.CompareAndSwap(m, n) {
-				break
-			}
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 3
+		h := fastHTTP()
+		h.MaxConcurrency = limit
+		c, vendor := newHeldClient(t, ClientOptions{HTTP: h})
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if _, err := c.Do(t.Context(), "get", Request{Method: http.MethodGet, URL: "https://vendor.example/api"}); err != nil {
+					t.Errorf("Do: %v", err)
+				}
+			})
 		}
-		if n >= limit {
-			once.Do(func() { close(allIn) })
+		// Every caller is now either at the vendor or queued for a slot.
+		synctest.Wait()
+		if n := vendor.inFlight.Load(); n != limit {
+			t.Fatalf("%d requests in flight with 20 callers, want the limit %d", n, limit)
 		}
-		// Hold the slot until the limit is reached (or briefly), so
-		// requests overlap if the client lets them.
-		select {
-		case <-allIn:
-		case <-time.After(20 * time.Millisecond):
+		close(vendor.release)
+		wg.Wait()
+		if m, n := vendor.maxInFlight.Load(), vendor.hits.Load(); m != limit || n != 20 {
+			t.Fatalf("max in flight %d (limit %d), %d requests (want 20)", m, limit, n)
 		}
-		io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
-	h := fastHTTP()
-	h.MaxConcurrency = limit
-	c := newClient(t, ClientOptions{HTTP: h})
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			if _, err := c.Do(t.Context(), "get", Request{Method: http.MethodGet, URL: srv.URL}); err != nil {
-				t.Errorf("Do: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if m := maxInFlight.Load(); m > limit || m < 1 {
-		t.Fatalf("max in flight at the vendor = %d, limit %d", m, limit)
-	}
+	})
 }
 
 func TestClientConcurrencyWaitHonoursContext(t *testing.T) {
-	release := make(chan struct{})
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		<-release
-	}))
-	defer srv.Close()
-	defer close(release)
-	h := fastHTTP()
-	h.MaxConcurrency = 1
-	c := newClient(t, ClientOptions{Provider: "p", HTTP: h})
-	first := make(chan error, 1)
-	go func() {
-		_, err := c.Do(context.Background(), "slow", Request{Method: http.MethodGet, URL: srv.URL})
-		first <- err
-	}()
-	for hits.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		h := fastHTTP()
+		h.MaxConcurrency = 1
+		c, vendor := newHeldClient(t, ClientOptions{Provider: "p", HTTP: h})
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.Do(t.Context(), "slow", Request{Method: http.MethodGet, URL: "https://vendor.example/slow"})
+			first <- err
+		}()
+		synctest.Wait() // the first call holds the only slot
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		_, err := c.Do(ctx, "queued", Request{Method: http.MethodGet, URL: "https://vendor.example/queued"})
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "p: queued: ") {
+			t.Fatalf("Do error = %v, want the ctx error wrapped", err)
+		}
+		if n := vendor.hits.Load(); n != 1 {
+			t.Fatalf("%d requests reached the vendor, want only the first", n)
+		}
+		close(vendor.release)
+		if err := <-first; err != nil {
+			t.Fatalf("first call: %v", err)
+		}
+	})
+}
+
+func TestSleep(t *testing.T) {
+	tests := []struct {
+		name     string
+		d        time.Duration
+		cancelAt time.Duration // 0: never
+		want     error
+		took     time.Duration
+	}{
+		{"waits the whole duration", time.Minute, 0, nil, time.Minute},
+		{"stops when the caller goes", time.Minute, time.Second, context.Canceled, time.Second},
+		{"no wait", 0, 0, nil, 0},
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-	defer cancel()
-	_, err := c.Do(ctx, "queued", Request{Method: http.MethodGet, URL: srv.URL})
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "p: queued: ") {
-		t.Fatalf("Do error = %v, want the ctx error wrapped", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				if tc.cancelAt > 0 {
+					time.AfterFunc(tc.cancelAt, cancel)
+				}
+				start := time.Now()
+				if err := Sleep(ctx, tc.d); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+					t.Fatalf("Sleep = %v, want %v", err, tc.want)
+				}
+				if took := time.Since(start); took != tc.took {
+					t.Fatalf("Sleep returned after %s on the bubble's clock, want %s", took, tc.took)
+				}
+			})
+		})
 	}
-	if hits.Load() != 1 {
-		t.Fatalf("queued call reached the vendor")
-	}
+	t.Run("a gone caller does not wait", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := Sleep(ctx, 0); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Sleep(cancelled, 0) = %v, want context.Canceled", err)
+		}
+	})
 }
 
 func TestClientBudget(t *testing.T) {

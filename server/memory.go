@@ -24,7 +24,7 @@ type DevicePosture struct {
 // ProviderPosture is one provider's part in a DevicePosture.
 type ProviderPosture struct {
 	Score   int
-	Outcome string // aggregate.OutcomeMatched, ...
+	Outcome aggregate.Outcome
 	Counted bool
 }
 

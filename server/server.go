@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/server/access"
 )
 
@@ -83,9 +84,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxDevices < 1 {
 		return nil, fmt.Errorf("server: max_devices must be >= 1, got %d", cfg.MaxDevices)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logging.OrDiscard(cfg.Logger)
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}

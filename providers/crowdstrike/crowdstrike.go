@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/providers"
 )
 
@@ -52,10 +53,7 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 	}
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logging.OrDiscard(deps.Logger)
 	p := &Provider{
 		name:              cfg.Name,
 		base:              base,

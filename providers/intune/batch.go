@@ -135,7 +135,7 @@ func (p *Provider) batch(ctx context.Context, op string, c clause, values []stri
 		p.retried(retryStatus, wait)
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "retrying failed $batch items",
 			slog.String("op", op), slog.Int("items", len(retry)), slog.Int("status", retryStatus), slog.Duration("wait", wait))
-		if err := sleep(ctx, wait); err != nil {
+		if err := providers.Sleep(ctx, wait); err != nil {
 			return nil, p.wrap(op, err)
 		}
 		pending = retry
@@ -211,15 +211,4 @@ func itemError(a batchAnswer) error {
 func backoff(h providers.HTTPConfig, attempt int) time.Duration {
 	d := time.Duration(h.RetryWaitMin) << min(attempt, 16)
 	return min(d, time.Duration(h.RetryWaitMax))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

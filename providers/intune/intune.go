@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/providers"
 )
 
@@ -69,10 +70,7 @@ type Provider struct {
 
 // New builds a provider from a defaulted, validated config. It does no I/O.
 func New(cfg *Config, deps providers.Deps) (*Provider, error) {
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logging.OrDiscard(deps.Logger)
 	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: base_url: %w", cfg.Name, err)

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -28,6 +27,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/providers"
 )
 
@@ -72,10 +72,7 @@ func New(cfg *Config, deps providers.Deps) (*Provider, error) {
 }
 
 func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Duration)) (*Provider, error) {
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logging.OrDiscard(deps.Logger)
 	if cfg.MaxConcurrency > jamfMaxConcurrency {
 		logger.Warn("max_concurrency is above the 5 concurrent connections Jamf asks API clients to stay within",
 			"max_concurrency", cfg.MaxConcurrency)

@@ -14,8 +14,8 @@
 # both and BuildKit runs it once for the two compose services.
 #
 # Binaries are at /postured and /mockvendors; docker-compose.yml's
-# healthchecks call them by those paths (cmd/postured/compose_test.go checks
-# that against the COPY lines below).
+# healthchecks call them by those paths (deploy/validate checks that
+# against the COPY lines below).
 #
 # The base image ships CA certificates (the vendors are HTTPS) and
 # /usr/share/zoneinfo. A Go binary embeds its own zone database only if it
@@ -23,10 +23,10 @@
 # not depend on the image's.
 #
 # No shell in the final images, so healthchecks run the binaries:
-# `mockvendors --healthcheck URL`. postured has no such mode yet, so
-# docker-compose.yml gives it no healthcheck (see /healthz, /readyz).
+# `postured healthcheck URL` and `mockvendors --healthcheck URL` (GET, exit
+# 0 on a 200); docker-compose.yml points them at /healthz.
 
-# Keep in step with the go directive in go.mod (compose_test.go checks it).
+# Keep in step with the go directive in go.mod (deploy/validate checks it).
 ARG GO_VERSION=1.26.8
 
 # The build stage runs on the builder's own platform and cross-compiles to

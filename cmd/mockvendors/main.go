@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postured/postured/internal/healthcheck"
 	"github.com/postured/postured/internal/mockset"
 )
 
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *health != "" {
-		return healthcheck(*health)
+		return healthcheck.Check(ctx, *health)
 	}
 	if *writeConfig != "" {
 		cfg, err := mockset.DemoConfig()
@@ -147,17 +148,4 @@ func emitBatches(set *mockset.Set, path string) ([]string, error) {
 		files = append(files, name)
 	}
 	return files, nil
-}
-
-func healthcheck(url string) error {
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
-	}
-	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/healthcheck"
 	"github.com/postured/postured/server/evaluate/keyring"
 	"github.com/postured/postured/server/evaluate/policy"
 )
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout)
 	case "healthcheck":
-		err = cmdHealthcheck(args[1:])
+		err = cmdHealthcheck(ctx, args[1:])
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postured", version())
 		return 0
@@ -95,20 +95,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdHealthcheck(args []string) error {
+func cmdHealthcheck(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return errors.New("healthcheck: want exactly one URL")
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(args[0])
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s answered %d", args[0], resp.StatusCode)
-	}
-	return nil
+	return healthcheck.Check(ctx, args[0])
 }
 
 func version() string {

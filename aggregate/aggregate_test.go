@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/postured/postured/cache"
@@ -23,6 +24,8 @@ type inventory struct {
 	idx   *Index
 	err   error
 	delay time.Duration
+	// gate, if set, holds every lookup until it is closed.
+	gate  chan struct{}
 	panic bool
 	// unsupported kinds answer ErrUnsupportedKind.
 	unsupported map[providers.Kind]bool
@@ -38,7 +41,7 @@ func (p *inventory) Lookup(ctx context.Context, q providers.Query) ([]providers.
 	p.calls.Add(1)
 	p.values.Add(int64(len(q.Values)))
 	p.mu.Lock()
-	idx, err, delay, boom := p.idx, p.err, p.delay, p.panic
+	idx, err, delay, gate, boom := p.idx, p.err, p.delay, p.gate, p.panic
 	p.mu.Unlock()
 	if boom {
 		panic("vendor SDK exploded")
@@ -47,8 +50,13 @@ func (p *inventory) Lookup(ctx context.Context, q providers.Query) ([]providers.
 		return nil, fmt.Errorf("inventory: %w", providers.ErrUnsupportedKind)
 	}
 	if delay > 0 {
+		if err := providers.Sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+	}
+	if gate != nil {
 		select {
-		case <-time.After(delay):
+		case <-gate:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -111,7 +119,9 @@ func newEngine(t *testing.T, cfg Config) *Engine {
 
 func memoryStore(t *testing.T) *cache.Memory[[]providers.Record] {
 	t.Helper()
-	m, err := cache.NewMemory[[]providers.Record](cache.MemoryConfig{Cleanup: time.Minute})
+	// No cleanup interval, so no janitor goroutine: it would outlive a
+	// synctest bubble.
+	m, err := cache.NewMemory[[]providers.Record](cache.MemoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,26 +362,32 @@ func TestStaleOnError(t *testing.T) {
 }
 
 func TestProviderFailuresArePartial(t *testing.T) {
-	slow := newInventory(rec("slow", 10, serial("S1")))
-	slow.delay = time.Hour
-	boom := newInventory()
-	boom.panic = true
-	good := newInventory(rec("good", 90, serial("S1")))
-	e := newEngine(t, Config{Deadline: 200 * time.Millisecond, Sources: []Source{
-		src("slow", 5, slow), src("boom", 5, boom), src("good", 1, good),
-	}})
-	r := evalOne(t, e, Device{Serial: "S1"})
-	if r.Score != 90 || r.S2SID != "good" {
-		t.Fatalf("got %d %q, want the good provider alone: %+v", r.Score, r.S2SID, r.Explanation)
-	}
-	for _, d := range r.Explanation.Providers[:2] {
-		if d.Outcome != OutcomeError || d.Counted {
-			t.Errorf("%s: %+v, want an uncounted error", d.Provider, d)
+	// The bubble's clock makes the 200ms deadline pass at once.
+	synctest.Test(t, func(t *testing.T) {
+		slow := newInventory(rec("slow", 10, serial("S1")))
+		slow.delay = time.Hour
+		boom := newInventory()
+		boom.panic = true
+		good := newInventory(rec("good", 90, serial("S1")))
+		e := newEngine(t, Config{Deadline: 200 * time.Millisecond, Sources: []Source{
+			src("slow", 5, slow), src("boom", 5, boom), src("good", 1, good),
+		}})
+		r := evalOne(t, e, Device{Serial: "S1"})
+		if r.Score != 90 || r.S2SID != "good" {
+			t.Fatalf("got %d %q, want the good provider alone: %+v", r.Score, r.S2SID, r.Explanation)
 		}
-	}
-	if !strings.Contains(r.Explanation.Providers[1].Error, "panicked") {
-		t.Errorf("panic not reported: %q", r.Explanation.Providers[1].Error)
-	}
+		for _, d := range r.Explanation.Providers[:2] {
+			if d.Outcome != OutcomeError || d.Counted {
+				t.Errorf("%s: %+v, want an uncounted error", d.Provider, d)
+			}
+		}
+		if !strings.Contains(r.Explanation.Providers[0].Error, "deadline exceeded") {
+			t.Errorf("slow provider's error %q, want the deadline", r.Explanation.Providers[0].Error)
+		}
+		if !strings.Contains(r.Explanation.Providers[1].Error, "panicked") {
+			t.Errorf("panic not reported: %q", r.Explanation.Providers[1].Error)
+		}
+	})
 }
 
 func TestUnsupportedKindFallsThrough(t *testing.T) {
@@ -433,44 +449,56 @@ func TestBatchCallsAreBoundedAndCached(t *testing.T) {
 }
 
 func TestConcurrentBatchesShareOneLookup(t *testing.T) {
-	recs, devs := fleet(1000)
-	p := newInventory(recs...)
-	p.delay = 50 * time.Millisecond // keep the first lookup in flight while the others arrive
-	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
-		Store: memoryStore(t)})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			res, _ := e.Evaluate(context.Background(), devs)
-			if res[999].Score != 999%101 {
-				t.Errorf("score %d", res[999].Score)
-			}
-		})
-	}
-	wg.Wait()
-	if got := p.calls.Load(); got != 1 {
-		t.Errorf("8 concurrent identical batches made %d provider calls, want 1", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		recs, devs := fleet(1000)
+		p := newInventory(recs...)
+		p.gate = make(chan struct{})
+		e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)}, Store: memoryStore(t)})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				res, _ := e.Evaluate(context.Background(), devs)
+				if res[999].Score != 999%101 {
+					t.Errorf("score %d", res[999].Score)
+				}
+			})
+		}
+		// Every batch is now blocked: one at the vendor, the rest waiting
+		// on its flight.
+		synctest.Wait()
+		if got := p.calls.Load(); got != 1 {
+			t.Fatalf("8 concurrent identical batches made %d provider calls, want 1", got)
+		}
+		close(p.gate)
+		wg.Wait()
+		if got := p.calls.Load(); got != 1 {
+			t.Errorf("%d provider calls once the flight landed, want 1", got)
+		}
+	})
 }
 
 func TestCallerCancellationDoesNotPoisonOthers(t *testing.T) {
-	recs, devs := fleet(10)
-	p := newInventory(recs...)
-	p.delay = 100 * time.Millisecond
-	e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)},
-		Store: memoryStore(t)})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
-	done := make(chan []Result)
-	go func() { r, _ := e.Evaluate(ctx, devs); done <- r }()
-	time.Sleep(20 * time.Millisecond)
-	res, _ := e.Evaluate(context.Background(), devs) // joins the first caller's flight
-	if res[3].Score != 3 || p.calls.Load() != 1 {
-		t.Errorf("second caller got %+v after %d calls", res[3], p.calls.Load())
-	}
-	if first := <-done; first[3].Explanation.Providers[0].Outcome != OutcomeError {
-		t.Errorf("cancelled caller: %+v", first[3].Explanation.Providers[0])
-	}
+	synctest.Test(t, func(t *testing.T) {
+		recs, devs := fleet(10)
+		p := newInventory(recs...)
+		p.gate = make(chan struct{})
+		e := newEngine(t, Config{Sources: []Source{src("inv", 1, p)}, Store: memoryStore(t)})
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan []Result, 1)
+		go func() { r, _ := e.Evaluate(ctx, devs); first <- r }()
+		synctest.Wait() // the first caller's lookup is at the vendor
+		second := make(chan []Result, 1)
+		go func() { r, _ := e.Evaluate(context.Background(), devs); second <- r }()
+		synctest.Wait() // the second caller has joined that flight
+		cancel()
+		if r := <-first; r[3].Explanation.Providers[0].Outcome != OutcomeError {
+			t.Errorf("cancelled caller: %+v", r[3].Explanation.Providers[0])
+		}
+		close(p.gate)
+		if r := <-second; r[3].Score != 3 || p.calls.Load() != 1 {
+			t.Errorf("second caller got %+v after %d calls", r[3], p.calls.Load())
+		}
+	})
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -57,7 +58,9 @@ func (b *backend) fetch(ctx context.Context, keys []string) (map[string]int, err
 func newTestLoader(t *testing.T, c *clock) *Loader[int] {
 	t.Helper()
 	l, err := NewLoader(LoaderConfig[int]{
-		Store: newTestMemory[int](t, MemoryConfig{Cleanup: time.Minute}), Prefix: "p|",
+		// No janitor: it is a goroutine that would outlive a synctest
+		// bubble, and expiry here is the Loader's, on the fake clock.
+		Store: newTestMemory[int](t, MemoryConfig{}), Prefix: "p|",
 		TTL: time.Minute, StaleTTL: time.Hour, NegativeTTL: 10 * time.Second,
 		FetchTimeout: time.Second, Now: c.now,
 	})
@@ -132,28 +135,32 @@ func TestLoaderStaleOnErrorAndErrorsNotCached(t *testing.T) {
 }
 
 func TestLoaderCollapsesConcurrentFetches(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	l := newTestLoader(t, c)
-	b := &backend{known: map[string]int{"a": 1, "b": 2, "c": 3}, release: make(chan struct{})}
-	var wg sync.WaitGroup
-	results := make([]map[string]Result[int], 5)
-	for i := range results {
-		wg.Go(func() { results[i] = l.Load(context.Background(), []string{"a", "b", "c"}, b.fetch) })
-	}
-	for b.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // let the others join the flight
-	close(b.release)
-	wg.Wait()
-	if b.calls.Load() != 1 {
-		t.Errorf("%d fetches for 5 concurrent identical loads, want 1", b.calls.Load())
-	}
-	for i, r := range results {
-		if r["c"].Value != 3 {
-			t.Errorf("load %d: %+v", i, r)
+	synctest.Test(t, func(t *testing.T) {
+		c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		l := newTestLoader(t, c)
+		b := &backend{known: map[string]int{"a": 1, "b": 2, "c": 3}, release: make(chan struct{})}
+		var wg sync.WaitGroup
+		results := make([]map[string]Result[int], 5)
+		for i := range results {
+			wg.Go(func() { results[i] = l.Load(context.Background(), []string{"a", "b", "c"}, b.fetch) })
 		}
-	}
+		// Every load is now blocked: one fetching, the others waiting on
+		// its flight.
+		synctest.Wait()
+		if n := b.calls.Load(); n != 1 {
+			t.Fatalf("%d fetches in flight for 5 concurrent identical loads, want 1", n)
+		}
+		close(b.release)
+		wg.Wait()
+		if n := b.calls.Load(); n != 1 {
+			t.Errorf("%d fetches for 5 concurrent identical loads, want 1", n)
+		}
+		for i, r := range results {
+			if r["a"].Value != 1 || r["c"].Value != 3 || !r["c"].Found || r["c"].Err != nil {
+				t.Errorf("load %d: %+v", i, r)
+			}
+		}
+	})
 }
 
 func TestLoaderPanicIsAnError(t *testing.T) {

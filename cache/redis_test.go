@@ -1,12 +1,14 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,20 +33,62 @@ func startRedis(t *testing.T) string {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	ready := &lineWatch{want: "Ready to accept connections", seen: make(chan struct{})}
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "notice")
+	cmd.Stdout = ready
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		}
-		time.Sleep(20 * time.Millisecond)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	// Redis says when it listens; waiting for that line rather than polling
+	// the port needs no sleep, and the deadline only bounds a hung start.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	select {
+	case <-ready.seen:
+	case err := <-exited:
+		t.Fatalf("redis-server exited before accepting connections: %v", err)
+	case <-ctx.Done():
+		t.Fatal("redis-server did not start")
 	}
-	t.Fatal("redis-server did not start")
-	return ""
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("redis-server is ready but %s refuses connections: %v", addr, err)
+	}
+	c.Close()
+	return fmt.Sprintf("redis://%s/0", addr)
+}
+
+// lineWatch is a process's stdout that closes seen once a line containing
+// want has been written.
+type lineWatch struct {
+	want string
+	seen chan struct{}
+	mu   sync.Mutex
+	line []byte
+	done bool
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return len(p), nil
+	}
+	w.line = append(w.line, p...)
+	if bytes.Contains(w.line, []byte(w.want)) {
+		w.done, w.line = true, nil
+		close(w.seen)
+		return len(p), nil
+	}
+	// Keep only the unfinished last line.
+	if i := bytes.LastIndexByte(w.line, '\n'); i >= 0 {
+		w.line = append(w.line[:0], w.line[i+1:]...)
+	}
+	return len(p), nil
 }
 
 type record struct {

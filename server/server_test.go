@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,7 +28,10 @@ import (
 type echoEngine struct {
 	calls   atomic.Int64
 	devices atomic.Int64
-	delay   time.Duration
+	// entered, if set, is told of each batch; the batch then waits for
+	// release to be closed.
+	entered chan struct{}
+	release chan struct{}
 	panic   bool
 }
 
@@ -37,8 +41,9 @@ func (e *echoEngine) Evaluate(ctx context.Context, ds []aggregate.Device) ([]agg
 	if e.panic {
 		panic("engine bug")
 	}
-	if e.delay > 0 {
-		time.Sleep(e.delay)
+	if e.entered != nil {
+		e.entered <- struct{}{}
+		<-e.release
 	}
 	out := make([]aggregate.Result, len(ds))
 	for i, d := range ds {
@@ -325,13 +330,27 @@ func TestReadiness(t *testing.T) {
 	}
 }
 
+// closeNotifier is a listener that says when it is closed: the first thing
+// a graceful shutdown does.
+type closeNotifier struct {
+	net.Listener
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *closeNotifier) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
 func TestGracefulShutdownFinishesInFlightBatch(t *testing.T) {
 	ts := newInsecure(t)
-	ts.engine.delay = 300 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.engine.entered, ts.engine.release = make(chan struct{}, 1), make(chan struct{})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := &closeNotifier{Listener: inner, closed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ts.Run(ctx, ln) }()
@@ -351,10 +370,10 @@ func TestGracefulShutdownFinishesInFlightBatch(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		got <- reply{code: resp.StatusCode, body: string(b)}
 	}()
-	for ts.engine.calls.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel() // SIGTERM while the batch is being scored
+	<-ts.engine.entered // the batch is being scored
+	cancel()            // SIGTERM
+	<-ln.closed         // shutdown has begun: no new connections
+	close(ts.engine.release)
 	r := <-got
 	if r.err != nil || r.code != 200 || !strings.Contains(r.body, `"d1":{"s2s_id":"v-S1","score":2}`) {
 		t.Errorf("in-flight batch: %+v", r)

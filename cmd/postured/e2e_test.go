@@ -32,16 +32,45 @@ const (
 	testAUD  = "32eafc7626e974616deaf0dc3ce63d7bcbed58a2731e84d06bc3cdf1b53c4228"
 )
 
-// syncBuffer is a log sink safe for the server goroutines.
+// syncBuffer is a log sink safe for the server goroutines, which tests
+// can wait on for a line.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// wrote, once asked for, is closed by the next write.
+	wrote chan struct{}
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor blocks until the log holds at least n occurrences of substr, or
+// ctx ends.
+func (s *syncBuffer) waitFor(ctx context.Context, substr string, n int) error {
+	for {
+		s.mu.Lock()
+		have := strings.Count(s.b.String(), substr)
+		if s.wrote == nil {
+			s.wrote = make(chan struct{})
+		}
+		wrote := s.wrote
+		s.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-wrote:
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d log lines with %q: %w", have, n, substr, ctx.Err())
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -147,7 +176,7 @@ access:
   team_domain: ` + testTeam + `
   audience: ["` + testAUD + `"]
   certs_url: "%CERTS%"
-  refetch_cooldown: 50ms
+  refetch_cooldown: 1ns # any later request may refetch: key rotation needs no wait
 posture:
   unmatched_score: 0
 providers:
@@ -305,7 +334,6 @@ func TestEndToEndStaticInventory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond) // past refetch_cooldown
 		tok, err := in.issuer.AppToken(testAUD, time.Minute)
 		if err != nil {
 			t.Fatal(err)

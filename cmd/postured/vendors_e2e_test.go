@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -150,7 +151,7 @@ func TestEndToEndVendorFleet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			in, cfg := startDemo(t, set, mode, "info")
 			want := expectedScores(t, set, cfg)
-			waitReady(t, in.url)
+			waitReady(t, in)
 			before := set.Calls()
 			var mismatches []string
 			for bi, b := range set.Batches(1000) {
@@ -212,20 +213,27 @@ func supersededMatch(d fleet.CloudflareDevice, gotID string, gotScore int, w exp
 	return !serialOK && d.MACAddress != "" && w.ids[gotID] && gotScore <= w.score
 }
 
-func waitReady(t *testing.T, url string) {
+// waitReady waits until /readyz answers 200. Readiness changes when a
+// sync-mode provider finishes a crawl, and each crawl logs an "inventory
+// sync..." line: readyz is asked again after each such line, not on a
+// timer. The deadline only bounds a start that never gets ready.
+func waitReady(t *testing.T, in *instance) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for crawls := 1; ; crawls++ {
+		resp, err := http.Get(in.url + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		if err := in.logs.waitFor(ctx, "inventory sync", crawls); err != nil {
+			t.Fatalf("postured not ready: %v", err)
+		}
 	}
-	t.Fatal("postured not ready in 30s")
 }
 
 func diffCalls(now, before map[string]int) map[string]int {
@@ -245,7 +253,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := startDemo(t, set, "", "debug")
-	waitReady(t, in.url)
+	waitReady(t, in)
 	token, _ := set.Access.AppToken(mockset.AccessAudience, time.Hour)
 	postBatch(t, in.url, token, set.Batches(300)[0])
 	secrets := []string{strings.Split(token, ".")[2]}

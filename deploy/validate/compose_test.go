@@ -1,16 +1,15 @@
-package main
+package validate
 
 // docker-compose.yml and the Dockerfile, checked without a Docker engine:
 // the compose file is loaded and validated by compose-spec/compose-go (the
 // loader docker compose itself uses), then cross-checked against the
-// Dockerfile, the config it mounts (validated by postured's own Parse),
-// the ports the binaries listen on, and the README's curl commands.
+// Dockerfile (read by BuildKit's own parser, see dockerfile_test.go), the
+// config it mounts (validated by postured's own Parse), the ports the
+// binaries listen on, and the README's curl commands.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -30,14 +29,14 @@ import (
 
 const composeFile = "docker-compose.yml"
 
-// composeRepoRoot is the module root: tests run in cmd/postured.
+// composeRepoRoot is postured's repo root: tests run in deploy/validate.
 func composeRepoRoot(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, composeFile)); err != nil {
 		t.Fatalf("repo root: %v", err)
 	}
 	return root
@@ -181,114 +180,6 @@ func composePublished(t *testing.T, s types.ServiceConfig, target uint32) (strin
 	}
 	t.Fatalf("%s: service %s publishes no port for container port %d (ports: %+v)", composeFile, s.Name, target, s.Ports)
 	return "", ""
-}
-
-// composeDockerfile is what the checks need from a Dockerfile: its global ARG
-// defaults and, per stage, the base, the files COPYed in, the EXPOSEd
-// ports, the USER and the ENTRYPOINT.
-type composeDockerfile struct {
-	args   map[string]string
-	stages []*composeStage
-}
-
-type composeStage struct {
-	name, base string
-	files      []string // COPY/ADD destinations
-	expose     []string
-	user       string
-	entrypoint []string
-}
-
-func (d *composeDockerfile) stage(name string) *composeStage {
-	for _, s := range d.stages {
-		if strings.EqualFold(s.name, name) {
-			return s
-		}
-	}
-	return nil
-}
-
-// parseComposeDockerfile reads the instructions of a Dockerfile: comments and
-// parser directives dropped, line continuations (\) joined.
-func parseComposeDockerfile(path string) (*composeDockerfile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	d := &composeDockerfile{args: map[string]string{}}
-	var lines []string
-	var cur strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "#") || (line == "" && cur.Len() == 0) {
-			continue
-		}
-		if body, cont := strings.CutSuffix(line, "\\"); cont {
-			cur.WriteString(body + " ")
-			continue
-		}
-		cur.WriteString(line)
-		lines = append(lines, cur.String())
-		cur.Reset()
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	for _, line := range lines {
-		instr, rest, _ := strings.Cut(line, " ")
-		fields := strings.Fields(rest)
-		var s *composeStage
-		if n := len(d.stages); n > 0 {
-			s = d.stages[n-1]
-		}
-		switch strings.ToUpper(instr) {
-		case "ARG":
-			if s != nil {
-				continue // stage-scoped
-			}
-			for _, f := range fields {
-				k, v, _ := strings.Cut(f, "=")
-				d.args[k] = v
-			}
-		case "FROM":
-			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "--") })
-			if len(fields) == 0 {
-				return nil, fmt.Errorf("%s: FROM without an image: %q", path, line)
-			}
-			ns := &composeStage{base: os.Expand(fields[0], func(k string) string { return d.args[k] })}
-			if len(fields) == 3 && strings.EqualFold(fields[1], "AS") {
-				ns.name = fields[2]
-			}
-			d.stages = append(d.stages, ns)
-		case "COPY", "ADD":
-			if s == nil {
-				return nil, fmt.Errorf("%s: %s before FROM", path, instr)
-			}
-			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "--") })
-			if len(fields) >= 2 {
-				s.files = append(s.files, fields[len(fields)-1])
-			}
-		case "EXPOSE":
-			if s != nil {
-				s.expose = append(s.expose, fields...)
-			}
-		case "USER":
-			if s != nil {
-				s.user = rest
-			}
-		case "ENTRYPOINT":
-			if s != nil {
-				if err := json.Unmarshal([]byte(rest), &s.entrypoint); err != nil {
-					return nil, fmt.Errorf("%s: ENTRYPOINT must be exec form (no shell in the image): %q", path, line)
-				}
-			}
-		}
-	}
-	if len(d.stages) == 0 {
-		return nil, fmt.Errorf("%s: no FROM", path)
-	}
-	return d, nil
 }
 
 // composeBuiltFrom is the Dockerfile and stage a service with build: uses, checked

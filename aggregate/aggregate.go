@@ -2,7 +2,10 @@
 // device: it asks every configured provider concurrently (through the cache),
 // matches each device to at most one record per provider, and folds the
 // per-provider scores into a weighted mean under the configured policies,
-// keeping an explanation of every decision.
+// keeping an explanation of every decision. Providers answering from memory
+// (sync mode, the static inventory) are a Lister crawled by a Syncer into
+// an Index, also here: they consume providers, and vendors never import
+// aggregate.
 package aggregate
 
 import (

@@ -76,7 +76,7 @@ type Provider struct {
 
 // fileVersion tells one state of the file from another without reading it.
 type fileVersion struct {
-	modTime time.Time
+	mtime   int64 // UnixNano: comparable with ==, unlike a time.Time
 	size    int64
 	statErr string // the file could not be stat'ed (deleted, unreadable)
 }
@@ -85,7 +85,7 @@ func versionOf(fi os.FileInfo, err error) fileVersion {
 	if err != nil {
 		return fileVersion{statErr: err.Error()}
 	}
-	return fileVersion{modTime: fi.ModTime(), size: fi.Size()}
+	return fileVersion{mtime: fi.ModTime().UnixNano(), size: fi.Size()}
 }
 
 // New reads and checks the inventory once: a missing or malformed file is

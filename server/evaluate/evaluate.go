@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate/keyring"
 	"github.com/postured/postured/server/evaluate/policy"
@@ -92,9 +93,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Logger = logging.OrDiscard(o.Logger)
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}

@@ -90,12 +90,12 @@ func New(cfg *Config, deps providers.Deps) (*Provider, error) {
 	}
 	fetch := providers.ClientCredentials(cfg.TokenURL, cfg.ClientID, cfg.ClientSecret, []string{cfg.Scope}, nil, cfg.HTTPConfig)
 	p.client, err = providers.NewClient(providers.ClientOptions{
-		Provider: cfg.Name,
-		HTTP:     cfg.HTTPConfig,
+		Provider:   cfg.Name,
+		HTTP:       cfg.HTTPConfig,
 		Token:      providers.NewTokenSource(fetch, tokenEarly),
 		RetryAfter: retryAfter,
 		OnRetry:    p.retried,
-		Logger:  logger,
+		Logger:     logger,
 	})
 	if err != nil {
 		return nil, err

@@ -415,10 +415,23 @@ func odataString(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
-// queryEscape escapes a query parameter value with %20 for spaces, which
-// every OData parser reads (a '+' is not always taken for a space).
+// queryEscape escapes a $filter value for a query string: %20 for spaces,
+// which every OData parser reads (a '+' is not always taken for a space),
+// and percent-escapes for everything but the unreserved characters and
+// those RFC 3986 allows in a query that OData filters are written with
+// (quotes, parentheses, commas, colons and the '@' of addresses), so that
+// the filter goes out as people write it.
 func queryEscape(v string) string {
-	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~'(),:@", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
 }
 
 func (p *Provider) wrap(op string, err error) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -641,4 +642,23 @@ func TestFleet(t *testing.T) {
 			t.Errorf("found %d of %d Wi-Fi MACs through the synced index", found, want)
 		}
 	})
+}
+
+func TestQueryEscape(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"serialNumber eq 'PF00000001'", "serialNumber%20eq%20'PF00000001'"},
+		{"userPrincipalName eq 'o''brien@example.com'", "userPrincipalName%20eq%20'o''brien@example.com'"},
+		{"startswith(deviceName,'mbp-42')", "startswith(deviceName,'mbp-42')"},
+		{"a+b&c=d#e%f;g/h?i", "a%2Bb%26c%3Dd%23e%25f%3Bg%2Fh%3Fi"},
+		{"Ünïcode\t", "%C3%9Cn%C3%AFcode%09"},
+	}
+	for _, tc := range tests {
+		got := queryEscape(tc.in)
+		if got != tc.want {
+			t.Errorf("queryEscape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if back, err := url.QueryUnescape(got); err != nil || back != tc.in {
+			t.Errorf("%q does not decode back to %q: %q, %v", got, tc.in, back, err)
+		}
+	}
 }

@@ -154,7 +154,9 @@ func (p *Provider) batch(ctx context.Context, op string, c clause, values []stri
 		}
 		if attempt >= p.http.RetryMax {
 			if throttled && wait > 0 {
-				// Still throttled: say so, as the client does for requests.
+				// Still throttled: say so, as the client does for requests,
+				// and hold the provider's other requests meanwhile.
+				p.budget.pause(p.budget.now().Add(wait))
 				return batchResult{}, p.wrap(op, &providers.RateLimitedError{RetryAfter: wait})
 			}
 			return batchResult{}, p.wrap(op, fmt.Errorf("$batch item still failing after %d attempts: %w", attempt+1, lastErr))

@@ -247,10 +247,11 @@ func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.R
 	seen := map[string]bool{}
 	for _, recs := range found {
 		for _, rec := range recs {
-			// Keep only devices carrying a requested value: a prefix
-			// query also finds longer names, and names containing it.
+			// Keep only devices carrying a requested value (a prefix query
+			// also finds longer names, and names containing it), once
+			// each (two prefixes or two emails can find one device).
 			if seen[rec.ID] || !slices.ContainsFunc(rec.Identifiers(q.Kind), func(v string) bool { return want[v] }) {
-				continue // or a device found by two prefixes or two emails
+				continue
 			}
 			seen[rec.ID] = true
 			out = append(out, rec)

@@ -61,16 +61,26 @@ type graphError struct {
 	} `json:"error"`
 }
 
+// batchResult is what one $batch found: the devices of the values Graph
+// answered, and the values whose request Graph refused (400 and kin, see
+// providers.Rejected) with the first refusal.
+type batchResult struct {
+	devs    []device
+	refused []string
+	refusal error
+}
+
 // batch asks Graph for every value of one chunk (at most 20) in one $batch,
 // follows each clause's pages, and re-sends the items Graph throttled or
-// failed transiently, after the wait they ask for, up to retry_max times.
-// All or nothing: any failure fails the chunk.
-func (p *Provider) batch(ctx context.Context, op string, c clause, values []string) ([]device, error) {
+// failed transiently, up to retry_max times: after the wait Graph asks for,
+// or the rest of the throttle window when a 429 does not say. An item Graph
+// refuses fails only its value; any other failure fails the chunk.
+func (p *Provider) batch(ctx context.Context, op string, c clause, values []string) (batchResult, error) {
 	pending := make(map[string]string, len(values)) // batch item id -> value
 	for i, v := range values {
 		pending[strconv.Itoa(i+1)] = v
 	}
-	var out []device
+	var res batchResult
 	for attempt := 0; ; attempt++ {
 		req := batchRequest{Requests: make([]batchItem, 0, len(pending))}
 		for i := 1; i <= len(values); i++ {
@@ -79,64 +89,96 @@ func (p *Provider) batch(ctx context.Context, op string, c clause, values []stri
 				req.Requests = append(req.Requests, batchItem{ID: id, Method: http.MethodGet, URL: itemURL(c, v)})
 			}
 		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			return batchResult{}, p.wrap(op, fmt.Errorf("encode request: %w", err))
+		}
 		var resp batchResponse
-		if err := p.client.PostJSON(ctx, op, p.apiRoot+"/$batch", req, &resp); err != nil {
-			return nil, err
+		post := providers.Request{Method: http.MethodPost, URL: p.apiRoot + "/$batch", Body: body,
+			Header: http.Header{"Content-Type": {"application/json"}}}
+		if err := p.send(ctx, op, post, len(req.Requests), &resp); err != nil {
+			return batchResult{}, err
 		}
 		retry := map[string]string{}
 		var wait time.Duration
 		var lastErr error
 		retryStatus := 0
+		throttled := false
+		unsaid := false // a 429 without Retry-After
 		answered := map[string]bool{}
 		for _, a := range resp.Responses {
 			v, ok := pending[a.ID]
 			if !ok || answered[a.ID] {
-				return nil, p.wrap(op, fmt.Errorf("$batch answered unknown or repeated item id %q", a.ID))
+				return batchResult{}, p.wrap(op, fmt.Errorf("$batch answered unknown or repeated item id %q", a.ID))
 			}
 			answered[a.ID] = true
 			switch {
 			case a.Status >= 200 && a.Status < 300:
 				devs, err := p.clausePages(ctx, op, c, v, a.Body)
 				if err != nil {
-					return nil, err
+					return batchResult{}, err
 				}
-				out = append(out, devs...)
+				res.devs = append(res.devs, devs...)
 			case retryableItem(a.Status):
 				retry[a.ID] = v
 				lastErr = itemError(a)
 				retryStatus = max(retryStatus, a.Status)
+				throttled = throttled || a.Status == http.StatusTooManyRequests
 				if d, ok := itemRetryAfter(a.Headers); ok {
 					wait = max(wait, d)
+				} else if a.Status == http.StatusTooManyRequests {
+					unsaid = true
+				}
+			case providers.Rejected(itemError(a)):
+				res.refused = append(res.refused, v)
+				if res.refusal == nil {
+					res.refusal = p.wrap(op, fmt.Errorf("$batch item: %w", itemError(a)))
 				}
 			default:
-				return nil, p.wrap(op, fmt.Errorf("$batch item: %w", itemError(a)))
+				return batchResult{}, p.wrap(op, fmt.Errorf("$batch item: %w", itemError(a)))
 			}
 		}
 		if len(answered) != len(pending) {
-			return nil, p.wrap(op, fmt.Errorf("$batch answered %d of %d items", len(answered), len(pending)))
+			return batchResult{}, p.wrap(op, fmt.Errorf("$batch answered %d of %d items", len(answered), len(pending)))
 		}
 		if len(retry) == 0 {
-			return out, nil
+			return res, nil
+		}
+		if throttled {
+			retryStatus = http.StatusTooManyRequests
+		}
+		if unsaid {
+			// Graph throttled without saying for how long; a retry before
+			// the window has moved on is throttled again.
+			wait = max(wait, throttleWindow)
 		}
 		if attempt >= p.http.RetryMax {
-			if retryStatus == http.StatusTooManyRequests && wait > 0 {
-				// Still throttled: say so, as the client does for requests.
-				return nil, p.wrap(op, &providers.RateLimitedError{RetryAfter: wait})
+			if throttled && wait > 0 {
+				// Still throttled: say so, as the client does for requests,
+				// and hold the provider's other requests meanwhile.
+				p.budget.pause(p.budget.now().Add(wait))
+				return batchResult{}, p.wrap(op, &providers.RateLimitedError{RetryAfter: wait})
 			}
-			return nil, p.wrap(op, fmt.Errorf("$batch item still failing after %d attempts: %w", attempt+1, lastErr))
+			return batchResult{}, p.wrap(op, fmt.Errorf("$batch item still failing after %d attempts: %w", attempt+1, lastErr))
 		}
 		if wait == 0 {
 			wait = backoff(p.http, attempt)
 		}
-		if wait > time.Duration(p.http.RetryWaitMax) {
-			// Graph asks for longer than one lookup may wait: hand it back.
-			return nil, p.wrap(op, &providers.RateLimitedError{RetryAfter: wait})
+		if wait > time.Duration(p.http.RetryWaitMax) && !unsaid {
+			// Graph asks for longer than one lookup may wait: hand it back,
+			// and hold the provider's other requests meanwhile.
+			p.budget.pause(p.budget.now().Add(wait))
+			return batchResult{}, p.wrap(op, &providers.RateLimitedError{RetryAfter: wait})
 		}
 		p.retried(retryStatus, wait)
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "retrying failed $batch items",
 			slog.String("op", op), slog.Int("items", len(retry)), slog.Int("status", retryStatus), slog.Duration("wait", wait))
-		if err := providers.Sleep(ctx, wait); err != nil {
-			return nil, p.wrap(op, err)
+		if !throttled {
+			// A 429 paused the budget (retried), which the next send waits
+			// out; other failures wait here.
+			if err := providers.Sleep(ctx, wait); err != nil {
+				return batchResult{}, p.wrap(op, err)
+			}
 		}
 		pending = retry
 	}

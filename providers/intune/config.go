@@ -62,13 +62,11 @@ const (
 	tokenEarly = 5 * time.Minute
 )
 
-// defaultHTTP fits Graph's Intune throttling: 2000 requests per 20 s per
-// app per tenant, where every $batch item counts
-// (https://learn.microsoft.com/graph/throttling-limits#intune-service-limits).
-// The client budget counts HTTP requests, and one $batch carries 20 items,
-// so 5 requests/s sustained is 100 items/s, and a burst of 100 $batch calls
-// is the 2000-item window: one cold 1000-device lookup (50 $batch calls)
-// goes out at once, and the next waits its turn rather than drawing 429s.
+// defaultHTTP: Graph's Intune limit, 2000 requests per 20 s per app per
+// tenant with every $batch item counted, is kept by the provider's own
+// budget (budget.go), which no setting loosens. The request limit here
+// only paces HTTP calls: 5 a second with bursts of 100 lets a cold
+// 1000-device lookup (50 $batch calls) go out at once.
 var defaultHTTP = providers.HTTPConfig{
 	MaxConcurrency:    4,
 	RequestsPerSecond: 5,

@@ -16,7 +16,8 @@ func TestConformance(t *testing.T) {
 		// Graph cannot filter managed devices by MAC.
 		Kinds: []providers.Kind{providers.KindSerial, providers.KindHostname, providers.KindEmail},
 		// One $batch per 20 values, plus the token.
-		CallBound: func(_ providers.Kind, n int) int { return 1 + (n+maxBatchRequests-1)/maxBatchRequests },
+		CallBound:        func(_ providers.Kind, n int) int { return 1 + (n+maxBatchRequests-1)/maxBatchRequests },
+		IsolatesRejected: true,
 	})
 }
 
@@ -37,6 +38,11 @@ func setupConformance(t *testing.T, opts providertest.Options) *providertest.Env
 		{Kind: providers.KindEmail, Value: "bob@example.com", ID: deviceID(3)},
 		{Kind: providers.KindEmail, Value: "o'brien@example.com", ID: deviceID(4)},
 		{Kind: providers.KindMAC, Value: "02:AA:BB:CC:00:07", ID: deviceID(7)}, // sync mode only
+		// Stored mixed case in Intune, looked up as Cloudflare sends them.
+		{Kind: providers.KindSerial, Value: "VMware-56 4d 1b 2c 3e 4f 5a 6b-7c 8d 9e 0f 1a 2b 3c 4d", ID: deviceID(9)},
+		{Kind: providers.KindHostname, Value: "Oskars-Mac-mini-29", ID: deviceID(9)},
+		{Kind: providers.KindEmail, Value: "oskar.berg@example.com", ID: deviceID(9)},
+		{Kind: providers.KindHostname, Value: "ws-00006", ID: deviceID(6)}, // beside LAB-WS-00006
 	}
 	for i := range opts.Bulk {
 		d := intunemock.ManagedDevice{
@@ -52,7 +58,8 @@ func setupConformance(t *testing.T, opts providertest.Options) *providertest.Env
 			providertest.Ident{Kind: providers.KindHostname, Value: d.DeviceName, ID: d.ID},
 			providertest.Ident{Kind: providers.KindEmail, Value: d.UserPrincipalName, ID: d.ID})
 	}
-	srv := intunemock.New(intunemock.Options{Devices: devs, ClientSecret: secret})
+	// Graph as reported: startswith acts like contains.
+	srv := intunemock.New(intunemock.Options{Devices: devs, ClientSecret: secret, StartsWithContains: true})
 	base := opts.Serve(srv)
 	cfg := &Config{
 		Common:       providers.Common{Name: "intune", Type: "intune", Weight: 1},

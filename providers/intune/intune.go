@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -62,6 +63,7 @@ type Provider struct {
 	apiRoot string   // base + "/" + apiVersion
 	scorer  scorer
 	http    providers.HTTPConfig
+	budget  *budget
 	logger  *slog.Logger
 	// onRetry, when set (tests), sees every retry and its wait, including
 	// the retries of throttled $batch items.
@@ -81,17 +83,17 @@ func New(cfg *Config, deps providers.Deps) (*Provider, error) {
 		apiRoot: base.String() + "/" + apiVersion,
 		scorer:  newScorer(cfg),
 		http:    cfg.HTTPConfig,
+		budget:  newBudget(appRequestLimit, throttleWindow),
 		logger:  logger,
 	}
 	fetch := providers.ClientCredentials(cfg.TokenURL, cfg.ClientID, cfg.ClientSecret, []string{cfg.Scope}, nil, cfg.HTTPConfig)
 	p.client, err = providers.NewClient(providers.ClientOptions{
-		Provider: cfg.Name,
-		HTTP:     cfg.HTTPConfig,
-		Token:    providers.NewTokenSource(fetch, tokenEarly),
-		// Graph sends plain Retry-After seconds, sometimes fractional,
-		// which the standard parser reads.
-		OnRetry: p.retried,
-		Logger:  logger,
+		Provider:   cfg.Name,
+		HTTP:       cfg.HTTPConfig,
+		Token:      providers.NewTokenSource(fetch, tokenEarly),
+		RetryAfter: retryAfter,
+		OnRetry:    p.retried,
+		Logger:     logger,
 	})
 	if err != nil {
 		return nil, err
@@ -99,9 +101,55 @@ func New(cfg *Config, deps providers.Deps) (*Provider, error) {
 	return p, nil
 }
 
+// retried is told of every retry and its wait. Graph throttles the app,
+// not a request: after a 429 every request of the provider waits.
 func (p *Provider) retried(status int, wait time.Duration) {
+	if status == http.StatusTooManyRequests {
+		p.budget.pause(p.budget.now().Add(wait))
+	}
 	if p.onRetry != nil {
 		p.onRetry(status, wait)
+	}
+}
+
+// retryAfter reads Graph's wait signal: Retry-After in seconds, sometimes
+// fractional, which the standard parser reads. Intune also throttles
+// without one (Microsoft Q&A 5784629); a retry before the 20 s window has
+// moved on is throttled again, so that 429 means the whole window.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if d, ok := providers.StandardRetryAfter(resp); ok {
+		return d, true
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return throttleWindow, true
+	}
+	return 0, false
+}
+
+// send makes one Graph request within the budget, where a GET costs one
+// request and a $batch one per item, and decodes its 2xx JSON answer into
+// out. A 429 without Retry-After, which the client hands back rather than
+// wait the window out, is re-sent once the window has passed, bounded by
+// ctx and retry_max; every 429 pauses the provider's other requests too.
+func (p *Provider) send(ctx context.Context, op string, req providers.Request, cost int, out any) error {
+	for attempt := 0; ; attempt++ {
+		if err := p.budget.take(ctx, cost); err != nil {
+			return p.wrap(op, err)
+		}
+		resp, err := p.client.Do(ctx, op, req)
+		if err == nil {
+			return p.client.DecodeJSON(op, resp.Body, out)
+		}
+		var rl *providers.RateLimitedError
+		if resp == nil || resp.Status != http.StatusTooManyRequests || !errors.As(err, &rl) {
+			return err
+		}
+		_, said := providers.StandardRetryAfter(&http.Response{Header: resp.Header})
+		if said || attempt >= p.http.RetryMax {
+			p.budget.pause(p.budget.now().Add(rl.RetryAfter))
+			return err
+		}
+		p.retried(http.StatusTooManyRequests, rl.RetryAfter)
 	}
 }
 
@@ -129,12 +177,15 @@ var clauses = map[providers.Kind]clause{
 	// Device names may be fully qualified (mbp-42.corp.example) while the
 	// query is the short name, so ask by prefix: it finds "mbp-42" and
 	// "mbp-42.corp.example" in one clause. Longer names sharing the
-	// prefix ("mbp-420") come back too and are dropped here.
+	// prefix ("mbp-420") come back too, and, as managedDevices is reported
+	// to take startswith for contains (microsoft-graph-docs#11809, #21956),
+	// names containing it ("lab-mbp-42"): Lookup drops both. Only a name
+	// without the value anywhere in it shows an ignored filter.
 	providers.KindHostname: {
 		prop:   "deviceName",
 		filter: func(v string) string { return "startswith(deviceName," + odataString(v) + ")" },
 		satisfied: func(d *device, v string) bool {
-			return strings.HasPrefix(strings.ToLower(strings.TrimSpace(d.DeviceName)), v)
+			return strings.Contains(strings.ToLower(d.DeviceName), v)
 		},
 	},
 	providers.KindEmail: {
@@ -152,7 +203,9 @@ var errFilterIgnored = errors.New("graph ignored the $filter and returned unrela
 
 // Lookup returns the managed devices carrying any of q.Values as a q.Kind
 // identifier: one $filter clause per value, 20 clauses per $batch, batches
-// in parallel, every page of every clause.
+// in parallel, every page of every clause. Values Graph refuses fail alone:
+// the records of the others come back with a *providers.PartialError
+// naming them.
 func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
 	op := "lookup " + q.Kind.String()
 	c, ok := clauses[q.Kind]
@@ -165,14 +218,19 @@ func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.R
 		return nil, nil
 	}
 	chunks := slices.Collect(slices.Chunk(values, maxBatchRequests))
-	found := make([][]device, len(chunks))
+	found := make([][]providers.Record, len(chunks))
+	partial := make([]error, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.http.MaxConcurrency)
 	for i, chunk := range chunks {
 		g.Go(func() error {
-			devs, err := p.batch(gctx, op, c, chunk)
-			found[i] = devs
-			return err
+			recs, err := p.lookupChunk(gctx, op, c, chunk)
+			var pe *providers.PartialError
+			if err != nil && !errors.As(err, &pe) {
+				return err
+			}
+			found[i], partial[i] = recs, err
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -185,25 +243,50 @@ func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.R
 	}
 	var out []providers.Record
 	seen := map[string]bool{}
-	for _, devs := range found {
-		for i := range devs {
-			if seen[devs[i].ID] {
-				continue // a device found by two prefixes or two emails
-			}
-			rec, err := p.record(&devs[i])
-			if err != nil {
-				return nil, p.wrap(op, err)
-			}
-			// Keep only devices carrying a requested value: a prefix
-			// query also finds longer names.
-			if !slices.ContainsFunc(rec.Identifiers(q.Kind), func(v string) bool { return want[v] }) {
+	for _, recs := range found {
+		for _, rec := range recs {
+			// Keep only devices carrying a requested value (a prefix query
+			// also finds longer names, and names containing it), once
+			// each (two prefixes or two emails can find one device).
+			if seen[rec.ID] || !slices.ContainsFunc(rec.Identifiers(q.Kind), func(v string) bool { return want[v] }) {
 				continue
 			}
-			seen[devs[i].ID] = true
+			seen[rec.ID] = true
 			out = append(out, rec)
 		}
 	}
-	return out, nil
+	return out, providers.JoinPartial(partial...)
+}
+
+// lookupChunk looks one chunk up in one $batch. When Graph refuses the
+// whole $batch, providers.Isolate splits it down to the values it refuses;
+// items Graph refuses on their own fail just their values.
+func (p *Provider) lookupChunk(ctx context.Context, op string, c clause, values []string) ([]providers.Record, error) {
+	var refused []string
+	var refusal error
+	recs, err := providers.Isolate(ctx, values, func(ctx context.Context, vals []string) ([]providers.Record, error) {
+		res, err := p.batch(ctx, op, c, vals)
+		if err != nil {
+			return nil, err
+		}
+		refused = append(refused, res.refused...)
+		if refusal == nil {
+			refusal = res.refusal
+		}
+		recs := make([]providers.Record, 0, len(res.devs))
+		for i := range res.devs {
+			rec, err := p.record(&res.devs[i])
+			if err != nil {
+				return nil, p.wrap(op, err)
+			}
+			recs = append(recs, rec)
+		}
+		return recs, nil
+	})
+	if len(refused) > 0 {
+		err = providers.JoinPartial(err, &providers.PartialError{Values: refused, Err: refusal})
+	}
+	return recs, err
 }
 
 // List crawls every managed device, 1000 a page, for sync mode. It is the
@@ -243,7 +326,7 @@ func (p *Provider) pages(ctx context.Context, op, link string, check func(*page)
 		}
 		seen[link] = true
 		var pg page
-		if err := p.client.GetJSON(ctx, op, link, &pg); err != nil {
+		if err := p.send(ctx, op, providers.Request{Method: http.MethodGet, URL: link}, 1, &pg); err != nil {
 			return nil, err
 		}
 		if check != nil {
@@ -331,10 +414,23 @@ func odataString(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
-// queryEscape escapes a query parameter value with %20 for spaces, which
-// every OData parser reads (a '+' is not always taken for a space).
+// queryEscape escapes a $filter value for a query string: %20 for spaces,
+// which every OData parser reads (a '+' is not always taken for a space),
+// and percent-escapes for everything but the unreserved characters and
+// those RFC 3986 allows in a query that OData filters are written with
+// (quotes, parentheses, commas, colons and the '@' of addresses), so that
+// the filter goes out as people write it.
 func queryEscape(v string) string {
-	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~'(),:@", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
 }
 
 func (p *Provider) wrap(op string, err error) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,12 @@ func devices() []intunemock.ManagedDevice {
 		mk(7, "iphone-00007", "F000000007Q", "erin@example.com", "configManager"),
 		// re-enrolled: same serial as #1, older sync, different id
 		mk(8, "DESKTOP-00001", "PF00000001", "alice@example.com", "noncompliant"),
+		// Mixed case as Intune stores it: a macOS name, a VMware serial,
+		// an address with capitals.
+		mk(9, "Oskars-Mac-mini-29", "VMware-56 4d 1b 2c 3e 4f 5a 6b-7c 8d 9e 0f 1a 2b 3c 4d", "Oskar.Berg@Example.com", "compliant"),
+		// A lab machine named after ws-00006, which a startswith that
+		// acts like contains also returns.
+		mk(10, "LAB-WS-00006", "LAB0000010", "", "compliant"),
 	}
 	devs[1].EthernetMacAddress = "02DDEEFF0002"
 	devs[4].EmailAddress = "carol.alias@example.com; Carol@Example.org"
@@ -125,8 +132,9 @@ func query(k providers.Kind, raw ...string) providers.Query {
 	return q
 }
 
+// TestLookupKinds runs against Graph as documented and as reported, where
+// startswith acts like contains (microsoft-graph-docs#11809, #21956).
 func TestLookupKinds(t *testing.T) {
-	f := newFixture(t, intunemock.Options{Devices: devices()}, nil, nil)
 	tests := []struct {
 		name string
 		q    providers.Query
@@ -141,22 +149,29 @@ func TestLookupKinds(t *testing.T) {
 		{name: "hostname with quote", q: query(providers.KindHostname, "o'brien-pc"), want: []string{"04"}},
 		{name: "email by UPN, case-insensitive, both devices", q: query(providers.KindEmail, "BOB@example.com"), want: []string{"02", "03"}},
 		{name: "email with quote", q: query(providers.KindEmail, "o'brien@example.com"), want: []string{"04"}},
+		{name: "mixed-case serial", q: query(providers.KindSerial, "VMware-56 4d 1b 2c 3e 4f 5a 6b-7c 8d 9e 0f 1a 2b 3c 4d"), want: []string{"09"}},
+		{name: "mixed-case hostname", q: query(providers.KindHostname, "Oskars-Mac-mini-29"), want: []string{"09"}},
+		{name: "mixed-case email", q: query(providers.KindEmail, "oskar.berg@example.com"), want: []string{"09"}},
+		{name: "hostname, not the lab machine named after it", q: query(providers.KindHostname, "ws-00006"), want: []string{"06"}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			recs, err := f.p.Lookup(t.Context(), tc.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := ids(recs); !slices.Equal(got, tc.want) {
-				t.Errorf("ids %v, want %v", got, tc.want)
-			}
-			for _, r := range recs {
-				if !slices.ContainsFunc(tc.q.Values, func(v string) bool { return r.Has(tc.q.Kind, v) }) {
-					t.Errorf("record %s carries none of %v", r.ID, tc.q.Values)
+	for _, contains := range []bool{false, true} {
+		f := newFixture(t, intunemock.Options{Devices: devices(), StartsWithContains: contains}, nil, nil)
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/startswith as contains %v", tc.name, contains), func(t *testing.T) {
+				recs, err := f.p.Lookup(t.Context(), tc.q)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if got := ids(recs); !slices.Equal(got, tc.want) {
+					t.Errorf("ids %v, want %v", got, tc.want)
+				}
+				for _, r := range recs {
+					if !slices.ContainsFunc(tc.q.Values, func(v string) bool { return r.Has(tc.q.Kind, v) }) {
+						t.Errorf("record %s carries none of %v", r.ID, tc.q.Values)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -315,9 +330,9 @@ func TestListPaging(t *testing.T) {
 		opts  intunemock.Options
 		pages int
 	}{
-		{name: "page size 3", opts: intunemock.Options{PageSize: 3}, pages: 3},
-		{name: "page size 1", opts: intunemock.Options{PageSize: 1}, pages: 8},
-		{name: "empty first page", opts: intunemock.Options{PageSize: 4, EmptyFirstPage: true}, pages: 3},
+		{name: "page size 3", opts: intunemock.Options{PageSize: 3}, pages: 4},
+		{name: "page size 1", opts: intunemock.Options{PageSize: 1}, pages: 10},
+		{name: "empty first page", opts: intunemock.Options{PageSize: 4, EmptyFirstPage: true}, pages: 4},
 		{name: "one page", opts: intunemock.Options{}, pages: 1},
 	}
 	for _, tc := range tests {
@@ -328,7 +343,7 @@ func TestListPaging(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := ids(recs); len(slices.Compact(got)) != 8 {
+			if got := ids(recs); len(slices.Compact(got)) != len(devices()) {
 				t.Errorf("ids %v", got)
 			}
 			if n := f.srv.Calls.Get("managedDevices"); n != tc.pages {
@@ -517,6 +532,13 @@ func TestFilterIgnored(t *testing.T) {
 	if recs, err := f.p.Lookup(t.Context(), query(providers.KindSerial, "PF00000004")); err != nil || len(recs) != 1 {
 		t.Errorf("serial lookup: %d, %v", len(recs), err)
 	}
+	// Names that neither start with nor contain the value still show an
+	// ignored filter where startswith acts like contains.
+	f = newFixture(t, intunemock.Options{Devices: devices(), StartsWithContains: true, NotFilterable: []string{"deviceName"}}, nil, nil)
+	_, err = f.p.Lookup(t.Context(), query(providers.KindHostname, "ws-00006"))
+	if !errors.Is(err, errFilterIgnored) || !strings.Contains(err.Error(), "deviceName") {
+		t.Fatalf("err = %v, want errFilterIgnored", err)
+	}
 }
 
 func TestNextLinkToOtherHostRefused(t *testing.T) {
@@ -626,4 +648,23 @@ func TestFleet(t *testing.T) {
 			t.Errorf("found %d of %d Wi-Fi MACs in the listed records", found, want)
 		}
 	})
+}
+
+func TestQueryEscape(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"serialNumber eq 'PF00000001'", "serialNumber%20eq%20'PF00000001'"},
+		{"userPrincipalName eq 'o''brien@example.com'", "userPrincipalName%20eq%20'o''brien@example.com'"},
+		{"startswith(deviceName,'mbp-42')", "startswith(deviceName,'mbp-42')"},
+		{"a+b&c=d#e%f;g/h?i", "a%2Bb%26c%3Dd%23e%25f%3Bg%2Fh%3Fi"},
+		{"Ünïcode\t", "%C3%9Cn%C3%AFcode%09"},
+	}
+	for _, tc := range tests {
+		got := queryEscape(tc.in)
+		if got != tc.want {
+			t.Errorf("queryEscape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if back, err := url.QueryUnescape(got); err != nil || back != tc.in {
+			t.Errorf("%q does not decode back to %q: %q, %v", got, tc.in, back, err)
+		}
+	}
 }

@@ -122,6 +122,12 @@ type filterRules struct {
 	unsupported UnsupportedMode
 	// notFilterable removes properties (lower-cased) from the filterable set.
 	notFilterable map[string]bool
+	// startsWithContains evaluates startswith as contains (see
+	// Options.StartsWithContains).
+	startsWithContains bool
+	// maxLiteral, when positive, is the longest string literal accepted
+	// (see Options.MaxFilterLiteral).
+	maxLiteral int
 }
 
 // parsedFilter is a filter ready to evaluate; ignored means Graph would
@@ -147,6 +153,14 @@ func parseFilter(src string, rules filterRules) (*parsedFilter, error) {
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
+	}
+	if rules.maxLiteral > 0 {
+		for _, t := range toks {
+			// Graph's message names neither the value nor the limit.
+			if t.kind == tString && len(t.val) > rules.maxLiteral {
+				return nil, errf("Unsupported or invalid query filter clause specified for the literal at position %d.", t.pos)
+			}
+		}
 	}
 	p := &parser{toks: toks, src: src, rules: rules}
 	root, err := p.expr()
@@ -371,6 +385,9 @@ func (p *parser) call(fn token) (node, error) {
 	}
 	if pr.kind != kindString {
 		return nil, errf("Invalid filter clause: function '%s' requires a string property, '%s' is %s.", name, pr.name, kindName(pr.kind))
+	}
+	if name == "startswith" && p.rules.startsWithContains {
+		name = "contains"
 	}
 	return cmpNode{p: pr, op: name, str: lit.val}, nil
 }

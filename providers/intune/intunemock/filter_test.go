@@ -51,6 +51,11 @@ func TestParseFilter(t *testing.T) {
 		{name: "unsupported property rejected", filter: "wiFiMacAddress eq '847B575635FB'", rules: filterRules{unsupported: UnsupportedError}, err: "not supported"},
 		{name: "ignored poisons whole filter", filter: "serialNumber eq 'PF00000001' and emailAddress eq 'x'", want: "abc"},
 		{name: "tenant makes deviceName unfilterable", filter: "startswith(deviceName,'mbp')", rules: filterRules{notFilterable: map[string]bool{"devicename": true}}, want: "abc"},
+		{name: "startswith is a prefix", filter: "startswith(deviceName,'00002')", want: ""},
+		{name: "startswith acting like contains", filter: "startswith(deviceName,'00002')", rules: filterRules{startsWithContains: true}, want: "b"},
+		{name: "startswith like contains keeps case rules", filter: "startswith(deviceName,'CORP')", rules: filterRules{startsWithContains: true}, cs: true, want: ""},
+		{name: "literal at the length limit", filter: "serialNumber eq 'PF00000001'", rules: filterRules{maxLiteral: 10}, want: "a"},
+		{name: "literal over the length limit", filter: "serialNumber eq 'PF00000001'", rules: filterRules{maxLiteral: 9}, err: "Unsupported or invalid query filter clause"},
 		{name: "unknown property", filter: "fooBar eq 'x'", err: "Could not find a property named 'fooBar'"},
 		{name: "unquoted string", filter: "serialNumber eq PF00000001", err: "Could not find a property named 'PF00000001'"},
 		{name: "string vs date", filter: "lastSyncDateTime gt '2026-01-01T00:00:00Z'", err: "incompatible types"},
@@ -122,8 +127,9 @@ func TestIndexMatchesScan(t *testing.T) {
 		"serialNumber eq null",
 		"serialNumber eq 'PF00000001' and complianceState eq 'compliant'",
 	}
-	for _, cs := range []bool{false, true} {
-		s := New(Options{Devices: devs, CaseSensitive: cs})
+	for _, mode := range []struct{ cs, contains bool }{{false, false}, {true, false}, {false, true}} {
+		cs := mode.cs
+		s := New(Options{Devices: devs, CaseSensitive: cs, StartsWithContains: mode.contains})
 		for _, src := range filters {
 			f, err := parseFilter(src, s.rules)
 			if err != nil {
@@ -148,7 +154,7 @@ func TestIndexMatchesScan(t *testing.T) {
 				}
 			}
 			if strings.Join(scan, ",") != strings.Join(indexed, ",") {
-				t.Errorf("case-sensitive=%v %q: index %v, scan %v", cs, src, indexed, scan)
+				t.Errorf("%+v %q: index %v, scan %v", mode, src, indexed, scan)
 			}
 		}
 	}

@@ -18,7 +18,8 @@ const vendorName = "intune"
 // configures it.
 func Vendor(f *fleet.Fleet) mockkit.Vendor {
 	devs, owners := fleetView(f)
-	s := New(Options{Devices: devs})
+	// Graph as reported, not as documented: startswith acts like contains.
+	s := New(Options{Devices: devs, StartsWithContains: true})
 	return mockkit.Vendor{
 		Name:         vendorName,
 		Handler:      s,
@@ -44,8 +45,11 @@ func Vendor(f *fleet.Fleet) mockkit.Vendor {
 // expected scores each record by complianceState (design.md: compliant
 // 100, inGracePeriod 50, anything else 0), seen at its last sync.
 func expected(devs []ManagedDevice, owners []int) map[int]mockkit.Expected {
-	recs := make([]mockkit.Scored, len(devs))
+	var recs []mockkit.Scored
 	for i, md := range devs {
+		if owners[i] < 0 {
+			continue // a lab machine no fleet device is
+		}
 		score := 0
 		switch md.ComplianceState {
 		case "compliant":
@@ -53,14 +57,16 @@ func expected(devs []ManagedDevice, owners []int) map[int]mockkit.Expected {
 		case "inGracePeriod":
 			score = 50
 		}
-		recs[i] = mockkit.Scored{Owner: owners[i], ID: md.ID, Score: score, LastSeen: md.LastSyncDateTime}
+		recs = append(recs, mockkit.Scored{Owner: owners[i], ID: md.ID, Score: score, LastSeen: md.LastSyncDateTime})
 	}
 	return mockkit.Latest(recs)
 }
 
 // FleetDevices is the Intune view of the fleet: one managedDevice per
 // device enrolled in Intune, plus an older record (different id, older
-// sync, same serial and name) for each re-enrolled one. Intune's own
+// sync, same serial and name) for each re-enrolled one, plus a lab machine
+// named after every labEvery-th device ("lab-ws-00042" beside "ws-00042"),
+// which a startswith that acts like contains also returns. Intune's own
 // conventions apply: Wi-Fi MAC as 12 upper-case hex digits, Windows device
 // names upper-case (NetBIOS), Linux names fully qualified when the device
 // has a domain, 7-digit fractional seconds, jailBroken as a string.
@@ -69,8 +75,11 @@ func FleetDevices(f *fleet.Fleet) []ManagedDevice {
 	return devs
 }
 
+// labEvery is how often a fleet device has a lab machine named after it.
+const labEvery = 20
+
 // fleetView is FleetDevices with the index of the fleet device each record
-// describes.
+// describes, -1 for the lab machines.
 func fleetView(f *fleet.Fleet) ([]ManagedDevice, []int) {
 	var out []ManagedDevice
 	var owners []int
@@ -92,8 +101,30 @@ func fleetView(f *fleet.Fleet) ([]ManagedDevice, []int) {
 			old.ComplianceGracePeriodExpirationDateTime = graceExpiry(old.ComplianceState, old.LastSyncDateTime)
 			out, owners = append(out, old), append(owners, d.Index)
 		}
+		if d.Index%labEvery == 0 {
+			out, owners = append(out, labTwin(md, r)), append(owners, -1)
+		}
 	}
 	return out, owners
+}
+
+// labTwin is a lab machine named after md: its name contains md's, and
+// nothing else ties it to md's device.
+func labTwin(md ManagedDevice, r *rand.Rand) ManagedDevice {
+	lab := md
+	lab.ID, lab.UserID, lab.AzureADDeviceID = fleet.UUID(r), "", fleet.UUID(r)
+	lab.DeviceName = "lab-" + md.DeviceName
+	if md.OperatingSystem == "Windows" {
+		lab.DeviceName = strings.ToUpper(lab.DeviceName)
+	}
+	lab.SerialNumber = fmt.Sprintf("LAB%09d", r.IntN(1_000_000_000))
+	lab.WiFiMacAddress, lab.EthernetMacAddress = "", ""
+	lab.UserPrincipalName, lab.EmailAddress, lab.UserDisplayName = "", "", ""
+	lab.ManagedDeviceOwnerType = "company"
+	lab.DeviceEnrollmentType = "deviceEnrollmentManager"
+	lab.ComplianceState = "compliant"
+	lab.ComplianceGracePeriodExpirationDateTime = graceExpiry(lab.ComplianceState, lab.LastSyncDateTime)
+	return lab
 }
 
 // enrolled decides whether Intune manages d: most Windows PCs, some Macs

@@ -24,8 +24,16 @@ func TestFleetView(t *testing.T) {
 
 	t.Run("membership", func(t *testing.T) {
 		records := map[int]int{}
+		labs := 0
 		for _, o := range owners {
+			if o < 0 {
+				labs++
+				continue
+			}
 			records[o]++
+		}
+		if labs == 0 {
+			t.Error("no lab machines: the startswith-as-contains quirk has nothing to return")
 		}
 		perPlatform := map[string]int{}
 		for o, n := range records {
@@ -91,8 +99,27 @@ func TestFleetView(t *testing.T) {
 		}
 	})
 
+	t.Run("lab machines contain their device's name", func(t *testing.T) {
+		for i, md := range devs {
+			if owners[i] >= 0 {
+				continue
+			}
+			named := devs[i-1]
+			if !strings.HasPrefix(md.DeviceName, "lab-") && !strings.HasPrefix(md.DeviceName, "LAB-") ||
+				!strings.Contains(strings.ToLower(md.DeviceName), strings.ToLower(named.DeviceName)) {
+				t.Errorf("lab machine %q after %q", md.DeviceName, named.DeviceName)
+			}
+			if md.SerialNumber == named.SerialNumber || md.UserPrincipalName != "" || md.WiFiMacAddress != "" {
+				t.Errorf("lab machine %q shares more than a name: %+v", md.DeviceName, md)
+			}
+		}
+	})
+
 	t.Run("truth preserved", func(t *testing.T) {
 		for i, md := range devs {
+			if owners[i] < 0 {
+				continue
+			}
 			d := f.Devices[owners[i]]
 			if md.LastSyncDateTime.After(d.LastSeen) {
 				t.Fatalf("%s: lastSync %s after the device was last seen %s", md.ID, md.LastSyncDateTime, d.LastSeen)
@@ -115,6 +142,12 @@ func TestVendorExpected(t *testing.T) {
 	scores := map[string]int{"compliant": 100, "inGracePeriod": 50}
 	reenrolled := 0
 	for i, md := range devs {
+		if owners[i] < 0 {
+			if _, ok := v.Expected[owners[i]]; ok {
+				t.Fatal("a lab machine has an expectation")
+			}
+			continue
+		}
 		e, ok := v.Expected[owners[i]]
 		if !ok {
 			t.Fatalf("device %d has record %s but no expectation", owners[i], md.ID)

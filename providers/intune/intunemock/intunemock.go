@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postured/postured/internal/mockkit"
@@ -61,16 +62,51 @@ type Options struct {
 	// BatchInOrder answers $batch items in request order; by default they
 	// are shuffled (deterministically), as Graph may.
 	BatchInOrder bool
-	// ThrottleLimit requests (each $batch item counts) per ThrottleWindow
-	// are served; more get 429. Defaults 2000 per 20s; negative disables.
-	ThrottleLimit  int
-	ThrottleWindow time.Duration
+	// ThrottleLimit requests per app (each $batch item counts on its own)
+	// and TenantThrottleLimit requests of all apps together are served per
+	// sliding ThrottleWindow; more get 429. Defaults are Intune's: 2000 per
+	// app and 4000 per tenant per 20 s
+	// (https://learn.microsoft.com/graph/throttling-limits#intune-service-limits;
+	// each batch item counts: https://learn.microsoft.com/graph/json-batching).
+	// A negative ThrottleLimit disables throttling, a negative
+	// TenantThrottleLimit the tenant-wide limit only.
+	ThrottleLimit       int
+	TenantThrottleLimit int
+	ThrottleWindow      time.Duration
+	// Apps are more app registrations of the tenant, besides ClientID:
+	// each has its own ThrottleLimit and all share TenantThrottleLimit.
+	Apps []App
+	// NoRetryAfter answers throttled requests (and $batch items) with 429
+	// but no Retry-After, as Intune does at times (Microsoft Q&A 5784629,
+	// "The api doesn't return retry-after header"); Graph's guidance is
+	// then to back off on one's own
+	// (https://learn.microsoft.com/graph/throttling#best-practices-to-handle-throttling).
+	NoRetryAfter bool
+	// Now is the throttle's clock (default time.Now), for tests that share
+	// a fake clock with the client.
+	Now func() time.Time
+	// StartsWithContains evaluates startswith(...) like contains(...), as
+	// managedDevices is reported to do: startswith(deviceName,'C-') lists
+	// every device whose name contains "C-" (microsoft-graph-docs#11809,
+	// and #21956, still open, for v1.0 and beta).
+	StartsWithContains bool
+	// MaxFilterLiteral, when positive, refuses with 400 a $filter whose
+	// string literal is longer, as Graph refuses a startswith literal of
+	// more than 120 characters with a 400 that names neither
+	// (microsoft-graph-explorer-v4#2103). In a $batch only that item fails.
+	MaxFilterLiteral int
 	// DenyPermission answers 403 as for an app without
 	// DeviceManagementManagedDevices.Read.All.
 	DenyPermission bool
 	// EmptyFirstPage makes every listing start with an empty page that
 	// still carries a nextLink, which Graph is allowed to do.
 	EmptyFirstPage bool
+}
+
+// App is one app registration's client credentials.
+type App struct {
+	ClientID     string
+	ClientSecret string
 }
 
 // Server is the mock; it implements http.Handler.
@@ -89,9 +125,15 @@ type Server struct {
 	devices  []ManagedDevice
 	byID     map[string]int
 	tokens   *mockkit.Tokens
-	throttle *window
+	throttle *throttle
 	rules    filterRules
 	index    map[string]*strIndex
+	// secrets are the client secrets by client id of every app.
+	secrets map[string]string
+
+	mu sync.Mutex
+	// tokenApp is the client id each token was issued to.
+	tokenApp map[string]string
 }
 
 // New builds a Server over a copy of opts.Devices.
@@ -117,8 +159,14 @@ func New(opts Options) *Server {
 	if opts.ThrottleLimit == 0 {
 		opts.ThrottleLimit = 2000
 	}
+	if opts.TenantThrottleLimit == 0 {
+		opts.TenantThrottleLimit = 4000
+	}
 	if opts.ThrottleWindow <= 0 {
 		opts.ThrottleWindow = 20 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Server{
 		Faults:      &mockkit.Faults{},
@@ -129,10 +177,16 @@ func New(opts Options) *Server {
 		devices:     append([]ManagedDevice(nil), opts.Devices...),
 		byID:        make(map[string]int, len(opts.Devices)),
 		tokens:      mockkit.NewTokens(opts.TokenTTL),
-		rules:       filterRules{or: opts.Or, unsupported: opts.UnsupportedFilter, notFilterable: map[string]bool{}},
+		rules: filterRules{or: opts.Or, unsupported: opts.UnsupportedFilter, notFilterable: map[string]bool{},
+			startsWithContains: opts.StartsWithContains, maxLiteral: opts.MaxFilterLiteral},
+		secrets:  map[string]string{opts.ClientID: opts.ClientSecret},
+		tokenApp: map[string]string{},
+	}
+	for _, a := range opts.Apps {
+		s.secrets[a.ClientID] = a.ClientSecret
 	}
 	if opts.ThrottleLimit > 0 {
-		s.throttle = &window{limit: opts.ThrottleLimit, span: opts.ThrottleWindow}
+		s.throttle = newThrottle(opts.ThrottleLimit, opts.TenantThrottleLimit, opts.ThrottleWindow)
 	}
 	for _, p := range opts.NotFilterable {
 		s.rules.notFilterable[strings.ToLower(p)] = true
@@ -225,6 +279,14 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, inBatch bool
 	s.serveGet(w, r, version, id)
 }
 
+// appOf is the client id the request's bearer token was issued to.
+func (s *Server) appOf(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenApp[strings.TrimSpace(tok)]
+}
+
 // authorize checks the bearer token the way Graph does.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	auth := r.Header.Get("Authorization")
@@ -267,13 +329,13 @@ func (s *Server) forbidden(w http.ResponseWriter, r *http.Request) {
 	s.graphError(w, r, http.StatusForbidden, "Forbidden", strings.ReplaceAll(string(b), "\n", "\r\n"))
 }
 
-// admit spends one unit of the app's throttling budget, answering 429 when
-// it is exhausted.
+// admit spends one unit of the calling app's throttling budget (and of the
+// tenant's), answering 429 when either is exhausted.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	if s.throttle == nil {
 		return true
 	}
-	ok, wait := s.throttle.take(time.Now())
+	ok, wait := s.throttle.take(s.appOf(r), s.opts.Now())
 	if !ok {
 		s.tooManyRequests(w, r, wait)
 	}
@@ -302,13 +364,16 @@ func (s *Server) renderFault(w http.ResponseWriter, r *http.Request, f mockkit.F
 }
 
 // tooManyRequests renders Graph's throttling answer; Retry-After is in
-// seconds and may be fractional (https://learn.microsoft.com/graph/throttling).
+// seconds and may be fractional (https://learn.microsoft.com/graph/throttling),
+// or absent with Options.NoRetryAfter.
 func (s *Server) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	if wait <= 0 {
 		wait = time.Second
 	}
 	secs := float64(wait.Round(time.Millisecond)) / float64(time.Second)
-	w.Header().Set("Retry-After", formatSeconds(secs))
+	if !s.opts.NoRetryAfter {
+		w.Header().Set("Retry-After", formatSeconds(secs))
+	}
 	rid := s.requestID(w, r)
 	body := map[string]any{"error": map[string]any{
 		"code": "TooManyRequests",

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -675,5 +676,148 @@ func TestDeterministic(t *testing.T) {
 	}
 	if bodies[0] != bodies[1] {
 		t.Errorf("same fixture, different bytes:\n%s\n%s", bodies[0], bodies[1])
+	}
+}
+
+// clock is a fake clock the tests move by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestThrottleScopes: each app has its own budget, and all apps share the
+// tenant's; both are sliding windows on the mock's clock.
+func TestThrottleScopes(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}
+	other := App{ClientID: "9a9a9a9a-0000-4000-8000-000000000001", ClientSecret: "other~secret"}
+	h := newHarness(t, Options{Devices: fixture(2), ThrottleLimit: 3, TenantThrottleLimit: 5, ThrottleWindow: 20 * time.Second,
+		Apps: []App{other}, Now: clk.Now})
+	hb := &harness{t: t, srv: h.srv, ts: h.ts}
+	status, body, _ := hb.form(h.ts.URL+"/"+DefaultTenantID+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {other.ClientID}, "client_secret": {other.ClientSecret}, "scope": {Scope},
+	}, nil)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &tr) != nil {
+		t.Fatalf("second app's token: %d %s", status, body)
+	}
+	hb.tok = tr.AccessToken
+	list := h.ts.URL + "/v1.0/deviceManagement/managedDevices?$top=1"
+	// statuses makes n requests and returns their statuses, with the
+	// Retry-After of any 429.
+	statuses := func(h *harness, n int) string {
+		var out []string
+		for range n {
+			s, _, hdr := h.get(list)
+			if ra := hdr.Get("Retry-After"); ra != "" {
+				out = append(out, fmt.Sprintf("%d/%s", s, ra))
+			} else {
+				out = append(out, fmt.Sprint(s))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got := statuses(h, 4); got != "200 200 200 429/20" {
+		t.Errorf("first app: %s, want its 3 then a 429 until they leave its window", got)
+	}
+	clk.advance(10 * time.Second)
+	if got := statuses(hb, 3); got != "200 200 429/10" {
+		t.Errorf("second app: %s, want the tenant's 2 left then a 429 until the first app's leave", got)
+	}
+	// The first app's requests leave the window, the second app's not yet:
+	// the tenant has 3 left.
+	clk.advance(10 * time.Second)
+	if got := statuses(h, 4); got != "200 200 200 429/20" {
+		t.Errorf("first app after its window: %s", got)
+	}
+}
+
+// TestNoRetryAfter: the quirk drops Retry-After from every 429 of the Graph
+// API, the throttle's and injected ones, in and out of $batch.
+func TestNoRetryAfter(t *testing.T) {
+	h := newHarness(t, Options{Devices: fixture(2), ThrottleLimit: 2, ThrottleWindow: time.Hour, NoRetryAfter: true, BatchInOrder: true})
+	list := h.ts.URL + "/v1.0/deviceManagement/managedDevices?$top=1"
+	h.get(list)
+	h.srv.Faults.RateLimit(1, time.Second)
+	if status, _, hdr := h.get(list); status != 429 || hdr.Get("Retry-After") != "" {
+		t.Errorf("injected: %d Retry-After %q", status, hdr.Get("Retry-After"))
+	}
+	status, body, hdr := h.get(list)
+	if code, _ := graphCode(t, body); status != 429 || code != "TooManyRequests" || hdr.Get("Retry-After") != "" {
+		t.Errorf("throttled: %d %s Retry-After %q", status, code, hdr.Get("Retry-After"))
+	}
+	_, body, _ = h.post(h.ts.URL+"/v1.0/$batch", batchItems(1, func(int) string { return "/deviceManagement/managedDevices" }))
+	var r batchResp
+	if err := json.Unmarshal(body, &r); err != nil || len(r.Responses) != 1 {
+		t.Fatalf("batch: %s", body)
+	}
+	if a := r.Responses[0]; a.Status != 429 || a.Headers["Retry-After"] != "" {
+		t.Errorf("batch item: %d %v", a.Status, a.Headers)
+	}
+}
+
+// TestBatchQuirks: startswith acting like contains, and a literal Graph
+// refuses failing only its own $batch item.
+func TestBatchQuirks(t *testing.T) {
+	devs := []ManagedDevice{
+		{ID: "a", DeviceName: "WS-00042", SerialNumber: "PF1"},
+		{ID: "b", DeviceName: "LAB-WS-00042", SerialNumber: "PF2"},
+		{ID: "c", DeviceName: "ws-000420", SerialNumber: "PF3"},
+	}
+	byName := func(name string) string {
+		return "/deviceManagement/managedDevices?$filter=" + url.QueryEscape("startswith(deviceName,'"+name+"')") + "&$select=id"
+	}
+	long := strings.Repeat("x", 121)
+	tests := []struct {
+		name string
+		opts Options
+		urls []string
+		want []string // per item: status and ids
+	}{
+		{name: "documented startswith", urls: []string{byName("ws-00042")}, want: []string{"200 a c"}},
+		{name: "startswith acting like contains", opts: Options{StartsWithContains: true}, urls: []string{byName("ws-00042")}, want: []string{"200 a b c"}},
+		{name: "long literal accepted by default", urls: []string{byName(long), byName("lab")}, want: []string{"200", "200 b"}},
+		{name: "long literal refused alone", opts: Options{MaxFilterLiteral: 120}, urls: []string{byName(long), byName("lab")}, want: []string{"400", "200 b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Devices, tc.opts.BatchInOrder = devs, true
+			h := newHarness(t, tc.opts)
+			_, body, _ := h.post(h.ts.URL+"/v1.0/$batch", batchItems(len(tc.urls), func(i int) string { return tc.urls[i-1] }))
+			var r batchResp
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatalf("batch: %s", body)
+			}
+			var got []string
+			for _, a := range r.Responses {
+				s := fmt.Sprint(a.Status)
+				if a.Status == 200 {
+					var pg struct{ Value []struct{ ID string } }
+					_ = json.Unmarshal(a.Body, &pg)
+					for _, v := range pg.Value {
+						s += " " + v.ID
+					}
+				} else if code, msg := graphCode(t, a.Body); code != "BadRequest" || strings.Contains(msg, long) {
+					t.Errorf("item %s: %s %q", a.ID, code, msg)
+				}
+				got = append(got, s)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("items %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -53,7 +53,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 		s.entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003, fmt.Sprintf("The app requested an unsupported grant type '%s'.", grant))
 	case id == "":
 		s.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
-	case id != s.opts.ClientID:
+	case s.secrets[id] == "":
 		s.entraError(w, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", id, tenant))
 	case scope == "":
 		s.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
@@ -61,10 +61,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 		s.entraError(w, http.StatusBadRequest, "invalid_scope", 70011, fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", scope))
 	case secret == "":
 		s.entraError(w, http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
-	case secret != s.opts.ClientSecret:
+	case secret != s.secrets[id]:
 		s.entraError(w, http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", id))
 	default:
 		tok, ttl := s.tokens.Issue()
+		s.mu.Lock()
+		s.tokenApp[tok] = id
+		s.mu.Unlock()
 		secs := int(ttl / time.Second)
 		w.Header().Set("Cache-Control", "no-store, no-cache")
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -30,24 +30,35 @@ const (
 	testPassword = "pw-value-xyz"
 )
 
-// recorder wraps the mock to keep every request's path and query, and to
-// run a hook after a request was served.
+// recorder wraps the mock to keep every request's path and query, to
+// answer a request in the mock's place (before, reporting whether it did)
+// and to run a hook after a request was served.
 type recorder struct {
-	next  http.Handler
-	mu    sync.Mutex
-	reqs  []*url.URL
-	after func(*http.Request)
+	next   http.Handler
+	mu     sync.Mutex
+	reqs   []*url.URL
+	before func(http.ResponseWriter, *http.Request) bool
+	after  func(*http.Request)
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, req.URL)
-	after := r.after
+	before, after := r.before, r.after
 	r.mu.Unlock()
+	if before != nil && before(w, req) {
+		return
+	}
 	r.next.ServeHTTP(w, req)
 	if after != nil {
 		after(req)
 	}
+}
+
+func (r *recorder) setBefore(f func(http.ResponseWriter, *http.Request) bool) {
+	r.mu.Lock()
+	r.before = f
+	r.mu.Unlock()
 }
 
 func (r *recorder) setAfter(f func(*http.Request)) {

@@ -22,7 +22,7 @@ type listSpec[T any] struct {
 func (s *Server) computersInventory(w http.ResponseWriter, r *http.Request) {
 	v4, ok := s.computerVersion(r.PathValue("version"))
 	if !ok {
-		writeError(w, http.StatusNotFound)
+		s.notFound(w)
 		return
 	}
 	s.Calls.Inc("computersInventory")
@@ -133,7 +133,7 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, items [
 func (s *Server) computer(w http.ResponseWriter, r *http.Request) {
 	v4, ok := s.computerVersion(r.PathValue("version"))
 	if !ok {
-		writeError(w, http.StatusNotFound)
+		s.notFound(w)
 		return
 	}
 	s.Calls.Inc("computer")

@@ -74,7 +74,8 @@ type Server struct {
 	// Calls counts requests per endpoint: "oauthToken", "authToken",
 	// "keepAlive", "invalidateToken", "jamfProVersion",
 	// "computersInventory", "computer", "mobileDevicesDetail",
-	// "mobileDevice"; "missingRoute" for requests to the token path an
+	// "mobileDevice"; "notFound" for paths the release does not serve,
+	// "missingRoute" for requests to the token path an
 	// older release lacks, "headerTooLarge" for requests over
 	// MaxHeaderBytes and "rejected" for requests refused by the concurrency
 	// limit.
@@ -125,7 +126,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/{version}/computers-inventory-detail/{id}", s.computer)
 	s.mux.HandleFunc("GET /api/v2/mobile-devices/detail", s.mobileDevicesDetail)
 	s.mux.HandleFunc("GET /api/v2/mobile-devices/{id}/detail", s.mobileDevice)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound) })
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { s.notFound(w) })
 	return s
 }
 
@@ -277,6 +278,12 @@ func (s *Server) fault(w http.ResponseWriter, laterPage bool) bool {
 		return false
 	}
 	return true
+}
+
+// notFound answers a path the server does not have.
+func (s *Server) notFound(w http.ResponseWriter) {
+	s.Calls.Inc("notFound")
+	writeError(w, http.StatusNotFound)
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

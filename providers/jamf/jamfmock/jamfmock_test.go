@@ -421,6 +421,9 @@ func TestReleases(t *testing.T) {
 			if got := strings.Join(served, ","); got != tc.served {
 				t.Errorf("served %s, want %s", got, tc.served)
 			}
+			if got, want := h.mock.Calls.Get("notFound"), 2*(5-len(served)); got != want {
+				t.Errorf("%d requests counted as not found, want %d: a 404 is a call too", got, want)
+			}
 			status, _, body := h.do(http.MethodGet, "/api/v1/jamf-pro-version", h.token(), nil)
 			want := opts.Release.Version
 			if want == "" {

@@ -69,7 +69,7 @@ const maxPages = 2000
 
 // uriOverhead is what an inventory call's request URI takes besides the
 // filter and the base URL's own path: the inventory path, sections, sort
-// and paging (about 170 bytes for a computer page), with room to spare.
+// and paging (at most 158 bytes, for a computer page), with room to spare.
 const uriOverhead = 256
 
 // Provider is the Jamf Pro provider.

@@ -7,9 +7,9 @@ import (
 
 // MissingRoute is how a Jamf Pro server answers a request for an endpoint
 // it does not have. Which answer a client gets depends on the release and
-// on what sits in front of it; issue 9 of postured found all of these for
-// the versioned token path on servers older than it, so a client's
-// fallback must not hinge on one of them.
+// on what sits in front of it; postured's issue 9 names all of these for
+// the versioned token path on servers older than it ([INF] which release
+// gives which), so a client's fallback must not hinge on one of them.
 type MissingRoute int
 
 const (

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +24,8 @@ const (
 	// oauthTokenPath is current; Jamf has deprecated the unversioned path.
 	oauthTokenPath = "/api/v1/oauth/token"
 	// legacyOAuthTokenPath is all that Jamf Pro before the versioned path
-	// serves, so it is the fallback when oauthTokenPath answers 404.
+	// serves, so it is the fallback when oauthTokenPath is not a token
+	// endpoint on the server.
 	legacyOAuthTokenPath = "/api/oauth/token"
 	// basicTokenPath trades a user's basic credentials for a bearer token,
 	// answered as {"token","expires"}.
@@ -68,38 +70,88 @@ type tokenFetcher struct {
 	password conf.Secret
 }
 
-// oauth runs the client-credentials grant, credentials in the form body.
+// oauth runs the client-credentials grant, credentials in the form body,
+// against the path that last worked and then the others. A server without
+// a path answers in many ways (404, 405, a 401 from the API's own token
+// filter, a redirect to or the HTML of the login page), so every answer
+// that is not a token endpoint's (notTokenEndpoint) moves on to the next
+// path; a token, a judgement of the request (an OAuth error, a 400), a
+// 5xx or a failure to connect ends the search. When no path gives a
+// token, the error is the first path's.
 func (f *tokenFetcher) oauth(ctx context.Context) (providers.Token, error) {
 	form := url.Values{
 		"grant_type":    {"client_credentials"},
 		"client_id":     {f.clientID},
 		"client_secret": {f.clientSecret.Reveal()},
 	}
-	for i := int(f.path.Load()); ; i++ {
+	start := int(f.path.Load())
+	var first error
+	for n := range f.paths {
+		i := (start + n) % len(f.paths)
 		path := f.paths[i]
 		body, err := f.post(ctx, path, []byte(form.Encode()), nil)
-		var se *providers.StatusError
-		if errors.As(err, &se) && se.Status == http.StatusNotFound && i+1 < len(f.paths) {
-			f.path.Store(int32(i + 1)) // an older Jamf Pro: remember the path that exists
-			continue
+		if err == nil {
+			if tok, ok := f.accessToken(body); ok {
+				f.path.Store(int32(i))
+				return tok, nil
+			}
+			err = fmt.Errorf("%s: not a token endpoint: the answer has no access_token: %s", path, providers.Snippet(body))
+		} else if !notTokenEndpoint(err) {
+			return providers.Token{}, &tokenError{providers.RedactSecret(err, f.clientSecret)}
 		}
-		if err != nil {
-			return providers.Token{}, providers.RedactSecret(err, f.clientSecret)
+		if first == nil {
+			first = err
 		}
-		var t struct {
-			AccessToken string  `json:"access_token"`
-			ExpiresIn   float64 `json:"expires_in"`
-		}
-		if err := json.Unmarshal(body, &t); err != nil {
-			return providers.Token{}, fmt.Errorf("%s: decode response: %w", path, err)
-		}
-		now := f.now()
-		var exp time.Time
-		if t.ExpiresIn > 0 {
-			exp = now.Add(time.Duration(t.ExpiresIn * float64(time.Second)))
-		}
-		return providers.Token{Value: t.AccessToken, Expiry: refreshAt(now, exp)}, nil
 	}
+	return providers.Token{}, &tokenError{providers.RedactSecret(first, f.clientSecret)}
+}
+
+// notTokenEndpoint reports an answer no token endpoint gives: 404, 405, a
+// redirect, or a 401/403 in the Jamf Pro API's error shape
+// ({"httpStatus": 401, ...}, where a token endpoint answers an OAuth
+// error), empty or as an HTML page.
+func notTokenEndpoint(err error) bool {
+	var se *providers.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch {
+	case se.Status == http.StatusNotFound, se.Status == http.StatusMethodNotAllowed, se.Status >= 300 && se.Status < 400:
+		return true
+	case se.Status == http.StatusUnauthorized, se.Status == http.StatusForbidden:
+		var body struct {
+			HTTPStatus *int `json:"httpStatus"`
+		}
+		return se.Body == "" || strings.HasPrefix(se.Body, "<") ||
+			(json.Unmarshal([]byte(se.Body), &body) == nil && body.HTTPStatus != nil)
+	}
+	return false
+}
+
+// tokenError is a failure to get a token. It marks the statuses it
+// carries as the token endpoint's, which say nothing about the API call
+// that needed the token (its API version, its filter).
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// accessToken reads a token endpoint's 2xx answer; false when it is not
+// one (an HTML page).
+func (f *tokenFetcher) accessToken(body []byte) (providers.Token, bool) {
+	var t struct {
+		AccessToken string  `json:"access_token"`
+		ExpiresIn   float64 `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
+		return providers.Token{}, false
+	}
+	now := f.now()
+	var exp time.Time
+	if t.ExpiresIn > 0 {
+		exp = now.Add(time.Duration(t.ExpiresIn * float64(time.Second)))
+	}
+	return providers.Token{Value: t.AccessToken, Expiry: refreshAt(now, exp)}, true
 }
 
 // basic trades username and password for a bearer token.
@@ -111,14 +163,14 @@ func (f *tokenFetcher) basic(ctx context.Context) (providers.Token, error) {
 		// An endpoint that echoes the request may carry the password raw
 		// or inside the Authorization header.
 		header := conf.Secret(base64.StdEncoding.EncodeToString([]byte(f.user + ":" + f.password.Reveal())))
-		return providers.Token{}, providers.RedactSecret(providers.RedactSecret(err, f.password), header)
+		return providers.Token{}, &tokenError{providers.RedactSecret(providers.RedactSecret(err, f.password), header)}
 	}
 	var t struct {
 		Token   string `json:"token"`
 		Expires string `json:"expires"`
 	}
 	if err := json.Unmarshal(body, &t); err != nil {
-		return providers.Token{}, fmt.Errorf("%s: decode response: %w", basicTokenPath, err)
+		return providers.Token{}, &tokenError{fmt.Errorf("%s: decode response: %w", basicTokenPath, err)}
 	}
 	exp, _ := parseTime(t.Expires) // unparseable: no expiry, a 401 refreshes it
 	return providers.Token{Value: t.Token, Expiry: refreshAt(f.now(), exp)}, nil

@@ -30,7 +30,8 @@ type Config struct {
 	Password conf.Secret `yaml:"password,omitempty"`
 	// TokenPath pins the OAuth token endpoint path. Default: empty, which
 	// tries /api/v1/oauth/token and falls back to /api/oauth/token (older
-	// Jamf Pro) when the former answers 404.
+	// Jamf Pro) when the former is not a token endpoint on the server
+	// (whether it answers 404, 405, 401 or a login page).
 	TokenPath string `yaml:"token_path,omitempty"`
 	// MobileDevices also looks up iOS/iPadOS/tvOS devices. Default: true.
 	MobileDevices *bool `yaml:"mobile_devices,omitempty"`
@@ -51,9 +52,9 @@ type Config struct {
 
 const (
 	defaultPageSize = 500
-	// maxPageSize bounds page_size: Jamf documents no maximum and its own
-	// tooling stays at or below 2000, which keeps a page of four sections
-	// at a few MB.
+	// maxPageSize bounds page_size: 2000 is the largest page Jamf's
+	// inventory listings take, which keeps a page of four sections at a
+	// few MB.
 	maxPageSize = 2000
 	// jamfMaxConcurrency is Jamf's request: "Limit your interactions with
 	// Jamf APIs to no more than 5 concurrent connections."
@@ -65,9 +66,10 @@ const (
 // so five connections are the throttle and the request budget only guards
 // against runaway loops: at 200/s it never binds before the connections do
 // (five in flight at Jamf's typical 50 ms+ per query is at most 100/s),
-// whereas a tighter budget would dominate a cold 1000-device batch (about
-// 100 calls). Inventory queries are slow on big instances, hence the longer
-// timeout.
+// whereas a tighter budget would slow a filter the server refuses, split
+// down to single values in a few dozen calls. Inventory queries are slow
+// on big instances, and a call filters on hundreds of values, hence the
+// longer timeout.
 var defaultHTTP = providers.HTTPConfig{
 	MaxConcurrency:    jamfMaxConcurrency,
 	RequestsPerSecond: 200,

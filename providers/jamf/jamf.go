@@ -4,11 +4,18 @@
 // management and FileVault (computers) or passcode and jailbreak state
 // (mobile devices).
 //
-// In query mode one call carries up to 20 OR-joined RSQL comparisons, for
-// serial, primary MAC (hardware.macAddress / wifiMacAddress), name and
-// email; the secondary MAC of a computer (hardware.altMacAddress) is not
-// filterable in Jamf and matches in sync mode only. Mobile device ids are
-// returned as "mobile-<id>" so they cannot collide with computer ids.
+// The computer inventory is served in different API versions by different
+// Jamf Pro releases (v1 from 10.39, v3 from 11.23, v4 from 11.30), so the
+// provider finds the newest the server has on first use and keeps it.
+//
+// In query mode one call carries one RSQL =in= list of as many values as
+// fit a request (serial, primary MAC (hardware.macAddress /
+// wifiMacAddress), name or email); serials and MACs the computers answered
+// are not asked of the mobile devices. A filter the server refuses is
+// split until only the refused values fail. The secondary MAC of a
+// computer (hardware.altMacAddress) is not filterable in Jamf and matches
+// in sync mode only. Mobile device ids are returned as "mobile-<id>" so
+// they cannot collide with computer ids.
 package jamf
 
 import (
@@ -23,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -31,16 +39,21 @@ import (
 	"github.com/postured/postured/providers"
 )
 
-// API paths. The computer inventory is v3: v1 is deprecated and v4 (Jamf
-// Pro 11.30+, which deprecated v3) renames general.lastContactTime to
-// general.lastCheckIn, so moving to it means changing the record mapping
-// too. https://developer.jamf.com/jamf-pro/reference/get_v3-computers-inventory
+// computerInventoryVersions are the computer inventory API versions, newest
+// first: v4 (Jamf Pro 11.30+, which deprecated v3), v3 (11.23+), v2 and v1
+// (10.39+, deprecated in 2025). They differ, in what postured reads, only
+// in v4 calling general.lastContactTime general.lastCheckIn; computer reads
+// either.
+// https://developer.jamf.com/jamf-pro/changelog/11300-additions
+// https://developer.jamf.com/jamf-pro/changelog/11230-additions
+// https://developer.jamf.com/jamf-pro/docs/deprecation-of-classic-api-computer-inventory-endpoints
+var computerInventoryVersions = []string{"v4", "v3", "v2", "v1"}
+
+func computersInventoryPath(version string) string { return "/api/" + version + "/computers-inventory" }
+
+// mobileDevicesPath is the mobile device inventory.
 // https://developer.jamf.com/jamf-pro/reference/get_v2-mobile-devices-detail
-const (
-	computersInventoryVersion = "v3"
-	computersInventoryPath    = "/api/" + computersInventoryVersion + "/computers-inventory"
-	mobileDevicesPath         = "/api/v2/mobile-devices/detail"
-)
+const mobileDevicesPath = "/api/v2/mobile-devices/detail"
 
 // Only the sections the mapping reads: every section costs Jamf a join and
 // unrequested ones come back null.
@@ -54,15 +67,30 @@ var (
 // calls.
 const maxPages = 2000
 
+// uriOverhead is what an inventory call's request URI takes besides the
+// filter and the base URL's own path: the inventory path, sections, sort
+// and paging (at most 158 bytes, for a computer page), with room to spare.
+const uriOverhead = 256
+
 // Provider is the Jamf Pro provider.
 type Provider struct {
 	name     string
 	base     string
 	client   *providers.Client
+	logger   *slog.Logger
 	pageSize int
 	mobile   bool
 	conc     int
 	scores   scoring
+	// filterBudget is how many encoded bytes one call's filter may take.
+	filterBudget int
+
+	// inventory is the index into computerInventoryVersions of the version
+	// in use; confirmed once that version has answered. discovering admits
+	// one request at a time until then.
+	inventory   atomic.Int32
+	confirmed   atomic.Bool
+	discovering chan struct{}
 }
 
 // New builds the provider from a defaulted, validated config. It does no
@@ -78,6 +106,10 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 			"max_concurrency", cfg.MaxConcurrency)
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("%s: base_url: %w", cfg.Name, err)
+	}
 	client, err := providers.NewClient(providers.ClientOptions{
 		Provider: cfg.Name,
 		HTTP:     cfg.HTTPConfig,
@@ -89,50 +121,246 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 		return nil, err
 	}
 	return &Provider{
-		name:     cfg.Name,
-		base:     base,
-		client:   client,
-		pageSize: cfg.PageSize,
-		mobile:   *cfg.MobileDevices,
-		conc:     cfg.MaxConcurrency,
-		scores:   scoring{encrypted: *cfg.ScoreEncrypted, unencrypted: *cfg.ScoreUnencrypted, unmanaged: *cfg.ScoreUnmanaged},
+		name:         cfg.Name,
+		base:         base,
+		client:       client,
+		logger:       logger,
+		pageSize:     cfg.PageSize,
+		mobile:       *cfg.MobileDevices,
+		conc:         cfg.MaxConcurrency,
+		scores:       scoring{encrypted: *cfg.ScoreEncrypted, unencrypted: *cfg.ScoreUnencrypted, unmanaged: *cfg.ScoreUnmanaged},
+		filterBudget: maxRequestURI - uriOverhead - len(u.EscapedPath()),
+		discovering:  make(chan struct{}, 1),
 	}, nil
 }
 
 // Lookup returns every computer (and mobile device) carrying one of
 // q.Values as a q.Kind identifier, plus whatever else the filters matched.
+// When Jamf refuses some values' filters it returns the other values'
+// records with a *providers.PartialError naming the refused ones.
 func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
 	cf, ok := computerFilterField[q.Kind]
 	if !ok {
 		return nil, fmt.Errorf("%s: lookup by %s: %w", p.name, q.Kind, providers.ErrUnsupportedKind)
 	}
+	values := filterable(q.Values)
+	if len(values) == 0 {
+		return nil, nil
+	}
+	comps := inventory{p.computers, "lookup computers", cf}
+	mobiles := inventory{p.mobileDevices, "lookup mobile devices", mobileFilterField[q.Kind]}
 	var (
-		mu  sync.Mutex
-		out []providers.Record
+		crecs, mrecs []providers.Record
+		cerr, merr   error
+	)
+	switch {
+	case !p.mobile:
+		crecs, cerr = p.lookupIn(ctx, comps, q.Kind, values)
+	case q.Kind == providers.KindSerial || q.Kind == providers.KindMAC:
+		// A serial or Wi-Fi MAC is one piece of hardware: what a computer
+		// answered is no phone's, which halves a batch's calls.
+		crecs, cerr = p.lookupIn(ctx, comps, q.Kind, values)
+		if isPartial(cerr) {
+			rest := unanswered(q.Kind, values, crecs, cerr)
+			mrecs, merr = p.lookupIn(ctx, mobiles, q.Kind, rest)
+		}
+	default:
+		// One name or email can be a Mac's and a phone's.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			crecs, cerr = p.lookupIn(gctx, comps, q.Kind, values)
+			return fatal(cerr)
+		})
+		g.Go(func() error {
+			mrecs, merr = p.lookupIn(gctx, mobiles, q.Kind, values)
+			return fatal(merr)
+		})
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	err := joinPartial(cerr, merr)
+	if fatal(err) != nil {
+		return nil, err
+	}
+	return dedup(append(crecs, mrecs...)), err
+}
+
+// inventory is one of the two listings a lookup asks.
+type inventory struct {
+	fetch func(ctx context.Context, op, filter string) ([]providers.Record, error)
+	op    string
+	field string
+}
+
+// lookupIn asks inv for values, as few calls as fit the filter budget,
+// each isolated so that a refused value fails only itself.
+func (p *Provider) lookupIn(ctx context.Context, inv inventory, k providers.Kind, values []string) ([]providers.Record, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	var (
+		mu       sync.Mutex
+		recs     []providers.Record
+		partials []error
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.conc)
-	run := func(fetch func(context.Context, string, string) ([]providers.Record, error), op, filter string) {
+	for _, vals := range batches(k, inv.field, values, p.filterBudget) {
 		g.Go(func() error {
-			recs, err := fetch(gctx, op, filter)
+			r, err := isolate(gctx, vals, func(ctx context.Context, vals []string) ([]providers.Record, error) {
+				return inv.fetch(ctx, inv.op, filterFor(k, inv.field, vals))
+			})
+			if err := fatal(err); err != nil {
+				return err
+			}
 			mu.Lock()
-			out = append(out, recs...)
-			mu.Unlock()
-			return err
+			defer mu.Unlock()
+			recs = append(recs, r...)
+			partials = append(partials, err)
+			return nil
 		})
-	}
-	for _, f := range filters(q.Kind, cf, q.Values) {
-		run(p.computers, "lookup computers", f)
-	}
-	if p.mobile {
-		for _, f := range filters(q.Kind, mobileFilterField[q.Kind], q.Values) {
-			run(p.mobileDevices, "lookup mobile devices", f)
-		}
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return dedup(out), nil
+	return recs, joinPartial(partials...)
+}
+
+// unanswered are the values no record in recs carries and err did not
+// refuse: a value Jamf refused on one inventory would be refused on the
+// other too.
+func unanswered(k providers.Kind, values []string, recs []providers.Record, err error) []string {
+	done := make(map[string]bool)
+	for i := range recs {
+		for _, v := range recs[i].Identifiers(k) {
+			done[v] = true
+		}
+	}
+	var pe *providers.PartialError
+	if errors.As(err, &pe) {
+		for _, v := range pe.Values {
+			done[v] = true
+		}
+	}
+	var out []string
+	for _, v := range values {
+		if !done[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// isPartial reports whether err leaves some values answered: nil or a
+// *providers.PartialError.
+func isPartial(err error) bool { return fatal(err) == nil }
+
+// fatal is err unless it is nil or a *providers.PartialError.
+func fatal(err error) error {
+	var pe *providers.PartialError
+	if err == nil || errors.As(err, &pe) {
+		return nil
+	}
+	return err
+}
+
+// joinPartial is providers.JoinPartial naming each refused value once: the
+// same value is refused by both inventories.
+func joinPartial(errs ...error) error {
+	err := providers.JoinPartial(errs...)
+	var pe *providers.PartialError
+	if errors.As(err, &pe) {
+		seen := make(map[string]bool, len(pe.Values))
+		pe.Values = slices.DeleteFunc(pe.Values, func(v string) bool {
+			dup := seen[v]
+			seen[v] = true
+			return dup
+		})
+	}
+	return err
+}
+
+// lookupFunc looks values up with one statement.
+type lookupFunc func(ctx context.Context, values []string) ([]providers.Record, error)
+
+// isolate runs lookup over values and, when Jamf refuses the statement,
+// splits it until only the refused values fail, as providers.Isolate does.
+// Jamf also refuses some filters with a 500 and an empty errors list
+// (Jamf-Concepts/jamf-cli#246), which is what an outage looks like too: a
+// 500 is split as well, but when both halves fail with a 500 again, no
+// single value is to blame and the 500 fails them all. A single value
+// answered with a 500 is a failure, not a refusal.
+func isolate(ctx context.Context, values []string, lookup lookupFunc) ([]providers.Record, error) {
+	recs, err := lookup(ctx, values)
+	switch {
+	case err == nil:
+		return recs, nil
+	case refused(err), serverError(err) && len(values) > 1:
+		return split(ctx, values, err, lookup)
+	}
+	return nil, err
+}
+
+// split looks up both halves of values, which the server refused together
+// with err, and splits again whichever half is refused, down to single
+// values, which fail with a *providers.PartialError.
+func split(ctx context.Context, values []string, err error, lookup lookupFunc) ([]providers.Record, error) {
+	if len(values) == 1 {
+		return nil, &providers.PartialError{Values: values, Err: err}
+	}
+	halves := [2][]string{values[:len(values)/2], values[len(values)/2:]}
+	var (
+		recs [2][]providers.Record
+		errs [2]error
+	)
+	for i, h := range halves {
+		recs[i], errs[i] = lookup(ctx, h)
+	}
+	if serverError(errs[0]) && serverError(errs[1]) {
+		return nil, errs[0]
+	}
+	var (
+		out      []providers.Record
+		partials []error
+	)
+	for i, h := range halves {
+		r, e := recs[i], errs[i]
+		if e != nil {
+			if !refused(e) && !serverError(e) {
+				return nil, e
+			}
+			if r, e = split(ctx, h, e, lookup); fatal(e) != nil {
+				return nil, e
+			}
+		}
+		out = append(out, r...)
+		partials = append(partials, e)
+	}
+	return out, providers.JoinPartial(partials...)
+}
+
+// refused is providers.Rejected for the API call itself: a token
+// endpoint's 400 says nothing about the filter.
+func refused(err error) bool {
+	var te *tokenError
+	return providers.Rejected(err) && !errors.As(err, &te)
+}
+
+// serverError reports a 500 from the Jamf Pro API, as opposed to the
+// 502-504 of something in front of it or a failure to get a token.
+func serverError(err error) bool { return apiStatus(err) == http.StatusInternalServerError }
+
+// apiStatus is the status of the API's answer err carries, 0 if none.
+func apiStatus(err error) int {
+	var (
+		se *providers.StatusError
+		te *tokenError
+	)
+	if !errors.As(err, &se) || errors.As(err, &te) {
+		return 0
+	}
+	return se.Status
 }
 
 // List crawls every computer (and mobile device), every page.
@@ -156,7 +384,11 @@ func (p *Provider) List(ctx context.Context) ([]providers.Record, error) {
 }
 
 func (p *Provider) computers(ctx context.Context, op, filter string) ([]providers.Record, error) {
-	items, err := fetchAll[computer](ctx, p, op, computersInventoryPath, query(computerSections, "id:asc", filter))
+	var items []computer
+	err := p.withComputerInventory(ctx, func(path string) (err error) {
+		items, err = fetchAll[computer](ctx, p, op, path, query(computerSections, "id:asc", filter))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +397,43 @@ func (p *Provider) computers(ctx context.Context, op, filter string) ([]provider
 		recs = append(recs, p.scores.computer(&items[i]))
 	}
 	return recs, nil
+}
+
+// withComputerInventory runs call against the computer inventory path of
+// the newest API version the server serves. Until a version has answered,
+// calls run one at a time, each trying the versions newest first, a 404
+// moving on to the next older one: the first lookup finds the version at
+// no cost on a current server, and at one 404 per newer version on an
+// older one. Only an answer settles the version; a failure leaves the
+// search to the next call.
+func (p *Provider) withComputerInventory(ctx context.Context, call func(path string) error) error {
+	if p.confirmed.Load() {
+		return call(computersInventoryPath(computerInventoryVersions[p.inventory.Load()]))
+	}
+	select {
+	case p.discovering <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: find the computer inventory API: %w", p.name, ctx.Err())
+	}
+	defer func() { <-p.discovering }()
+	if p.confirmed.Load() {
+		return call(computersInventoryPath(computerInventoryVersions[p.inventory.Load()]))
+	}
+	for i, v := range computerInventoryVersions {
+		err := call(computersInventoryPath(v))
+		if apiStatus(err) == http.StatusNotFound {
+			p.logger.Debug("jamf computer inventory API version not served", "version", v)
+			continue
+		}
+		if err == nil {
+			p.inventory.Store(int32(i))
+			p.confirmed.Store(true)
+			p.logger.Info("jamf computer inventory API found", "version", v)
+		}
+		return err
+	}
+	return fmt.Errorf("%s: find the computer inventory API: the server answers 404 for %s of /api/{version}/computers-inventory; Jamf Pro 10.39 or later serves it (check base_url)",
+		p.name, strings.Join(computerInventoryVersions, ", "))
 }
 
 func (p *Provider) mobileDevices(ctx context.Context, op, filter string) ([]providers.Record, error) {

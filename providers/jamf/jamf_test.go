@@ -30,24 +30,35 @@ const (
 	testPassword = "pw-value-xyz"
 )
 
-// recorder wraps the mock to keep every request's path and query, and to
-// run a hook after a request was served.
+// recorder wraps the mock to keep every request's path and query, to
+// answer a request in the mock's place (before, reporting whether it did)
+// and to run a hook after a request was served.
 type recorder struct {
-	next  http.Handler
-	mu    sync.Mutex
-	reqs  []*url.URL
-	after func(*http.Request)
+	next   http.Handler
+	mu     sync.Mutex
+	reqs   []*url.URL
+	before func(http.ResponseWriter, *http.Request) bool
+	after  func(*http.Request)
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, req.URL)
-	after := r.after
+	before, after := r.before, r.after
 	r.mu.Unlock()
+	if before != nil && before(w, req) {
+		return
+	}
 	r.next.ServeHTTP(w, req)
 	if after != nil {
 		after(req)
 	}
+}
+
+func (r *recorder) setBefore(f func(http.ResponseWriter, *http.Request) bool) {
+	r.mu.Lock()
+	r.before = f
+	r.mu.Unlock()
 }
 
 func (r *recorder) setAfter(f func(*http.Request)) {
@@ -286,14 +297,18 @@ func TestAuth(t *testing.T) {
 	}{
 		{"client credentials", nil, nil, "", 1, 0},
 		{"explicit token path", nil, func(c *Config) { c.TokenPath = "/api/oauth/token" }, "", 1, 0},
-		{"older Jamf Pro: falls back to /api/oauth/token", func(o *jamfmock.Options) { o.LegacyOAuthOnly = true }, nil, "", 1, 0},
 		{"basic auth", nil, basicAuth, "", 0, 1},
 		{"bad client secret", nil, func(c *Config) { c.ClientSecret = "wrong-" + testSecret },
 			"jamf: lookup computers: fetch token: /api/v1/oauth/token: credentials rejected: status 401", 1, 0},
+		{"bad client secret on an older Jamf Pro", func(o *jamfmock.Options) { o.OAuthV1 = jamfmock.MissingNotFound },
+			func(c *Config) { c.ClientSecret = "wrong-" + testSecret },
+			"jamf: lookup computers: fetch token: /api/oauth/token: credentials rejected: status 401", 1, 0},
 		{"bad password", nil, func(c *Config) { basicAuth(c); c.Password = "wrong-" + testPassword },
 			"jamf: lookup computers: fetch token: /api/v1/auth/token: credentials rejected: status 401", 0, 1},
-		{"pinned path missing on server", func(o *jamfmock.Options) { o.LegacyOAuthOnly = true },
+		{"pinned path missing on server", func(o *jamfmock.Options) { o.OAuthV1 = jamfmock.MissingNotFound },
 			func(c *Config) { c.TokenPath = "/api/v1/oauth/token" }, "status 404", 0, 0},
+		{"no token path at all", func(o *jamfmock.Options) { o.OAuthV1 = jamfmock.MissingLoginPage },
+			func(c *Config) { c.TokenPath = "/api/v1/oauth/token" }, "/api/v1/oauth/token: not a token endpoint", 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,21 +341,39 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	t.Run("fallback path is remembered", func(t *testing.T) {
-		opts := smallFleet()
-		opts.LegacyOAuthOnly = true
-		e := newEnv(t, opts)
-		p := newProv(t, e.config())
-		for range 2 {
-			if _, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}}); err != nil {
-				t.Fatal(err)
+}
+
+// TestTokenPathFallback plays a Jamf Pro older than /api/v1/oauth/token in
+// every way such a server is seen to answer for it: each must lead to
+// /api/oauth/token, and the path that worked is the one asked next time.
+func TestTokenPathFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer jamfmock.MissingRoute
+	}{
+		{"404", jamfmock.MissingNotFound},
+		{"405", jamfmock.MissingMethodNotAllowed},
+		{"401 from the API's token filter", jamfmock.MissingUnauthorized},
+		{"HTML login page", jamfmock.MissingLoginPage},
+		{"redirect to the login page", jamfmock.MissingRedirect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := smallFleet()
+			opts.OAuthV1 = tc.answer
+			e := newEnv(t, opts)
+			p := newProv(t, e.config())
+			for range 2 {
+				recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}})
+				if err != nil || ids(recs) != "12" {
+					t.Fatalf("got %q, %v", ids(recs), err)
+				}
+				e.mock.ExpireTokens()
 			}
-			e.mock.ExpireTokens()
-		}
-		if v1, v0 := len(e.rec.paths("/api/v1/oauth/token")), len(e.rec.paths("/api/oauth/token")); v1 != 1 || v0 != 2 {
-			t.Fatalf("token requests: %d to the v1 path, %d to the old path; want 1 and 2", v1, v0)
-		}
-	})
+			if v1, v0 := len(e.rec.paths("/api/v1/oauth/token")), len(e.rec.paths("/api/oauth/token")); v1 != 1 || v0 != 2 {
+				t.Fatalf("token requests: %d to the v1 path, %d to the old path; want 1 and 2", v1, v0)
+			}
+		})
+	}
 }
 
 // TestTokenExpiryMidCrawl expires the token once the first page is served:
@@ -354,7 +387,7 @@ func TestTokenExpiryMidCrawl(t *testing.T) {
 	e := newEnv(t, opts)
 	var once sync.Once
 	e.rec.setAfter(func(r *http.Request) {
-		if r.URL.Path == computersInventoryPath && r.URL.Query().Get("page") == "0" {
+		if r.URL.Path == computersInventoryPath("v4") && r.URL.Query().Get("page") == "0" {
 			once.Do(e.mock.ExpireTokens)
 		}
 	})
@@ -389,7 +422,7 @@ func TestListPaging(t *testing.T) {
 		t.Fatalf("calls: %d computer pages, %d mobile pages; want 4 and 3", c, m)
 	}
 	var pages []string
-	for _, u := range e.rec.paths(computersInventoryPath) {
+	for _, u := range e.rec.paths(computersInventoryPath("v4")) {
 		q := u.Query()
 		if q.Get("page-size") != "2" || q.Get("sort") != "id:asc" || q.Has("filter") {
 			t.Errorf("list query %s", u.RawQuery)
@@ -427,7 +460,7 @@ func TestRequestShape(t *testing.T) {
 	if _, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"C02A", "C02B"}}); err != nil {
 		t.Fatal(err)
 	}
-	comps, mobiles := e.rec.paths(computersInventoryPath), e.rec.paths(mobileDevicesPath)
+	comps, mobiles := e.rec.paths(computersInventoryPath("v4")), e.rec.paths(mobileDevicesPath)
 	if len(comps) != 1 || len(mobiles) != 1 {
 		t.Fatalf("%d computer calls, %d mobile calls", len(comps), len(mobiles))
 	}
@@ -435,8 +468,8 @@ func TestRequestShape(t *testing.T) {
 		u                      *url.URL
 		sections, sort, filter string
 	}{
-		{comps[0], "GENERAL,HARDWARE,OPERATING_SYSTEM,USER_AND_LOCATION", "id:asc", `hardware.serialNumber=="C02A",hardware.serialNumber=="C02B"`},
-		{mobiles[0], "GENERAL,HARDWARE,USER_AND_LOCATION,SECURITY", "mobileDeviceId:asc", `serialNumber=="C02A",serialNumber=="C02B"`},
+		{comps[0], "GENERAL,HARDWARE,OPERATING_SYSTEM,USER_AND_LOCATION", "id:asc", `hardware.serialNumber=in=(C02A,C02B)`},
+		{mobiles[0], "GENERAL,HARDWARE,USER_AND_LOCATION,SECURITY", "mobileDeviceId:asc", `serialNumber=in=(C02A,C02B)`},
 	} {
 		q := tc.u.Query()
 		if strings.Join(q["section"], ",") != tc.sections || q.Get("sort") != tc.sort || q.Get("filter") != tc.filter ||
@@ -468,7 +501,7 @@ func TestConcurrencyBounded(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	q := providers.Query{Kind: providers.KindSerial, Values: []string{"C02BOB"}}
+	q := providers.Query{Kind: providers.KindSerial, Values: []string{"F0007Q"}} // no computer's
 	t.Run("5xx exhaustion while listing", func(t *testing.T) {
 		e := newEnv(t, smallFleet())
 		p := newProv(t, e.config(func(c *Config) { c.RetryMax = 1 }))

@@ -15,13 +15,16 @@ type page[T any] struct {
 	Results    []T `json:"results"`
 }
 
-// computer is the part of a computers-inventory record postured reads.
-// Sections are pointers because Jamf sends null for sections not requested.
+// computer is the part of a computers-inventory record postured reads, in
+// any API version: v1 to v3 share these fields, v4 calls lastContactTime
+// lastCheckIn. Sections are pointers because Jamf sends null for sections
+// not requested.
 type computer struct {
 	ID      flexString `json:"id"`
 	General *struct {
 		Name             string `json:"name"`
 		LastContactTime  string `json:"lastContactTime"`
+		LastCheckIn      string `json:"lastCheckIn"`
 		ReportDate       string `json:"reportDate"`
 		RemoteManagement *struct {
 			Managed *bool `json:"managed"`
@@ -81,7 +84,7 @@ func (s scoring) computer(c *computer) providers.Record {
 	var managed *bool
 	if g := c.General; g != nil {
 		rec.Hostnames = []string{g.Name}
-		rec.LastSeen = firstTime(g.LastContactTime, g.ReportDate)
+		rec.LastSeen = firstTime(g.LastCheckIn, g.LastContactTime, g.ReportDate)
 		if g.RemoteManagement != nil {
 			managed = g.RemoteManagement.Managed
 		}

@@ -20,9 +20,9 @@ type listSpec[T any] struct {
 }
 
 func (s *Server) computersInventory(w http.ResponseWriter, r *http.Request) {
-	v4, ok := computerVersion(r.PathValue("version"))
+	v4, ok := s.computerVersion(r.PathValue("version"))
 	if !ok {
-		writeError(w, http.StatusNotFound)
+		s.notFound(w)
 		return
 	}
 	s.Calls.Inc("computersInventory")
@@ -131,9 +131,9 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, items [
 // computer serves GET /api/vN/computers-inventory/{id} (requested sections)
 // and /computers-inventory-detail/{id} (every section).
 func (s *Server) computer(w http.ResponseWriter, r *http.Request) {
-	v4, ok := computerVersion(r.PathValue("version"))
+	v4, ok := s.computerVersion(r.PathValue("version"))
 	if !ok {
-		writeError(w, http.StatusNotFound)
+		s.notFound(w)
 		return
 	}
 	s.Calls.Inc("computer")
@@ -183,9 +183,13 @@ func (s *Server) mobileDevice(w http.ResponseWriter, r *http.Request) {
 	notFound(w, "Mobile device", id)
 }
 
-// computerVersion accepts the computer inventory API versions Jamf serves:
-// v1 (deprecated), v2, v3 and v4 (which renames lastContactTime).
-func computerVersion(v string) (v4, ok bool) {
+// computerVersion accepts the computer inventory API versions the release
+// serves, out of those Jamf has had: v1, v2 and v3 (one shape) and v4
+// (which renames lastContactTime).
+func (s *Server) computerVersion(v string) (v4, ok bool) {
+	if !s.opts.Release.serves(v) {
+		return false, false
+	}
 	switch v {
 	case "v1", "v2", "v3":
 		return false, true

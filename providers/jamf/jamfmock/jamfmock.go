@@ -1,8 +1,10 @@
 // Package jamfmock is a faithful mock of the parts of the Jamf Pro API that
 // postured uses: OAuth client-credentials and legacy basic-auth tokens, the
-// computer inventory (v1-v4) and mobile device detail listings with RSQL
-// filters, sections, sorting and paging, single-record reads, and Jamf's
-// error bodies, all pretty-printed the way Jamf's Jackson output looks.
+// server version, the computer inventory (v1-v4, as the configured release
+// serves them) and mobile device detail listings with RSQL filters,
+// sections, sorting and paging, single-record reads, Tomcat's request size
+// limit, and Jamf's error bodies, all pretty-printed the way Jamf's Jackson
+// output looks.
 // It serves the real paths as if mounted at a Jamf Pro base URL; Jamf
 // responses carry no absolute URLs, so the mount prefix does not matter.
 package jamfmock
@@ -42,9 +44,18 @@ type Options struct {
 	DefaultPageSize int
 	MaxPageSize     int
 
-	// LegacyOAuthOnly simulates a Jamf Pro older than the versioned token
-	// path: /api/v1/oauth/token answers 404, /api/oauth/token works.
-	LegacyOAuthOnly bool
+	// Release is the server played: its version and computer inventory
+	// API versions. Default: ReleaseV4.
+	Release Release
+	// OAuthV1 is how /api/v1/oauth/token answers. Default Served; the
+	// Missing* answers play a Jamf Pro older than the versioned token path,
+	// where only /api/oauth/token works.
+	OAuthV1 MissingRoute
+	// MaxHeaderBytes bounds the request line and headers together, as
+	// Tomcat's maxHttpHeaderSize does in front of Jamf Pro (default 8192,
+	// Tomcat's default: https://tomcat.apache.org/tomcat-9.0-doc/config/http.html);
+	// a larger request gets Tomcat's 400. Negative: no limit.
+	MaxHeaderBytes int
 	// ConcurrencyLimit, when > 0, answers 503 to requests beyond that many
 	// in flight (Jamf asks clients for at most 5).
 	ConcurrencyLimit int
@@ -61,9 +72,13 @@ type Server struct {
 	// Faults injects failures into the inventory endpoints.
 	Faults *mockkit.Faults
 	// Calls counts requests per endpoint: "oauthToken", "authToken",
-	// "keepAlive", "invalidateToken", "computersInventory", "computer",
-	// "mobileDevicesDetail", "mobileDevice", and "rejected" for requests
-	// refused by the concurrency limit.
+	// "keepAlive", "invalidateToken", "jamfProVersion",
+	// "computersInventory", "computer", "mobileDevicesDetail",
+	// "mobileDevice"; "notFound" for paths the release does not serve,
+	// "missingRoute" for requests to the token path an
+	// older release lacks, "headerTooLarge" for requests over
+	// MaxHeaderBytes and "rejected" for requests refused by the concurrency
+	// limit.
 	Calls *mockkit.Counter
 
 	opts     Options
@@ -86,6 +101,12 @@ func New(opts Options) *Server {
 	if opts.MaxPageSize <= 0 {
 		opts.MaxPageSize = 2000
 	}
+	if opts.Release.Version == "" && opts.Release.ComputerInventory == nil {
+		opts.Release = ReleaseV4
+	}
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = 8192
+	}
 	s := &Server{
 		Faults:  &mockkit.Faults{},
 		Calls:   &mockkit.Counter{},
@@ -99,12 +120,13 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("POST /api/v1/auth/token", s.authToken)
 	s.mux.HandleFunc("POST /api/v1/auth/keep-alive", s.keepAlive)
 	s.mux.HandleFunc("POST /api/v1/auth/invalidate-token", s.invalidateToken)
+	s.mux.HandleFunc("GET /api/v1/jamf-pro-version", s.jamfProVersion)
 	s.mux.HandleFunc("GET /api/{version}/computers-inventory", s.computersInventory)
 	s.mux.HandleFunc("GET /api/{version}/computers-inventory/{id}", s.computer)
 	s.mux.HandleFunc("GET /api/{version}/computers-inventory-detail/{id}", s.computer)
 	s.mux.HandleFunc("GET /api/v2/mobile-devices/detail", s.mobileDevicesDetail)
 	s.mux.HandleFunc("GET /api/v2/mobile-devices/{id}/detail", s.mobileDevice)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound) })
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { s.notFound(w) })
 	return s
 }
 
@@ -114,6 +136,11 @@ func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if limit := s.opts.MaxHeaderBytes; limit > 0 && headerBytes(r) > limit {
+		s.Calls.Inc("headerTooLarge")
+		headerTooLarge(w)
+		return
+	}
 	if limit := s.opts.ConcurrencyLimit; limit > 0 {
 		n := s.inflight.Add(1)
 		defer s.inflight.Add(-1)
@@ -129,8 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // oauthToken is the client-credentials grant. Jamf answers plain (not
 // pretty-printed) OAuth JSON here.
 func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
-	if s.opts.LegacyOAuthOnly && r.URL.Path == "/api/v1/oauth/token" {
-		writeError(w, http.StatusNotFound)
+	if s.opts.OAuthV1 != Served && r.URL.Path == "/api/v1/oauth/token" {
+		s.Calls.Inc("missingRoute")
+		s.opts.OAuthV1.answer(w)
 		return
 	}
 	s.Calls.Inc("oauthToken")
@@ -250,6 +278,12 @@ func (s *Server) fault(w http.ResponseWriter, laterPage bool) bool {
 		return false
 	}
 	return true
+}
+
+// notFound answers a path the server does not have.
+func (s *Server) notFound(w http.ResponseWriter) {
+	s.Calls.Inc("notFound")
+	writeError(w, http.StatusNotFound)
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

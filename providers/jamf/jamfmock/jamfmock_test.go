@@ -76,7 +76,9 @@ func (h *harness) do(method, path, token string, body io.Reader, hdr ...string) 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Redirects are what is under test, not followed.
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -131,21 +133,25 @@ func ids(l listing, key string) string {
 func TestOAuthToken(t *testing.T) {
 	tests := []struct {
 		name, path, id, secret string
-		legacy                 bool
+		v1                     MissingRoute
 		want                   int
 		wantErr                string
 	}{
-		{"v1 path", "/api/v1/oauth/token", "cid", "csecret", false, 200, ""},
-		{"unversioned path", "/api/oauth/token", "cid", "csecret", false, 200, ""},
-		{"bad secret", "/api/v1/oauth/token", "cid", "nope", false, 401, "invalid_client"},
-		{"unknown client", "/api/oauth/token", "other", "csecret", false, 401, "invalid_client"},
-		{"old instance v1", "/api/v1/oauth/token", "cid", "csecret", true, 404, ""},
-		{"old instance unversioned", "/api/oauth/token", "cid", "csecret", true, 200, ""},
+		{"v1 path", "/api/v1/oauth/token", "cid", "csecret", Served, 200, ""},
+		{"unversioned path", "/api/oauth/token", "cid", "csecret", Served, 200, ""},
+		{"bad secret", "/api/v1/oauth/token", "cid", "nope", Served, 401, "invalid_client"},
+		{"unknown client", "/api/oauth/token", "other", "csecret", Served, 401, "invalid_client"},
+		{"old instance v1: 404", "/api/v1/oauth/token", "cid", "csecret", MissingNotFound, 404, ""},
+		{"old instance v1: 405", "/api/v1/oauth/token", "cid", "csecret", MissingMethodNotAllowed, 405, ""},
+		{"old instance v1: 401", "/api/v1/oauth/token", "cid", "csecret", MissingUnauthorized, 401, ""},
+		{"old instance v1: login page", "/api/v1/oauth/token", "cid", "csecret", MissingLoginPage, 200, ""},
+		{"old instance v1: redirect", "/api/v1/oauth/token", "cid", "csecret", MissingRedirect, 302, ""},
+		{"old instance unversioned", "/api/oauth/token", "cid", "csecret", MissingUnauthorized, 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := fixture()
-			opts.LegacyOAuthOnly = tc.legacy
+			opts.OAuthV1 = tc.v1
 			h := newHarness(t, opts)
 			status, out := h.oauth(tc.path, tc.id, tc.secret)
 			if status != tc.want {
@@ -154,8 +160,12 @@ func TestOAuthToken(t *testing.T) {
 			if tc.wantErr != "" && out["error"] != tc.wantErr {
 				t.Fatalf("error %v, want %s", out["error"], tc.wantErr)
 			}
-			if status == 200 && (out["token_type"] != "Bearer" || out["expires_in"].(float64) != 1200 || out["access_token"] == "") {
+			missing := tc.v1 != Served && tc.path == "/api/v1/oauth/token"
+			if status == 200 && !missing && (out["token_type"] != "Bearer" || out["expires_in"].(float64) != 1200 || out["access_token"] == "") {
 				t.Fatalf("token response %v", out)
+			}
+			if missing && (out["access_token"] != nil || out["error"] != nil) {
+				t.Fatalf("a missing token path answered like one: %v", out)
 			}
 		})
 	}
@@ -338,6 +348,12 @@ func TestFilters(t *testing.T) {
 		{"mac case-insensitive", `hardware.macAddress=="6a:2c:4b:b7:65:b5",hardware.macAddress=="aa:bb:cc:dd:ee:03"`, 200, "1,11", ""},
 		{"hostname with fqdn wildcard", `general.name=="echo",general.name=="echo.*"`, 200, "11", ""},
 		{"email", `userAndLocation.email=="eve@example.com"`, 200, "11", ""},
+		// J-RSQL documents =in= and case-insensitive comparison "for all
+		// operators": https://developer.jamf.com/jamf-pro/docs/filtering-with-rsql
+		{"serials in a list, any case", `hardware.serialNumber=in=(c02aaa,"C02eee")`, 200, "1,10,11", ""},
+		{"macs in a list, any case", `hardware.macAddress=in=(6a:2c:4b:b7:65:b5,"AA:BB:CC:DD:EE:03")`, 200, "1,11", ""},
+		{"names in a list, any case", `general.name=in=(ALPHA,"Echo.Corp.Example")`, 200, "1,11", ""},
+		{"emails in a list, any case", `userAndLocation.email=in=(eve@example.com,"BOB@EXAMPLE.COM")`, 200, "2,11", ""},
 		{"managed and encrypted", `general.remoteManagement.managed==true;operatingSystem.fileVault2Status=in=(ALL_ENCRYPTED,BOOT_ENCRYPTED)`, 200, "1", ""},
 		{"no match", `hardware.serialNumber=="NOPE"`, 200, "", ""},
 		{"altMacAddress not filterable", `hardware.altMacAddress=="aa:bb:cc:dd:ee:ff"`, 400, "",
@@ -363,6 +379,93 @@ func TestFilters(t *testing.T) {
 			t.Fatalf("%d %q", status, body)
 		}
 	})
+}
+
+func TestReleases(t *testing.T) {
+	tests := []struct {
+		name    string
+		release Release
+		served  string
+	}{
+		{"default is 11.30+", Release{}, "v3,v4"},
+		{"10.x: v1 only", ReleaseV1Only, "v1"},
+		{"11.23 to 11.29", ReleaseV3, "v1,v2,v3"},
+		{"11.30+", ReleaseV4, "v3,v4"},
+		{"v4 only", ReleaseV4Only, "v4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fixture()
+			opts.Release = tc.release
+			h := newHarness(t, opts)
+			var served []string
+			for _, v := range []string{"v1", "v2", "v3", "v4", "v5"} {
+				status, l, body := h.list("/api/"+v+"/computers-inventory", url.Values{"sort": {"id:asc"}})
+				switch status {
+				case 200:
+					served = append(served, v)
+					if l.TotalCount != 5 {
+						t.Errorf("%s: %d computers", v, l.TotalCount)
+					}
+				case 404:
+					if !strings.Contains(body, `"httpStatus" : 404`) {
+						t.Errorf("%s: 404 body %s", v, body)
+					}
+				default:
+					t.Errorf("%s: status %d", v, status)
+				}
+				if status, _, _ := h.do(http.MethodGet, "/api/"+v+"/computers-inventory-detail/1", h.token(), nil); (status == 200) != (l.TotalCount > 0) {
+					t.Errorf("%s: detail status %d, listing %d", v, status, l.TotalCount)
+				}
+			}
+			if got := strings.Join(served, ","); got != tc.served {
+				t.Errorf("served %s, want %s", got, tc.served)
+			}
+			if got, want := h.mock.Calls.Get("notFound"), 2*(5-len(served)); got != want {
+				t.Errorf("%d requests counted as not found, want %d: a 404 is a call too", got, want)
+			}
+			status, _, body := h.do(http.MethodGet, "/api/v1/jamf-pro-version", h.token(), nil)
+			want := opts.Release.Version
+			if want == "" {
+				want = ReleaseV4.Version
+			}
+			if status != 200 || body != "{\n  \"version\" : \""+want+"\"\n}" {
+				t.Errorf("jamf-pro-version: %d %q", status, body)
+			}
+			if status, _, _ := h.do(http.MethodGet, "/api/v1/jamf-pro-version", "", nil); status != 401 {
+				t.Errorf("jamf-pro-version without a token: %d", status)
+			}
+		})
+	}
+}
+
+func TestHeaderLimit(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int
+		filter int // bytes of filter value
+		want   int
+	}{
+		{"small request", 0, 100, 200},
+		{"request line over Tomcat's 8 KB", 0, 8200, 400},
+		{"request line under a raised limit", 16384, 8200, 200},
+		{"no limit", -1, 20000, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fixture()
+			opts.MaxHeaderBytes = tc.limit
+			h := newHarness(t, opts)
+			q := url.Values{"filter": {`hardware.serialNumber=="` + strings.Repeat("A", tc.filter) + `"`}}
+			status, _, body := h.do(http.MethodGet, "/api/v3/computers-inventory?"+q.Encode(), h.token(), nil)
+			if status != tc.want {
+				t.Fatalf("status %d, want %d: %.200s", status, tc.want, body)
+			}
+			if status == 400 && !strings.Contains(body, "Request header is too large") {
+				t.Errorf("400 body %s", body)
+			}
+		})
+	}
 }
 
 func TestV4LastCheckIn(t *testing.T) {

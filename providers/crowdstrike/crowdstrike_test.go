@@ -540,7 +540,6 @@ func TestRetryAfterParser(t *testing.T) {
 	}
 }
 
-
 func TestStatements(t *testing.T) {
 	values := func(n int, f func(int) string) []string {
 		out := make([]string, n)

@@ -181,8 +181,8 @@ func redactURLError(err error) error {
 
 // call performs one Falcon API call and decodes the envelope into out.
 // When partialOK, a 404 whose body is an envelope with resources is a
-// partial answer, not an error: the ZTA and host details endpoints answer
-// so when some ids are unknown or unassessed.
+// partial answer, not an error: the ZTA endpoint answers so when some ids
+// are unknown or unassessed.
 func (p *Provider) call(ctx context.Context, op string, req providers.Request, partialOK bool, out any) error {
 	if err := p.gate.wait(ctx); err != nil {
 		return fmt.Errorf("%s: %s: %w", p.name, op, err)

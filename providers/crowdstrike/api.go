@@ -20,35 +20,38 @@ import (
 // (https://falconpy.io/Service-Collections/Hosts.html,
 // https://falconpy.io/Service-Collections/Zero-Trust-Assessment.html).
 const (
-	tokenPath         = "/oauth2/token"
-	queryDevicesPath  = "/devices/queries/devices/v1"
-	scrollDevicesPath = "/devices/queries/devices-scroll/v1"
-	deviceDetailsPath = "/devices/entities/devices/v2"
-	assessmentsPath   = "/zero-trust-assessment/entities/assessments/v1"
+	tokenPath           = "/oauth2/token"
+	combinedDevicesPath = "/devices/combined/devices/v1"
+	assessmentsPath     = "/zero-trust-assessment/entities/assessments/v1"
 )
 
 // Falcon API limits (CrowdStrike swagger as generated into falconpy
 // src/falconpy/_endpoint/_hosts.py; FQL page
 // https://falconpy.io/Usage/Falcon-Query-Language.html).
 const (
-	// maxQueryLimit is QueryDevicesByFilter's largest limit.
-	maxQueryLimit = 5000
-	// maxOffsetWindow: "Setting your offset to 10K or higher will produce a
-	// 400 error" (falconpy samples/hosts/offset_vs_token.py).
-	maxOffsetWindow = 10000
-	// maxDetailIDs is PostDeviceDetailsV2's id cap (the GET form takes 100).
-	maxDetailIDs = 5000
+	// maxCombinedLimit is CombinedDevicesByFilter's largest limit.
+	maxCombinedLimit = 10000
 	// maxZTAIDs: getAssessmentV1 documents no cap; 100 keeps the query
 	// string near 4 KB, clear of proxy URL limits.
 	maxZTAIDs = 100
 	// maxFQLProperties: "A FQL statement can have a maximum of 20
-	// properties defined"; a bracket list counts as one.
+	// properties defined"; a bracket list counts as one, every OR-ed
+	// single term as one.
 	maxFQLProperties = 20
-	// maxFQLValues bounds the values in one statement's bracket lists
+	// maxFQLValues bounds the entries in one statement's bracket lists
 	// (falconpy samples/hosts/serial_search.py sends 250); 200 keeps the
 	// URL near 5 KB.
 	maxFQLValues = 200
+	// maxFilterBytes bounds one URL-encoded statement, so that long
+	// identifiers spread over more statements instead of hitting a URL
+	// limit (Falcon's is undocumented; proxies commonly refuse over 8 KB).
+	maxFilterBytes = 6000
 )
+
+// hostFields are the host properties postured reads: the combined endpoint
+// returns only these, which keeps a 10000-host page small.
+var hostFields = strings.Join([]string{"device_id", "serial_number", "mac_address", "connection_mac_address",
+	"hostname", "email", "last_login_user", "last_seen", "status"}, ",")
 
 // tokenRefreshEarly renews a token this long before it expires (falconpy's
 // renew_window).
@@ -71,15 +74,9 @@ type envelope[T any] struct {
 	Errors    []apiError `json:"errors"`
 }
 
-// queryPaging is QueryDevicesByFilter's pagination (offset = next offset).
-type queryPaging struct {
-	Offset int `json:"offset"`
-	Total  int `json:"total"`
-}
-
-// scrollPaging is QueryDevicesByFilterScroll's pagination; Offset is the
+// combinedPaging is CombinedDevicesByFilter's pagination; Offset is the
 // next page's token, empty after the last page.
-type scrollPaging struct {
+type combinedPaging struct {
 	Offset string `json:"offset"`
 	Total  int    `json:"total"`
 }
@@ -184,15 +181,15 @@ func redactURLError(err error) error {
 
 // call performs one Falcon API call and decodes the envelope into out.
 // When partialOK, a 404 whose body is an envelope with resources is a
-// partial answer, not an error: the ZTA and host details endpoints answer
-// so when some ids are unknown or unassessed.
+// partial answer, not an error: the ZTA endpoint answers so when some ids
+// are unknown or unassessed.
 func (p *Provider) call(ctx context.Context, op string, req providers.Request, partialOK bool, out any) error {
-	if err := p.pacer.wait(ctx); err != nil {
+	if err := p.gate.wait(ctx); err != nil {
 		return fmt.Errorf("%s: %s: %w", p.name, op, err)
 	}
 	resp, err := p.client.Do(ctx, op, req)
 	if resp != nil {
-		p.pacer.observe(resp.Header)
+		p.gate.observe(resp.Header)
 	}
 	if err != nil {
 		if !partialOK || resp == nil || resp.Status != http.StatusNotFound || !hasResources(resp.Body) {
@@ -237,42 +234,59 @@ func retryAfterAt(resp *http.Response, now time.Time) (time.Duration, bool) {
 	return min(max(at.Sub(now), minRetryAfter), 24*time.Hour), true
 }
 
-// pacer slows down when Falcon says the customer's shared budget is nearly
-// spent, as gofalcon does: 200 ms when X-RateLimit-Remaining <= 10, 500 ms
-// when <= 5. The budget is shared with every other integration of the
-// customer, so running it dry hurts them too.
-type pacer struct {
+// gate holds back every request of the provider while Falcon has asked for
+// a pause. After a 429 that is until X-RateLimit-RetryAfter: the pool is the
+// customer's, shared by every goroutine here and every other integration,
+// so a goroutine that went on sending would only be refused too (gofalcon
+// pauses all its requests the same way). When X-RateLimit-Remaining runs
+// low it is a short pause, as gofalcon's: 200 ms at <= 10, 500 ms at <= 5.
+type gate struct {
+	// maxWait is the longest pause a request waits out; a longer one fails
+	// it at once with a *providers.RateLimitedError, as a Retry-After over
+	// retry_wait_max does, so a batch never stalls on a long cool-down.
+	maxWait time.Duration
+
 	mu    sync.Mutex
 	until time.Time
 }
 
-func (pc *pacer) observe(h http.Header) {
+// hold pauses requests until t, unless they are paused longer already.
+func (g *gate) hold(t time.Time) {
+	g.mu.Lock()
+	if t.After(g.until) {
+		g.until = t
+	}
+	g.mu.Unlock()
+}
+
+// observe reads the budget Falcon reports left on every answer.
+func (g *gate) observe(h http.Header) {
 	rem, err := strconv.Atoi(h.Get("X-Ratelimit-Remaining"))
 	if err != nil {
 		return
 	}
-	var d time.Duration
 	switch {
 	case rem <= 5:
-		d = 500 * time.Millisecond
+		g.hold(time.Now().Add(500 * time.Millisecond))
 	case rem <= 10:
-		d = 200 * time.Millisecond
-	default:
-		return
+		g.hold(time.Now().Add(200 * time.Millisecond))
 	}
-	pc.mu.Lock()
-	if t := time.Now().Add(d); t.After(pc.until) {
-		pc.until = t
-	}
-	pc.mu.Unlock()
 }
 
-func (pc *pacer) wait(ctx context.Context) error {
-	pc.mu.Lock()
-	d := time.Until(pc.until)
-	pc.mu.Unlock()
+// wait returns once requests may be sent again, or fails if that is
+// further off than maxWait or ctx ends first.
+func (g *gate) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	d := time.Until(g.until)
+	g.mu.Unlock()
 	if d <= 0 {
 		return nil
+	}
+	if d > g.maxWait {
+		return &providers.RateLimitedError{RetryAfter: d}
 	}
 	return providers.Sleep(ctx, d)
 }

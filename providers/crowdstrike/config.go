@@ -30,11 +30,15 @@ const (
 	defaultContainedScore  = 0
 )
 
+// defaultPageSize is how many hosts one combined page asks for: a few MB
+// with the fields postured reads.
+const defaultPageSize = 5000
+
 // defaultHTTP keeps well below Falcon's 6000 requests/minute per customer,
 // a pool shared with every other integration the customer runs: 20/s is a
-// fifth of it. The burst lets one cold 1000-device batch (about 50 calls:
-// serial, then MAC/hostname/email rounds) go through without waiting on
-// the budget; sustained load is still held to 20/s.
+// fifth of it. The burst lets most of a cold 1000-device batch (about 100
+// calls: serial, then MAC/hostname/email rounds) go through without waiting
+// on the budget; sustained load is still held to 20/s.
 var defaultHTTP = providers.HTTPConfig{
 	MaxConcurrency:    4,
 	RequestsPerSecond: 20,
@@ -63,16 +67,12 @@ type Config struct {
 	// UnassessedScore is the score of a host with no Zero Trust Assessment.
 	// Default: 50.
 	UnassessedScore *int `yaml:"unassessed_score,omitempty"`
-	// ContainedScore is the score of a host whose status is contained or
-	// containment_pending, whatever its assessment. Default: 0.
+	// ContainedScore is the score of a host whose status is contained,
+	// containment_pending or lift_containment_pending, whatever its
+	// assessment. Default: 0.
 	ContainedScore *int `yaml:"contained_score,omitempty"`
-	// HostnameExactOnly skips the prefix-wildcard queries that find hosts
-	// whose Falcon hostname carries a domain (mbp-42.corp.example) when the
-	// short name had no exact hit; they cost one call per 10 hostnames.
-	// Default: false.
-	HostnameExactOnly bool `yaml:"hostname_exact_only,omitempty"`
-	// PageSize is how many ids one host query or scroll page asks for.
-	// Default and maximum: 5000.
+	// PageSize is how many hosts one page of the combined devices endpoint
+	// asks for. Default: 5000; maximum: 10000.
 	PageSize int `yaml:"page_size,omitempty"`
 }
 
@@ -92,7 +92,7 @@ func (c *Config) Defaults() {
 		c.ContainedScore = &v
 	}
 	if c.PageSize == 0 {
-		c.PageSize = maxQueryLimit
+		c.PageSize = defaultPageSize
 	}
 }
 
@@ -119,8 +119,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be between 0 and 100, got %d", sc.key, *sc.v))
 		}
 	}
-	if c.PageSize < 1 || c.PageSize > maxQueryLimit {
-		errs = append(errs, fmt.Errorf("page_size must be between 1 and %d, got %d", maxQueryLimit, c.PageSize))
+	if c.PageSize < 1 || c.PageSize > maxCombinedLimit {
+		errs = append(errs, fmt.Errorf("page_size must be between 1 and %d, got %d", maxCombinedLimit, c.PageSize))
 	}
 	return errors.Join(errs...)
 }

@@ -11,30 +11,21 @@ import (
 
 func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{
-		Setup:     setupConformance,
-		TokenPath: tokenPath,
-		Kinds:     providers.Kinds[:],
-		CallBound: callBound,
+		Setup:            setupConformance,
+		TokenPath:        tokenPath,
+		Kinds:            providers.Kinds[:],
+		CallBound:        callBound,
+		IsolatesRejected: true,
 	})
 }
 
-// callBound: the FQL statements (a value takes at most two bracket entries:
-// two spellings, or MACs on two properties), then the details and the
-// assessments of the hosts found, plus the token. Hostnames without an
-// exact hit get a second round of prefix statements, ten names each, and
-// the records of what that finds.
+// callBound: the token, the FQL statements (20 single terms, or 100 MACs
+// in two bracket lists), then the assessments of the hosts found, 100 a
+// call, plus one for re-enrolment duplicates spilling into another chunk.
 func callBound(k providers.Kind, n int) int {
 	ceil := func(a, b int) int { return (a + b - 1) / b }
-	perStatement := maxFQLValues / 2
-	if k == providers.KindEmail {
-		perStatement = maxFQLValues
-	}
-	records := ceil(n, maxDetailIDs) + ceil(n, maxZTAIDs)
-	calls := 1 + ceil(n, perStatement) + records
-	if k == providers.KindHostname {
-		calls += ceil(n, maxFQLProperties/2) + records
-	}
-	return calls
+	pl, _ := planFor(k)
+	return 1 + ceil(n, pl.per) + ceil(n, maxZTAIDs) + 1
 }
 
 // setupConformance serves sampleOpts() plus opts.Bulk generated hosts.
@@ -52,7 +43,14 @@ func setupConformance(t *testing.T, opts providertest.Options) *providertest.Env
 		{Kind: providers.KindHostname, Value: "MBP-42", ID: aid(0)},
 		{Kind: providers.KindHostname, Value: "desktop-7.corp.example", ID: aid(1)}, // upper case in Falcon
 		{Kind: providers.KindHostname, Value: "ws-9", ID: aid(2)},                   // an FQDN in Falcon
+		{Kind: providers.KindHostname, Value: "Mixed-Case.corp.example", ID: aid(5)},
+		{Kind: providers.KindHostname, Value: "oskars-mac-mini-29", ID: aid(6)}, // mixed case in Falcon
+		{Kind: providers.KindHostname, Value: "MacBook-Pro", ID: aid(8)},
+		{Kind: providers.KindHostname, Value: "macbook-pro-2", ID: aid(9)},
+		{Kind: providers.KindSerial, Value: "VMware-56 4d 9e 3a 1b 2c 3d 4e-5f 6a 7b 8c 9d 0e 1f 2a", ID: aid(6)},
+		{Kind: providers.KindSerial, Value: "c02mixed9", ID: aid(8)}, // C02MiXeD9 in Falcon
 		{Kind: providers.KindEmail, Value: "JDoe@Example.com", ID: aid(0)},
+		{Kind: providers.KindEmail, Value: "oskar.berg@example.com", ID: aid(6)}, // mixed case in Falcon
 	}
 	for i := range opts.Bulk {
 		h := crowdstrikemock.Host{

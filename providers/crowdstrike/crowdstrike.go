@@ -4,7 +4,7 @@ package crowdstrike
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -33,13 +33,12 @@ type Provider struct {
 	client    *providers.Client
 	tokenHTTP *http.Client
 	logger    *slog.Logger
-	pacer     pacer
+	gate      gate
 
-	conc              int
-	pageSize          int
-	unassessedScore   int
-	containedScore    int
-	hostnameExactOnly bool
+	conc            int
+	pageSize        int
+	unassessedScore int
+	containedScore  int
 }
 
 // New builds a Provider from a defaulted, validated config. It does no I/O.
@@ -55,18 +54,18 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	}
 	logger := logging.OrDiscard(deps.Logger)
 	p := &Provider{
-		name:              cfg.Name,
-		base:              base,
-		clientID:          strings.TrimSpace(cfg.ClientID),
-		secret:            cfg.ClientSecret,
-		memberCID:         strings.TrimSpace(cfg.MemberCID),
-		tokenHTTP:         providers.TokenHTTPClient(cfg.HTTPConfig),
-		logger:            logger,
-		conc:              cfg.MaxConcurrency,
-		pageSize:          cfg.PageSize,
-		unassessedScore:   defaultUnassessedScore,
-		containedScore:    defaultContainedScore,
-		hostnameExactOnly: cfg.HostnameExactOnly,
+		name:            cfg.Name,
+		base:            base,
+		clientID:        strings.TrimSpace(cfg.ClientID),
+		secret:          cfg.ClientSecret,
+		memberCID:       strings.TrimSpace(cfg.MemberCID),
+		tokenHTTP:       providers.TokenHTTPClient(cfg.HTTPConfig),
+		logger:          logger,
+		gate:            gate{maxWait: time.Duration(cfg.RetryWaitMax)},
+		conc:            cfg.MaxConcurrency,
+		pageSize:        cfg.PageSize,
+		unassessedScore: defaultUnassessedScore,
+		containedScore:  defaultContainedScore,
 	}
 	if cfg.UnassessedScore != nil {
 		p.unassessedScore = *cfg.UnassessedScore
@@ -74,16 +73,24 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	if cfg.ContainedScore != nil {
 		p.containedScore = *cfg.ContainedScore
 	}
-	if p.pageSize <= 0 || p.pageSize > maxQueryLimit {
-		p.pageSize = maxQueryLimit
+	if p.pageSize <= 0 || p.pageSize > maxCombinedLimit {
+		p.pageSize = defaultPageSize
 	}
 	p.client, err = providers.NewClient(providers.ClientOptions{
-		Provider:   cfg.Name,
-		HTTP:       cfg.HTTPConfig,
-		Token:      providers.NewTokenSource(p.fetchToken, tokenRefreshEarly),
-		RetryAfter: RetryAfter,
-		OnRetry:    onRetry,
-		Logger:     logger,
+		Provider: cfg.Name,
+		HTTP:     cfg.HTTPConfig,
+		Token:    providers.NewTokenSource(p.fetchToken, tokenRefreshEarly),
+		// Every 429 any goroutine sees, retried or not, closes the gate
+		// for all of them.
+		RetryAfter: func(resp *http.Response) (time.Duration, bool) {
+			d, ok := RetryAfter(resp)
+			if ok && resp.StatusCode == http.StatusTooManyRequests {
+				p.gate.hold(time.Now().Add(d))
+			}
+			return d, ok
+		},
+		OnRetry: onRetry,
+		Logger:  logger,
 	})
 	if err != nil {
 		return nil, err
@@ -92,62 +99,47 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 }
 
 // Lookup returns every Falcon host carrying one of q.Values as an
-// identifier of kind q.Kind, scored.
-//
-// Serials, MACs and emails go into bracket lists (exact match, case
-// included) in the spellings Falcon stores them in; hostnames first as exact
-// short names, then, for names without a hit, as FQDN prefixes
-// (hostname:*'mbp-42.*'). Email is a weak key: Falcon's email field is
-// rarely populated and last_login_user is usually DOMAIN\user, which is not
-// queried.
+// identifier of kind q.Kind, scored: the statements planFor describes, each
+// through the combined endpoint (host records in one call, no details
+// round trip), then the Zero Trust Assessments of the hosts that really
+// carry a value, 100 a call. Every host Falcon returns is checked against
+// the normalised values, so partial and case-folded matches never reach
+// the caller. A statement Falcon refuses (400, 414: a value it will not
+// take) is split down to the values it refuses; they come back in a
+// *providers.PartialError with the records of every other value. Email is
+// a weak key: Falcon's email field is rarely filled and last_login_user is
+// usually DOMAIN\user, which is not queried.
 func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
+	pl, ok := planFor(q.Kind)
+	if !ok {
+		return nil, fmt.Errorf("%s: lookup by %s: %w", p.name, q.Kind, providers.ErrUnsupportedKind)
+	}
 	values := p.sendable(q.Values)
 	if len(values) == 0 {
 		return nil, nil
 	}
-	var queries []query
-	switch q.Kind {
-	case providers.KindSerial:
-		queries = packBrackets(values, serialForms, "serial_number")
-	case providers.KindMAC:
-		queries = packBrackets(values, macForms, "mac_address", "connection_mac_address")
-	case providers.KindHostname:
-		queries = packBrackets(values, hostnameForms, "hostname")
-	case providers.KindEmail:
-		queries = packBrackets(values, identity, "email")
-	default:
-		return nil, fmt.Errorf("%s: lookup by %s: %w", p.name, q.Kind, providers.ErrUnsupportedKind)
+	hosts, refused := p.find(ctx, pl, values)
+	if refused != nil && !isPartial(refused) {
+		return nil, refused
 	}
-	aids, err := p.queryAll(ctx, queries)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := p.records(ctx, aids)
-	if err != nil {
-		return nil, err
-	}
-	if q.Kind != providers.KindHostname || p.hostnameExactOnly {
-		return recs, nil
-	}
-	var missing []string
+	want := make(map[string]bool, len(values))
 	for _, v := range values {
-		if !slices.ContainsFunc(recs, func(r providers.Record) bool { return r.Has(providers.KindHostname, v) }) {
-			missing = append(missing, v)
-		}
+		want[v] = true
 	}
-	if len(missing) == 0 {
-		return recs, nil
-	}
-	more, err := p.queryAll(ctx, hostnamePrefixQueries(missing))
+	hosts = slices.DeleteFunc(hosts, func(h host) bool {
+		r := hostRecord(h)
+		return !slices.ContainsFunc(r.Identifiers(q.Kind), func(v string) bool { return want[v] })
+	})
+	recs, err := p.records(ctx, hosts)
 	if err != nil {
 		return nil, err
 	}
-	more = slices.DeleteFunc(more, func(id string) bool { return slices.Contains(aids, id) })
-	extra, err := p.records(ctx, more)
-	if err != nil {
-		return nil, err
-	}
-	return append(recs, extra...), nil
+	return recs, refused
+}
+
+func isPartial(err error) bool {
+	var pe *providers.PartialError
+	return errors.As(err, &pe)
 }
 
 // sendable drops values that cannot be put into FQL safely, and repeats.
@@ -165,145 +157,116 @@ func (p *Provider) sendable(in []string) []string {
 	return out
 }
 
-// List crawls every host of the tenant (scroll paging), for sync mode.
+// List crawls every host of the tenant through the combined endpoint, for
+// sync mode.
 func (p *Provider) List(ctx context.Context) ([]providers.Record, error) {
-	aids, err := p.scrollAll(ctx)
+	hosts, err := p.combined(ctx, "list devices", "")
 	if err != nil {
 		return nil, err
 	}
-	return p.records(ctx, aids)
+	return p.records(ctx, hosts)
 }
 
-// queryAll runs the statements concurrently, each paged to the end, and
-// returns the AIDs found, each once, in statement order.
-func (p *Provider) queryAll(ctx context.Context, queries []query) ([]string, error) {
-	results := make([][]string, len(queries))
+// find runs the statements for values concurrently and returns every host
+// they match. A statement Falcon refuses is split (providers.Isolate): the
+// error is then a *providers.PartialError naming the refused values, with
+// the hosts of all others returned. Any other error fails the lookup.
+func (p *Provider) find(ctx context.Context, pl plan, values []string) ([]host, error) {
+	var (
+		mu      sync.Mutex
+		hosts   []host
+		refused []error
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.conc)
-	for i, q := range queries {
+	for _, vals := range pl.pack(values) {
 		g.Go(func() error {
-			ids, err := p.queryIDs(gctx, q.filter)
-			results[i] = ids
+			// Isolate only splits and retries: the hosts are collected
+			// here, as the records are built once the assessments are in.
+			_, err := providers.Isolate(gctx, vals, func(ctx context.Context, vals []string) ([]providers.Record, error) {
+				found, err := p.combined(ctx, "query devices", pl.filter(vals))
+				if err != nil {
+					return nil, err
+				}
+				mu.Lock()
+				hosts = append(hosts, found...)
+				mu.Unlock()
+				return nil, nil
+			})
+			if isPartial(err) {
+				mu.Lock()
+				refused = append(refused, err)
+				mu.Unlock()
+				return nil
+			}
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var out []string
-	seen := make(map[string]bool)
-	for _, ids := range results {
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out, nil
+	return hosts, providers.JoinPartial(refused...)
 }
 
-// queryIDs pages one FQL statement through QueryDevicesByFilter.
-func (p *Provider) queryIDs(ctx context.Context, filter string) ([]string, error) {
-	var ids []string
-	offset := 0
-	for {
-		limit := min(p.pageSize, maxOffsetWindow-offset)
-		if limit <= 0 {
-			return nil, fmt.Errorf("%s: query devices: more than %d hosts match one filter", p.name, maxOffsetWindow)
-		}
-		params := url.Values{"filter": {filter}, "limit": {strconv.Itoa(limit)}, "offset": {strconv.Itoa(offset)}}
-		var env envelope[string]
-		err := p.call(ctx, "query devices", providers.Request{Method: http.MethodGet, URL: p.base + queryDevicesPath + "?" + params.Encode()}, false, &env)
-		if err != nil {
-			return nil, err
-		}
-		p.logPartial("query devices", env.Errors)
-		var pg queryPaging
-		if len(env.Meta.Pagination) > 0 {
-			if err := p.client.DecodeJSON("query devices", env.Meta.Pagination, &pg); err != nil {
-				return nil, err
-			}
-		}
-		ids = append(ids, env.Resources...)
-		offset += len(env.Resources)
-		if len(env.Resources) == 0 || offset >= pg.Total {
-			return ids, nil
-		}
-	}
-}
-
-// scrollAll pages every AID of the tenant through
-// QueryDevicesByFilterScroll; its offset token idles out after 2 minutes, so
+// combined pages the hosts matching filter (every host when empty) through
+// CombinedDevicesByFilter. Its offset token idles out after 2 minutes, so
 // pages are fetched back to back.
-func (p *Provider) scrollAll(ctx context.Context) ([]string, error) {
-	var ids []string
+func (p *Provider) combined(ctx context.Context, op, filter string) ([]host, error) {
+	var hosts []host
 	token := ""
 	for page := 0; ; page++ {
-		params := url.Values{"limit": {strconv.Itoa(p.pageSize)}}
+		params := url.Values{"limit": {strconv.Itoa(p.pageSize)}, "fields": {hostFields}}
+		if filter != "" {
+			params.Set("filter", filter)
+		}
 		if token != "" {
 			params.Set("offset", token)
 		}
-		var env envelope[string]
-		err := p.call(ctx, "scroll devices", providers.Request{Method: http.MethodGet, URL: p.base + scrollDevicesPath + "?" + params.Encode()}, false, &env)
+		var env envelope[host]
+		err := p.call(ctx, op, providers.Request{Method: http.MethodGet, URL: p.base + combinedDevicesPath + "?" + params.Encode()}, false, &env)
 		if err != nil {
 			return nil, err
 		}
-		p.logPartial("scroll devices", env.Errors)
-		var pg scrollPaging
+		p.logPartial(op, env.Errors)
+		var pg combinedPaging
 		if len(env.Meta.Pagination) > 0 {
-			if err := p.client.DecodeJSON("scroll devices", env.Meta.Pagination, &pg); err != nil {
+			if err := p.client.DecodeJSON(op, env.Meta.Pagination, &pg); err != nil {
 				return nil, err
 			}
 		}
-		ids = append(ids, env.Resources...)
+		hosts = append(hosts, env.Resources...)
 		if pg.Offset == "" || len(env.Resources) == 0 {
-			return ids, nil
+			return hosts, nil
 		}
 		if pg.Offset == token || page > pg.Total/p.pageSize+1 {
-			return nil, fmt.Errorf("%s: scroll devices: paging does not advance", p.name)
+			return nil, fmt.Errorf("%s: %s: paging does not advance", p.name, op)
 		}
 		token = pg.Offset
 	}
 }
 
-// records fetches details and assessments of the AIDs (concurrently, in
-// chunks) and turns them into scored records. AIDs whose details Falcon
-// no longer has are left out.
-func (p *Provider) records(ctx context.Context, aids []string) ([]providers.Record, error) {
-	if len(aids) == 0 {
+// records fetches the assessments of the hosts (concurrently, 100 a call)
+// and turns each host, once, into a scored record.
+func (p *Provider) records(ctx context.Context, hosts []host) ([]providers.Record, error) {
+	if len(hosts) == 0 {
 		return nil, nil
+	}
+	seen := make(map[string]bool, len(hosts))
+	hosts = slices.DeleteFunc(hosts, func(h host) bool {
+		dup := seen[h.DeviceID]
+		seen[h.DeviceID] = true
+		return dup
+	})
+	aids := make([]string, len(hosts))
+	for i, h := range hosts {
+		aids[i] = h.DeviceID
 	}
 	var (
 		mu     sync.Mutex
-		hosts  = make(map[string]host, len(aids))
 		scores = make(map[string]assessment, len(aids))
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.conc)
-	for chunk := range slices.Chunk(aids, maxDetailIDs) {
-		g.Go(func() error {
-			body, err := json.Marshal(struct {
-				IDs []string `json:"ids"`
-			}{chunk})
-			if err != nil {
-				return fmt.Errorf("%s: device details: %w", p.name, err)
-			}
-			var env envelope[host]
-			err = p.call(gctx, "device details", providers.Request{Method: http.MethodPost, URL: p.base + deviceDetailsPath, Body: body,
-				Header: http.Header{"Content-Type": {"application/json"}}}, true, &env)
-			if err != nil {
-				return err
-			}
-			p.logPartial("device details", env.Errors)
-			mu.Lock()
-			for _, h := range env.Resources {
-				hosts[h.DeviceID] = h
-			}
-			mu.Unlock()
-			return nil
-		})
-	}
 	for chunk := range slices.Chunk(aids, maxZTAIDs) {
 		g.Go(func() error {
 			params := url.Values{"ids": chunk}
@@ -323,20 +286,23 @@ func (p *Provider) records(ctx context.Context, aids []string) ([]providers.Reco
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out := make([]providers.Record, 0, len(hosts))
-	for _, id := range aids {
-		h, ok := hosts[id]
-		if !ok {
-			continue
-		}
-		a, assessed := scores[id]
-		out = append(out, p.record(h, a, assessed))
+	out := make([]providers.Record, len(hosts))
+	for i, h := range hosts {
+		a, assessed := scores[h.DeviceID]
+		out[i] = p.record(h, a, assessed)
 	}
 	return out, nil
 }
 
 // record maps a Falcon host and its assessment to a scored record.
 func (p *Provider) record(h host, a assessment, assessed bool) providers.Record {
+	rec := hostRecord(h)
+	rec.Score, rec.Reason = p.score(h, a, assessed)
+	return rec
+}
+
+// hostRecord is the host's identity: id, normalised identifiers, last seen.
+func hostRecord(h host) providers.Record {
 	rec := providers.Record{
 		ID:        h.DeviceID,
 		Serials:   []string{h.SerialNumber},
@@ -347,17 +313,16 @@ func (p *Provider) record(h host, a assessment, assessed bool) providers.Record 
 	if t, err := time.Parse(time.RFC3339, h.LastSeen); err == nil {
 		rec.LastSeen = t
 	}
-	rec.Score, rec.Reason = p.score(h, a, assessed)
 	rec.Normalize()
 	return rec
 }
 
 // score applies the scoring table: containment first (a contained host is
-// cut off whatever its assessment), then the ZTA overall score, then the
-// unassessed default.
+// cut off whatever its assessment, and stays so while a lift is pending),
+// then the ZTA overall score, then the unassessed default.
 func (p *Provider) score(h host, a assessment, assessed bool) (int, string) {
 	switch status := strings.ToLower(h.Status); status {
-	case "contained", "containment_pending":
+	case "contained", "containment_pending", "lift_containment_pending":
 		return p.containedScore, "status=" + status
 	}
 	if !assessed || a.Assessment.Overall == nil {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/postured/postured/internal/conf"
@@ -84,6 +87,19 @@ func sampleHosts() ([]crowdstrikemock.Host, []crowdstrikemock.Assessment) {
 			Status: "normal", LastSeen: "2026-08-01T00:00:00Z", PlatformName: "Mac"},
 		{DeviceID: aid(5), Hostname: "Mixed-Case.corp.example", SerialNumber: "MIX5", MACAddress: "02-00-00-00-00-05",
 			Status: "normal", LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Mac"},
+		// Stored as the device reports them, in mixed case; a lift of
+		// containment not yet done.
+		{DeviceID: aid(6), Hostname: "Oskars-Mac-mini-29", SerialNumber: "VMware-56 4d 9e 3a 1b 2c 3d 4e-5f 6a 7b 8c 9d 0e 1f 2a",
+			MACAddress: "02-00-00-00-00-06", Email: "Oskar.Berg@Example.com", Status: "lift_containment_pending",
+			LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Mac"},
+		// Decoys a single FQL term also matches (by prefix), which must
+		// not be taken for aid(6) and aid(8).
+		{DeviceID: aid(7), Hostname: "oskars-mac-mini-290", SerialNumber: "VMware-56 4d 9e 3a 1b 2c 3d 4e-5f 6a 7b 8c 9d 0e 1f 2a0",
+			MACAddress: "02-00-00-00-00-07", Email: "oskar.berg@example.com.au", Status: "normal", LastSeen: "2026-11-20T07:00:00Z"},
+		{DeviceID: aid(8), Hostname: "MacBook-Pro", SerialNumber: "C02MiXeD9", MACAddress: "02-00-00-00-00-08",
+			Status: "normal", LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Mac"},
+		{DeviceID: aid(9), Hostname: "MacBook-Pro-2", SerialNumber: "C02MIXED90", MACAddress: "02-00-00-00-00-09",
+			Status: "normal", LastSeen: "2026-11-20T07:00:00Z", PlatformName: "Mac"},
 	}
 	zta := []crowdstrikemock.Assessment{
 		{AID: aid(0), Assessment: crowdstrikemock.Scores{Overall: 83, OS: 80, SensorConfig: 90, Version: "2.1.0"}},
@@ -91,6 +107,8 @@ func sampleHosts() ([]crowdstrikemock.Host, []crowdstrikemock.Assessment) {
 		{AID: aid(2), Assessment: crowdstrikemock.Scores{Overall: 77, Version: "2.1.0"}},
 		{AID: aid(4), Assessment: crowdstrikemock.Scores{Overall: 95, Version: "2.1.0"}},
 		{AID: aid(5), Assessment: crowdstrikemock.Scores{Overall: 64, Version: "2.1.0"}},
+		{AID: aid(6), Assessment: crowdstrikemock.Scores{Overall: 88, Version: "2.1.0"}},
+		{AID: aid(7), Assessment: crowdstrikemock.Scores{Overall: 91, Version: "2.1.0"}},
 	}
 	return hosts, zta
 }
@@ -129,7 +147,7 @@ func TestConfig(t *testing.T) {
 		{name: "no secret", edit: func(c *Config) { c.ClientSecret = "" }, wantErr: "client_secret is required"},
 		{name: "score range", edit: func(c *Config) { v := 101; c.UnassessedScore = &v }, wantErr: "unassessed_score must be between 0 and 100"},
 		{name: "contained score range", edit: func(c *Config) { v := -1; c.ContainedScore = &v }, wantErr: "contained_score must be"},
-		{name: "page size", edit: func(c *Config) { c.PageSize = 5001 }, wantErr: "page_size must be between 1 and 5000"},
+		{name: "page size", edit: func(c *Config) { c.PageSize = 10001 }, wantErr: "page_size must be between 1 and 10000"},
 		{name: "weight from common", edit: func(c *Config) { c.Weight = 0 }, wantErr: "weight must be > 0"},
 	}
 	for _, tc := range tests {
@@ -242,11 +260,11 @@ func TestPaging(t *testing.T) {
 	if len(recs) != 7 {
 		t.Fatalf("%d records, want 7", len(recs))
 	}
-	if n := e.mock.Calls.Get("queryDevices"); n != 4 {
-		t.Fatalf("queryDevices calls = %d, want 4 pages of 2", n)
+	if n := e.mock.Calls.Get("combinedDevices"); n != 4 {
+		t.Fatalf("combinedDevices calls = %d, want 4 pages of 2", n)
 	}
 	for _, r := range e.mock.Requests() {
-		if r.Endpoint == "queryDevices" && r.Limit != "2" {
+		if r.Endpoint == "combinedDevices" && r.Limit != "2" {
 			t.Fatalf("page asked for limit %s", r.Limit)
 		}
 	}
@@ -273,11 +291,13 @@ func TestLookupKinds(t *testing.T) {
 		name   string
 		kind   providers.Kind
 		values []string // as Cloudflare sends them, normalised below
-		exact  bool     // hostname_exact_only
+		substr bool     // the mock's single terms match substrings
 		want   []string
 	}{
 		{"serial with duplicate", providers.KindSerial, []string{"c02xk1zzjgh5"}, false, []string{aid(0), aid(4)}},
 		{"serial upper-case uuid", providers.KindSerial, []string{"EC2A1B2C-0000-1111-2222-333344445555"}, false, []string{aid(2)}},
+		{"serial mixed case in falcon", providers.KindSerial, []string{"VMware-56 4d 9e 3a 1b 2c 3d 4e-5f 6a 7b 8c 9d 0e 1f 2a"}, false, []string{aid(6)}},
+		{"serial mixed case, prefix decoy dropped", providers.KindSerial, []string{"C02MIXED9"}, false, []string{aid(8)}},
 		{"serial unknown", providers.KindSerial, []string{"NOPE"}, false, nil},
 		{"mac colon form", providers.KindMAC, []string{"74:1D:3E:23:E0:FE"}, false, []string{aid(0), aid(4)}},
 		{"mac only as connection mac", providers.KindMAC, []string{"0A-BB-CC-DD-EE-FF"}, false, []string{aid(1)}},
@@ -285,14 +305,21 @@ func TestLookupKinds(t *testing.T) {
 		{"hostname lower", providers.KindHostname, []string{"MBP-42"}, false, []string{aid(0), aid(4)}},
 		{"hostname windows upper", providers.KindHostname, []string{"desktop-7.corp.example"}, false, []string{aid(1)}},
 		{"hostname fqdn in falcon", providers.KindHostname, []string{"ws-9"}, false, []string{aid(2)}},
-		{"hostname fqdn skipped when exact only", providers.KindHostname, []string{"ws-9"}, true, nil},
-		{"hostname mixed case is a query-mode limit", providers.KindHostname, []string{"mixed-case"}, false, nil},
+		{"hostname mixed case fqdn in falcon", providers.KindHostname, []string{"mixed-case"}, false, []string{aid(5)}},
+		{"hostname mixed case, prefix decoy dropped", providers.KindHostname, []string{"Oskars-Mac-mini-29"}, false, []string{aid(6)}},
+		{"hostname macbook-pro is not macbook-pro-2", providers.KindHostname, []string{"macbook-pro"}, false, []string{aid(8)}},
+		{"hostname both macbooks", providers.KindHostname, []string{"macbook-pro", "MACBOOK-PRO-2"}, false, []string{aid(8), aid(9)}},
+		{"hostname substring matches dropped", providers.KindHostname, []string{"book-pro"}, true, nil},
+		{"hostname found with substring matching", providers.KindHostname, []string{"oskars-mac-mini-29"}, true, []string{aid(6)}},
 		{"email", providers.KindEmail, []string{"JDoe@Example.com"}, false, []string{aid(0)}},
-		{"several kinds of values at once", providers.KindSerial, []string{"PF000007", "LNX0000003"}, false, []string{aid(1), aid(3)}},
+		{"email mixed case in falcon, decoy dropped", providers.KindEmail, []string{"oskar.berg@example.com"}, false, []string{aid(6)}},
+		{"several values at once", providers.KindSerial, []string{"PF000007", "LNX0000003"}, false, []string{aid(1), aid(3)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, sampleOpts(), func(c *Config) { c.HostnameExactOnly = tc.exact })
+			opts := sampleOpts()
+			opts.SubstringTerms = tc.substr
+			e := newEnv(t, opts, nil)
 			var vals []string
 			for _, v := range tc.values {
 				n, ok := providers.Normalize(tc.kind, v)
@@ -309,10 +336,8 @@ func TestLookupKinds(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 			for _, r := range recs {
-				for _, v := range vals {
-					if !r.Has(tc.kind, v) && tc.kind != providers.KindSerial {
-						t.Errorf("record %s lacks normalised %s %q: %+v", r.ID, tc.kind, v, r)
-					}
+				if !slices.ContainsFunc(vals, func(v string) bool { return r.Has(tc.kind, v) }) {
+					t.Errorf("record %s carries none of the %s values %q: %+v", r.ID, tc.kind, vals, r)
 				}
 			}
 		})
@@ -336,9 +361,22 @@ func TestLookupKinds(t *testing.T) {
 	})
 	t.Run("unsafe values are not sent", func(t *testing.T) {
 		e := newEnv(t, sampleOpts(), nil)
-		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"X'],serial_number:*'*", "*"}})
+		recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"X'],serial_number:*'*", "*", "A'"}})
 		if err != nil || len(recs) != 0 || e.mock.Calls.Total() != 0 {
 			t.Fatalf("recs %v err %v calls %v", recs, err, e.mock.Calls.Snapshot())
+		}
+	})
+	t.Run("assessments only for hosts that match", func(t *testing.T) {
+		// oskars-mac-mini-29 also returns the decoy aid(7) from Falcon:
+		// its assessment is not fetched.
+		e := newEnv(t, sampleOpts(), nil)
+		if _, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindHostname, Values: []string{"oskars-mac-mini-29"}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.mock.Requests() {
+			if r.Endpoint == "ztaAssessments" && r.IDs != 1 {
+				t.Errorf("assessments asked for %d hosts, want only the match", r.IDs)
+			}
 		}
 	})
 }
@@ -361,6 +399,7 @@ func TestScoring(t *testing.T) {
 				aid(1): {0, "status=contained"},
 				aid(2): {0, "status=containment_pending"},
 				aid(3): {50, "zta=unassessed"},
+				aid(6): {0, "status=lift_containment_pending"}, // still contained
 			},
 		},
 		{
@@ -374,7 +413,8 @@ func TestScoring(t *testing.T) {
 				u, k := 20, 5
 				c.UnassessedScore, c.ContainedScore = &u, &k
 			},
-			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "zta=unassessed"}, aid(0): {83, "zta.overall=83"}},
+			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "zta=unassessed"}, aid(0): {83, "zta.overall=83"},
+				aid(6): {5, "status=lift_containment_pending"}},
 		},
 	}
 	for _, tc := range tests {
@@ -385,7 +425,8 @@ func TestScoring(t *testing.T) {
 			}
 			e := newEnv(t, opts, tc.tweak)
 			recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial,
-				Values: []string{"C02XK1ZZJGH5", "PF000007", "EC2A1B2C-0000-1111-2222-333344445555", "LNX0000003"}})
+				Values: []string{"C02XK1ZZJGH5", "PF000007", "EC2A1B2C-0000-1111-2222-333344445555", "LNX0000003",
+					"VMWARE-56 4D 9E 3A 1B 2C 3D 4E-5F 6A 7B 8C 9D 0E 1F 2A"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,45 +470,6 @@ func TestZTAGateway404IsAnError(t *testing.T) {
 	}
 }
 
-func TestDetails404WithPartialResources(t *testing.T) {
-	// A host deleted between the query and the details call: Falcon may
-	// answer 404 with the other hosts in resources.
-	opts := sampleOpts()
-	opts.HostsMissing = crowdstrikemock.MissingNotFound
-	opts.ClientID, opts.ClientSecret = "falcon-client", testSecret
-	mock := crowdstrikemock.New(opts)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/devices/queries/devices/v1" {
-			rec := httptest.NewRecorder()
-			mock.ServeHTTP(rec, r)
-			body := strings.Replace(rec.Body.String(), `"resources":[`, `"resources":["ffffffffffffffffffffffffffffffff",`, 1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write([]byte(body))
-			return
-		}
-		mock.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	cfg := testConfig(srv.URL)
-	cfg.Defaults()
-	p, err := New(cfg, providers.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
-	if err != nil || !slices.Equal(ids(recs), []string{aid(1)}) {
-		t.Fatalf("%v %v", recs, err)
-	}
-	var sawPartial bool
-	for _, r := range mock.Requests() {
-		sawPartial = sawPartial || (r.Endpoint == "deviceEntities" && r.Status == http.StatusNotFound)
-	}
-	if !sawPartial {
-		t.Fatal("the details call did not answer 404: the test proves nothing")
-	}
-}
-
 func TestList(t *testing.T) {
 	opts, _ := bulkOpts(250)
 	e := newEnv(t, opts, func(c *Config) { c.PageSize = 100 })
@@ -478,7 +480,7 @@ func TestList(t *testing.T) {
 	if len(recs) != 250 {
 		t.Fatalf("%d records", len(recs))
 	}
-	want := map[string]int{"scrollDevices": 3, "deviceEntities": 1, "ztaAssessments": 3}
+	want := map[string]int{"combinedDevices": 3, "ztaAssessments": 3}
 	for k, n := range want {
 		if got := e.mock.Calls.Get(k); got != n {
 			t.Errorf("%s calls = %d, want %d", k, got, n)
@@ -538,64 +540,123 @@ func TestRetryAfterParser(t *testing.T) {
 	}
 }
 
-func TestStatementLimits(t *testing.T) {
-	var vals []string
-	for i := range 1000 {
-		vals = append(vals, fmt.Sprintf("host-%04d", i))
+func TestStatements(t *testing.T) {
+	values := func(n int, f func(int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = f(i)
+		}
+		return out
 	}
-	for _, tc := range []struct {
-		name    string
-		queries []query
-		want    int
+	hosts := values(1000, func(i int) string { return fmt.Sprintf("host-%04d", i) })
+	// 256 bytes that URL-encode to three bytes each.
+	wide := values(30, func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("é", 126) + "x" })
+	tests := []struct {
+		name   string
+		kind   providers.Kind
+		values []string
+		want   int
 	}{
-		{"hostname exact", packBrackets(vals, hostnameForms, "hostname"), 10},
-		{"serial", packBrackets(vals, serialForms, "serial_number"), 5},
-		{"mac two props", packBrackets(vals, identity, "mac_address", "connection_mac_address"), 10},
-		{"hostname prefix", hostnamePrefixQueries(vals), 100},
-	} {
+		{"serial: 20 single terms", providers.KindSerial, hosts, 50},
+		{"hostname: 20 single terms", providers.KindHostname, hosts, 50},
+		{"email: 20 single terms", providers.KindEmail, hosts, 50},
+		{"mac: 100 in two bracket lists", providers.KindMAC, values(1000, func(i int) string { return fmt.Sprintf("0242ac%06x", i) }), 10},
+		{"long values: by encoded size", providers.KindHostname, wide, 5}, // 780 bytes each, 7 a statement
+	}
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if len(tc.queries) != tc.want {
-				t.Errorf("%d statements, want %d", len(tc.queries), tc.want)
+			pl, _ := planFor(tc.kind)
+			stmts := pl.pack(tc.values)
+			if len(stmts) != tc.want {
+				t.Errorf("%d statements, want %d", len(stmts), tc.want)
 			}
-			seen := 0
-			for _, q := range tc.queries {
-				seen += len(q.values)
-				if n := strings.Count(q.filter, "'") / 2; n > maxFQLValues {
-					t.Errorf("%d values in one statement", n)
+			var seen []string
+			for _, vals := range stmts {
+				seen = append(seen, vals...)
+				f := pl.filter(vals)
+				if props := strings.Count(f, ":"); props > maxFQLProperties {
+					t.Errorf("%d properties in one statement", props)
 				}
-				if n := strings.Count(q.filter, ":"); n > maxFQLProperties {
-					t.Errorf("%d properties in one statement", n)
+				if entries := strings.Count(f, "'") / 2; strings.Contains(f, "[") && entries > maxFQLValues {
+					t.Errorf("%d bracket entries in one statement", entries)
+				}
+				if n := len(url.QueryEscape(f)); n > maxFilterBytes && len(vals) > 1 {
+					t.Errorf("statement of %d values is %d bytes encoded", len(vals), n)
 				}
 			}
-			if seen != len(vals) {
-				t.Errorf("statements cover %d values, want %d", seen, len(vals))
+			if !slices.Equal(seen, tc.values) {
+				t.Error("statements do not cover the values once each, in order")
 			}
 		})
 	}
-	if f := packBrackets([]string{"EC2A-B"}, serialForms, "serial_number")[0].filter; f != "serial_number:['EC2A-B','ec2a-b']" {
-		t.Errorf("uuid-like serial statement %q", f)
-	}
-	if f := hostnamePrefixQueries([]string{"mbp-1"})[0].filter; f != "hostname:*'mbp-1.*',hostname:*'MBP-1.*'" {
-		t.Errorf("prefix statement %q", f)
+	for _, tc := range []struct {
+		kind   providers.Kind
+		values []string
+		want   string
+	}{
+		{providers.KindSerial, []string{"C02X", "VMWARE-56 4D"}, "serial_number:'C02X',serial_number:'VMWARE-56 4D'"},
+		{providers.KindHostname, []string{"mbp-1"}, "hostname:'mbp-1'"},
+		{providers.KindEmail, []string{"a@example.com"}, "email:'a@example.com'"},
+		{providers.KindMAC, []string{"741d3e23e0fe", "020000000001"},
+			"mac_address:['74-1d-3e-23-e0-fe','02-00-00-00-00-01'],connection_mac_address:['74-1d-3e-23-e0-fe','02-00-00-00-00-01']"},
+	} {
+		pl, _ := planFor(tc.kind)
+		if got := pl.filter(tc.values); got != tc.want {
+			t.Errorf("%s statement %q, want %q", tc.kind, got, tc.want)
+		}
 	}
 }
 
-func TestPacer(t *testing.T) {
-	var pc pacer
-	pc.observe(http.Header{"X-Ratelimit-Remaining": {"500"}})
-	start := time.Now()
-	if err := pc.wait(context.Background()); err != nil || time.Since(start) > 50*time.Millisecond {
-		t.Fatal("paced with plenty of budget left")
-	}
-	pc.observe(http.Header{"X-Ratelimit-Remaining": {"3"}})
-	start = time.Now()
-	if err := pc.wait(context.Background()); err != nil || time.Since(start) < 400*time.Millisecond {
-		t.Fatal("did not slow down with 3 requests left")
-	}
-	pc.observe(http.Header{"X-Ratelimit-Remaining": {"1"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := pc.wait(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("wait ignored cancellation: %v", err)
-	}
+func TestGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := gate{maxWait: 5 * time.Second}
+		waited := func(ctx context.Context) (time.Duration, error) {
+			start := time.Now()
+			err := g.wait(ctx)
+			return time.Since(start), err
+		}
+		if d, err := waited(t.Context()); d != 0 || err != nil {
+			t.Fatalf("closed gate: waited %s, %v", d, err)
+		}
+		g.observe(http.Header{"X-Ratelimit-Remaining": {"500"}})
+		if d, _ := waited(t.Context()); d != 0 {
+			t.Fatalf("paced with plenty of budget left: %s", d)
+		}
+		g.observe(http.Header{"X-Ratelimit-Remaining": {"3"}})
+		if d, _ := waited(t.Context()); d != 500*time.Millisecond {
+			t.Fatalf("3 requests left: waited %s, want 500ms", d)
+		}
+
+		// A 429 holds every waiter until the time Falcon named; a shorter
+		// pause reported later does not cut it short.
+		g.hold(time.Now().Add(2 * time.Second))
+		g.hold(time.Now().Add(time.Second))
+		var wg sync.WaitGroup
+		got := make([]time.Duration, 3)
+		for i := range got {
+			wg.Go(func() { got[i], _ = waited(t.Context()) })
+		}
+		wg.Wait()
+		for i, d := range got {
+			if d != 2*time.Second {
+				t.Errorf("waiter %d released after %s, want 2s", i, d)
+			}
+		}
+
+		g = gate{maxWait: 5 * time.Second}
+		g.hold(time.Now().Add(30 * time.Second))
+		d, err := waited(t.Context())
+		var rl *providers.RateLimitedError
+		if d != 0 || !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
+			t.Fatalf("pause past retry_wait_max: waited %s, %v; want a RateLimitedError at once", d, err)
+		}
+
+		g = gate{maxWait: 5 * time.Second}
+		g.hold(time.Now().Add(4 * time.Second))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if d, err := waited(ctx); d != time.Second || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("context ended mid-pause: waited %s, %v", d, err)
+		}
+	})
 }

@@ -1,14 +1,11 @@
 package crowdstrike
 
 import (
+	"net/url"
 	"strings"
-)
 
-// query is one FQL statement and the normalised values it asks for.
-type query struct {
-	filter string
-	values []string
-}
+	"github.com/postured/postured/providers"
+)
 
 // fqlSafe reports whether v can go into an FQL string literal. FQL has no
 // documented escape for quotes, and '*' is a wildcard, so identifiers with
@@ -26,95 +23,95 @@ func fqlSafe(v string) bool {
 	return true
 }
 
-// packBrackets groups values into statements of the form
-// prop1:['a','A',...],prop2:['a','A',...] (the props OR-ed, each a bracket
-// list, exact match including case), with at most maxFQLValues entries per
-// statement. forms renders one normalised value in every spelling Falcon
-// may store it in.
-func packBrackets(values []string, forms func(string) []string, props ...string) []query {
-	var out []query
-	var cur []string
-	var curForms []string
-	flush := func() {
-		if len(cur) == 0 {
-			return
-		}
-		parts := make([]string, len(props))
-		for i, p := range props {
-			parts[i] = p + ":[" + strings.Join(curForms, ",") + "]"
-		}
-		out = append(out, query{filter: strings.Join(parts, ","), values: cur})
-		cur, curForms = nil, nil
-	}
-	for _, v := range values {
-		fs := forms(v)
-		if (len(curForms)+len(fs))*len(props) > maxFQLValues {
-			flush()
-		}
-		cur = append(cur, v)
-		for _, f := range fs {
-			curForms = append(curForms, "'"+f+"'")
-		}
-	}
-	flush()
-	return out
+// plan is how one kind of identifier is asked for: how many values one FQL
+// statement takes, and the statement for a set of values.
+type plan struct {
+	per    int
+	filter func(values []string) string
 }
 
-// hostnamePrefixQueries finds hosts whose Falcon hostname is an FQDN
-// starting with the short name: hostname:*'mbp-42.*' (the '*' operator,
-// prefix wildcard; FQL's 20-property cap allows 10 names per statement in
-// both cases).
-func hostnamePrefixQueries(values []string) []query {
-	var out []query
-	var cur, terms []string
+// planFor is the plan for kind k, false when Falcon cannot be asked by it.
+//
+// Serials, hostnames and emails are single-value terms OR-ed,
+// prop:'a',prop:'b': FQL matches a single value case-insensitively, where
+// a bracket list is exact including case (Falcon-Toolkit#192, PSFalcon wiki
+// "Filtering-Results"), and Falcon keeps these as the device reports them:
+// Oskars-Mac-mini-29, VMware-56 4d ..., Jane.Doe@Example.com. A single
+// value also matches partially (hostname:'mbp-42' returns mbp-420 and
+// mbp-42.corp.example, psfalcon#425), which finds hosts stored with a
+// domain; Lookup keeps only exact matches. Each term is one of the 20
+// properties a statement may have.
+//
+// MACs, which Falcon stores in one form (lower-case dash), go into bracket
+// lists on mac_address and connection_mac_address: 100 MACs a statement.
+func planFor(k providers.Kind) (plan, bool) {
+	switch k {
+	case providers.KindSerial:
+		return plan{maxFQLProperties, terms("serial_number")}, true
+	case providers.KindMAC:
+		return plan{maxFQLValues / 2, brackets(falconMAC, "mac_address", "connection_mac_address")}, true
+	case providers.KindHostname:
+		return plan{maxFQLProperties, terms("hostname")}, true
+	case providers.KindEmail:
+		return plan{maxFQLProperties, terms("email")}, true
+	}
+	return plan{}, false
+}
+
+// pack groups values into statements of at most pl.per values and
+// maxFilterBytes once URL-encoded; a value too long for any statement gets
+// one of its own (and if Falcon refuses it, it fails alone).
+func (pl plan) pack(values []string) [][]string {
+	var out [][]string
+	var cur []string
 	for _, v := range values {
-		fs := hostnameForms(v)
-		if len(terms)+len(fs) > maxFQLProperties {
-			out = append(out, query{filter: strings.Join(terms, ","), values: cur})
-			cur, terms = nil, nil
+		next := append(cur[:len(cur):len(cur)], v)
+		if len(cur) > 0 && (len(cur) == pl.per || len(url.QueryEscape(pl.filter(next))) > maxFilterBytes) {
+			out = append(out, cur)
+			next = []string{v}
 		}
-		cur = append(cur, v)
-		for _, f := range fs {
-			terms = append(terms, "hostname:*'"+f+".*'")
-		}
+		cur = next
 	}
 	if len(cur) > 0 {
-		out = append(out, query{filter: strings.Join(terms, ","), values: cur})
+		out = append(out, cur)
 	}
 	return out
 }
 
-// serialForms: Falcon reports hardware serials as the firmware does,
-// upper case in practice, but an SMBIOS UUID standing in for a serial (EC2
-// and other VMs: "ec2c0000-...") in lower case.
-func serialForms(v string) []string {
-	if lower := strings.ToLower(v); lower != v && uuidLike(v) {
-		return []string{v, lower}
-	}
-	return []string{v}
-}
-
-// uuidLike reports whether s is hex digits and dashes only, with at least
-// one dash: an SMBIOS UUID rather than a vendor serial.
-func uuidLike(s string) bool {
-	dash := false
-	for _, c := range s {
-		switch {
-		case c == '-':
-			dash = true
-		case c >= '0' && c <= '9', c >= 'A' && c <= 'F', c >= 'a' && c <= 'f':
-		default:
-			return false
+// terms renders prop:'a',prop:'b',...
+func terms(prop string) func([]string) string {
+	return func(values []string) string {
+		parts := make([]string, len(values))
+		for i, v := range values {
+			parts[i] = prop + ":'" + v + "'"
 		}
+		return strings.Join(parts, ",")
 	}
-	return dash
 }
 
-// macForms: Falcon stores MACs in lower-case dash form, aa-bb-cc-dd-ee-ff
-// (observed in device samples and the form other integrations query with).
-func macForms(v string) []string {
+// brackets renders prop1:['a','b'],prop2:['a','b'] with each value in the
+// form Falcon stores it.
+func brackets(form func(string) string, props ...string) func([]string) string {
+	return func(values []string) string {
+		quoted := make([]string, len(values))
+		for i, v := range values {
+			quoted[i] = "'" + form(v) + "'"
+		}
+		list := "[" + strings.Join(quoted, ",") + "]"
+		parts := make([]string, len(props))
+		for i, p := range props {
+			parts[i] = p + ":" + list
+		}
+		return strings.Join(parts, ",")
+	}
+}
+
+// falconMAC renders a normalised MAC as Falcon stores it,
+// aa-bb-cc-dd-ee-ff (observed in device samples and the form other
+// integrations query with).
+func falconMAC(v string) string {
 	if len(v) != 12 {
-		return []string{v}
+		return v
 	}
 	var b strings.Builder
 	for i := 0; i < 12; i += 2 {
@@ -123,17 +120,5 @@ func macForms(v string) []string {
 		}
 		b.WriteString(v[i : i+2])
 	}
-	return []string{b.String()}
+	return b.String()
 }
-
-// hostnameForms: sensors report the computer name as the OS has it, lower
-// case on macOS and Linux, upper case on most Windows machines; mixed case
-// can only be matched in sync mode.
-func hostnameForms(v string) []string {
-	if upper := strings.ToUpper(v); upper != v {
-		return []string{v, upper}
-	}
-	return []string{v}
-}
-
-func identity(v string) []string { return []string{v} }

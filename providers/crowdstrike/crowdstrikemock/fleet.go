@@ -39,9 +39,12 @@ func Vendor(f *fleet.Fleet) mockkit.Vendor {
 			}}
 		},
 		Expected: v.expected(),
-		// 200 FQL values per query, details in one POST, ZTA 100 ids per
-		// call, for each key kind a 1000-device batch sends.
-		BatchCalls: 80,
+		// 20 serials per FQL statement (single terms, for Falcon's case
+		// rules), host records with the statement (combined endpoint),
+		// ZTA 100 ids per call: about 60 calls for the serials of 1000
+		// devices, 20-40 more for the MACs, hostnames and emails of those
+		// serials did not settle (79 measured on the demo fleet).
+		BatchCalls: 120,
 	}
 }
 
@@ -49,9 +52,10 @@ func Vendor(f *fleet.Fleet) mockkit.Vendor {
 // device in Falcon, plus an older duplicate (new AID, same serial and MACs,
 // older last_seen) for re-enrolled devices. It carries what real tenants
 // show: lower-case dash MACs, the Cloudflare-visible MAC sometimes only in
-// connection_mac_address, upper-case Windows computer names, FQDN hostnames
-// on some Macs and Linux hosts, SMBIOS-UUID serials on Linux VMs without a
-// hardware serial, contained and containment-pending hosts, and hosts in
+// connection_mac_address, upper-case Windows computer names, mixed-case Mac
+// hostnames, FQDN hostnames on some Macs and Linux hosts, serials in mixed
+// case, SMBIOS-UUID serials on Linux VMs without a hardware serial,
+// contained, containment-pending and lift-pending hosts, and hosts in
 // reduced functionality mode.
 func FleetHosts(f *fleet.Fleet) []Host { return newView(f).hosts }
 
@@ -159,9 +163,13 @@ func fleetHost(d *fleet.Device, r *rand.Rand, cid string, contained bool) Host {
 		h.ReducedFunctionalityMode = "yes"
 	}
 	if contained {
-		h.Status = "contained"
-		if r.IntN(4) == 0 {
+		switch r.IntN(4) {
+		case 0:
 			h.Status = "containment_pending"
+		case 1:
+			h.Status = "lift_containment_pending"
+		default:
+			h.Status = "contained"
 		}
 	}
 	// The interface Cloudflare sees (MACs[0]) is sometimes only the
@@ -177,6 +185,9 @@ func fleetHost(d *fleet.Device, r *rand.Rand, cid string, contained bool) Host {
 	user, _, _ := strings.Cut(d.Email, "@")
 	if r.IntN(3) == 0 {
 		h.Email = d.Email // rarely populated in real tenants
+		if r.IntN(2) == 0 {
+			h.Email = titleCase(d.Email) // as the user typed it
+		}
 	}
 	h.Hostname = d.Hostname
 	switch d.Platform {
@@ -190,8 +201,13 @@ func fleetHost(d *fleet.Device, r *rand.Rand, cid string, contained bool) Host {
 		h.PlatformName, h.PlatformID, h.OSVersion, h.OSProductName = "Mac", "1", "Sonoma (14)", "macOS"
 		h.SystemManufacturer, h.SystemProductName = "Apple Inc.", "MacBookPro18,3"
 		h.LastLoginUser = user
+		// macOS derives the local hostname from the computer name, mixed
+		// case (Janes-MacBook-Pro): only a single-value FQL term finds it.
+		if r.IntN(3) != 0 {
+			h.Hostname = titleCase(d.Hostname)
+		}
 		if d.Domain != "" && r.IntN(2) == 0 {
-			h.Hostname = d.Hostname + "." + d.Domain
+			h.Hostname += "." + d.Domain
 		}
 	default:
 		h.PlatformName, h.PlatformID, h.OSVersion, h.KernelVersion = "Linux", "3", "Ubuntu 24.04", "6.8.0-1017-aws"
@@ -200,6 +216,11 @@ func fleetHost(d *fleet.Device, r *rand.Rand, cid string, contained bool) Host {
 		if d.Domain != "" {
 			h.Hostname = d.Hostname + "." + d.Domain
 		}
+	}
+	if r.IntN(8) == 0 {
+		// Firmware that reports its serial in mixed case, as VMware does
+		// ("VMware-56 4d ..."); Cloudflare's copy normalises to upper case.
+		h.SerialNumber = mixedCase(d.Serial)
 	}
 	if d.Serial == "" {
 		h.SerialNumber = d.PlaceholderSerial
@@ -256,6 +277,34 @@ func assessmentFor(h *Host, overall int, r *rand.Rand) Assessment {
 				GroupName: "sensor", Criteria: "applied", MeetsCriteria: meets(overall >= 30)}},
 		},
 	}
+}
+
+// titleCase capitalises each word: mbp-00042 is Mbp-00042,
+// user0042@example.com is User0042@Example.com.
+func titleCase(s string) string {
+	b := []byte(s)
+	for i := range b {
+		if (i == 0 || strings.IndexByte("-@.", b[i-1]) >= 0) && b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// mixedCase lower-cases every other letter of an upper-case serial:
+// PF00000042 is Pf00000042, C020000042K is C020000042k.
+func mixedCase(s string) string {
+	b := []byte(s)
+	letter := 0
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			if letter%2 == 1 {
+				b[i] = c + 'a' - 'A'
+			}
+			letter++
+		}
+	}
+	return string(b)
 }
 
 // falconMAC renders a canonical MAC the way Falcon reports it:

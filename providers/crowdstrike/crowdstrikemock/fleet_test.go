@@ -73,8 +73,18 @@ func TestFleetViewShape(t *testing.T) {
 		if strings.Contains(h.Hostname, ".") {
 			counts["fqdn"]++
 		}
-		if h.Hostname != strings.ToLower(h.Hostname) {
+		switch h.Hostname {
+		case strings.ToLower(h.Hostname):
+		case strings.ToUpper(h.Hostname):
 			counts["upper-case hostname"]++
+		default:
+			counts["mixed-case hostname"]++
+		}
+		if s := h.SerialNumber; s != strings.ToUpper(s) && s != strings.ToLower(s) {
+			counts["mixed-case serial"]++
+		}
+		if h.Status == "lift_containment_pending" {
+			counts["lift pending"]++
 		}
 		if strings.HasPrefix(h.SerialNumber, "ec2") {
 			counts["uuid serial"]++
@@ -105,7 +115,7 @@ func TestFleetViewShape(t *testing.T) {
 		assessed++
 	}
 	counts["unassessed"] = len(hosts) - assessed
-	for _, k := range []string{"two MACs", "fqdn", "upper-case hostname", "uuid serial", "contained", "rfm", "duplicate serials", "unassessed"} {
+	for _, k := range []string{"two MACs", "fqdn", "upper-case hostname", "mixed-case hostname", "mixed-case serial", "uuid serial", "contained", "lift pending", "rfm", "duplicate serials", "unassessed"} {
 		if counts[k] == 0 {
 			t.Errorf("no host with %s in a 2000-device fleet; counts %v", k, counts)
 		}
@@ -159,10 +169,11 @@ func TestVendorExpected(t *testing.T) {
 
 // TestFleetViewThroughProvider looks the whole Cloudflare batch up through
 // the real provider against the mock serving this view: every device in
-// Falcon must be found by each key Cloudflare sends for it, and contained
-// hosts must score 0.
+// Falcon must be found by each key Cloudflare sends for it, whatever the
+// case Falcon stores it in, and contained hosts (a lift still pending
+// included) must score 0.
 func TestFleetViewThroughProvider(t *testing.T) {
-	f := fleet.Generate(400, 11, time.Now())
+	f := fleet.Generate(1000, 11, time.Now())
 	v := newView(f)
 	srv := httptest.NewServer(New(Options{Devices: v.hosts, Assessments: v.zta}))
 	defer srv.Close()
@@ -181,30 +192,41 @@ func TestFleetViewThroughProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inFalcon := map[int]bool{}
+	// inFalcon: the kinds each device's Falcon hosts carry (email only
+	// where Falcon's email field is filled).
+	inFalcon := map[int]map[providers.Kind]bool{}
 	contained := map[string]bool{} // AID
+	lifting := 0
 	for i, h := range v.hosts {
-		inFalcon[v.owners[i]] = true
+		o := v.owners[i]
+		if inFalcon[o] == nil {
+			inFalcon[o] = map[providers.Kind]bool{providers.KindSerial: true, providers.KindMAC: true, providers.KindHostname: true}
+		}
+		inFalcon[o][providers.KindEmail] = inFalcon[o][providers.KindEmail] || h.Email != ""
 		if h.Status != "normal" {
 			contained[h.DeviceID] = true
 		}
+		if h.Status == "lift_containment_pending" {
+			lifting++
+		}
 	}
-	if len(contained) == 0 {
-		t.Fatal("no contained host in the fleet: the score check would prove nothing")
+	if lifting == 0 {
+		t.Fatal("no host with a containment lift pending: the score check would prove less")
 	}
 	batch := f.Batch()
-	for _, kind := range []providers.Kind{providers.KindSerial, providers.KindMAC, providers.KindHostname} {
+	for _, kind := range providers.Kinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			want := map[string]int{} // normalised key -> device index
 			var values []string
 			for i, cd := range batch {
-				raw := map[providers.Kind]string{providers.KindSerial: cd.SerialNumber, providers.KindMAC: cd.MACAddress, providers.KindHostname: cd.Hostname}[kind]
+				raw := map[providers.Kind]string{providers.KindSerial: cd.SerialNumber, providers.KindMAC: cd.MACAddress,
+					providers.KindHostname: cd.Hostname, providers.KindEmail: cd.Email}[kind]
 				key, ok := providers.Normalize(kind, raw)
 				if !ok {
 					continue
 				}
 				values = append(values, key)
-				if inFalcon[i] {
+				if inFalcon[i][kind] {
 					want[key] = i
 				}
 			}

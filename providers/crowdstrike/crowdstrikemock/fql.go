@@ -2,6 +2,7 @@ package crowdstrikemock
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,16 +21,32 @@ import (
 //	operator  := '!'? ('*' | '~') | '!' | '>' | '>=' | '<' | '<=' | '=' | '=<' | '=>'
 //	value     := 'quoted' | ['quoted', ...] | number | true | false | null
 //
-// Bracketed lists match exactly, case included. A quoted value matches
-// exactly unless it holds '*' wildcards (prefix, suffix or both), or the
-// server runs in partial-match mode. '~' compares case-insensitively, ignoring
-// spaces and punctuation. Comparisons are only for timestamps and numbers.
-// Whitespace outside quotes is ignored, so a '+' that a client forgot to
-// URL-encode (and that arrives as a space) is a syntax error, as it is for
-// the real API.
+// String matching follows what Falcon does rather than what one would guess:
+//
+//   - A bracket list prop:['a','B'] matches exactly, case included: "Using
+//     square brackets will restrict results to exact matches (including
+//     case)" (PSFalcon wiki "Filtering-Results"); "the second form (the OR)
+//     is case sensitive" (CrowdStrike/Falcon-Toolkit#192).
+//   - A single quoted value prop:'x' is case-insensitive ("a single check
+//     ... is case insensitive", Falcon-Toolkit#192) and partial: "Many
+//     filters will automatically return partial matches" (PSFalcon wiki);
+//     hostname:'Asset1' also returns Asset10..Asset14 (psfalcon#425), the
+//     API appends the '*' itself (psfalcon#428, #509). The mock matches a
+//     prefix by default and any substring with Options.SubstringTerms, so a
+//     client must post-filter either way.
+//   - '*' wildcards in a single value (prefix, suffix or both) and the '*'
+//     operator are globs, case-insensitive like every single value.
+//   - '~' compares case-insensitively, ignoring spaces and punctuation.
+//
+// Comparisons are only for timestamps and numbers. Whitespace outside quotes
+// is ignored, so a '+' that a client forgot to URL-encode (and that arrives
+// as a space) is a syntax error, as it is for the real API.
 
 // maxProperties is FQL's documented cap: "A FQL statement can have a maximum
-// of 20 properties defined" (falconpy.io FQL page). A bracket list is one.
+// of 20 properties defined" (falconpy.io FQL page). A bracket list is one;
+// every OR-ed single term is one (falconpy samples/hosts/
+// bulk_add_falcon_tag.py ORs at most 20 serial_number:'x' terms, "Maximum
+// number of FQL query terms allowed").
 const maxProperties = 20
 
 type fieldType int
@@ -47,7 +64,7 @@ type schema func(prop string) (fieldType, bool)
 type record func(prop string) []string
 
 type node interface {
-	eval(r record, partial bool) bool
+	eval(r record, substr bool) bool
 }
 
 type (
@@ -56,25 +73,25 @@ type (
 	notNode struct{ n node }
 )
 
-func (a andNode) eval(r record, partial bool) bool {
+func (a andNode) eval(r record, substr bool) bool {
 	for _, n := range a {
-		if !n.eval(r, partial) {
+		if !n.eval(r, substr) {
 			return false
 		}
 	}
 	return true
 }
 
-func (o orNode) eval(r record, partial bool) bool {
+func (o orNode) eval(r record, substr bool) bool {
 	for _, n := range o {
-		if n.eval(r, partial) {
+		if n.eval(r, substr) {
 			return true
 		}
 	}
 	return false
 }
 
-func (n notNode) eval(r record, partial bool) bool { return !n.n.eval(r, partial) }
+func (n notNode) eval(r record, substr bool) bool { return !n.n.eval(r, substr) }
 
 type literalKind int
 
@@ -97,14 +114,14 @@ type term struct {
 	nums    []float64
 }
 
-func (t *term) eval(r record, partial bool) bool {
+func (t *term) eval(r record, substr bool) bool {
 	vals := r(t.prop)
 	if len(vals) == 0 {
 		vals = []string{""}
 	}
 	hit := false
 	for _, v := range vals {
-		if t.match(v, partial) {
+		if t.match(v, substr) {
 			hit = true
 			break
 		}
@@ -112,7 +129,7 @@ func (t *term) eval(r record, partial bool) bool {
 	return hit != t.negate
 }
 
-func (t *term) match(v string, partial bool) bool {
+func (t *term) match(v string, substr bool) bool {
 	if t.kind == litNull {
 		return v == ""
 	}
@@ -146,35 +163,24 @@ func (t *term) match(v string, partial bool) bool {
 		}
 		return false
 	}
-	for _, want := range t.values {
-		switch {
-		case t.bracket:
-			if v == want {
-				return true
-			}
-		case t.op == "~":
-			if glob(textFold(want), textFold(v)) {
-				return true
-			}
-		case t.op == "*" && !strings.Contains(want, "*"):
-			if strings.Contains(v, want) {
-				return true
-			}
-		case strings.Contains(want, "*"):
-			if glob(want, v) {
-				return true
-			}
-		case partial:
-			if strings.Contains(v, want) {
-				return true
-			}
-		default:
-			if v == want {
-				return true
-			}
-		}
+	if t.bracket {
+		return slices.Contains(t.values, v)
 	}
-	return false
+	want := t.values[0]
+	if t.op == "~" {
+		return glob(textFold(want), textFold(v))
+	}
+	// A single value: case-insensitive, and partial unless it spells out
+	// its own wildcards.
+	want, v = strings.ToLower(want), strings.ToLower(v)
+	switch {
+	case t.op == "*" && !strings.Contains(want, "*"), substr && !strings.Contains(want, "*"):
+		return strings.Contains(v, want)
+	case strings.Contains(want, "*"):
+		return glob(want, v)
+	default:
+		return strings.HasPrefix(v, want)
+	}
 }
 
 func compare(op string, c int) bool {
@@ -238,8 +244,8 @@ type filter struct {
 	props int
 }
 
-func (f *filter) match(r record, partial bool) bool {
-	return f == nil || f.root.eval(r, partial)
+func (f *filter) match(r record, substr bool) bool {
+	return f == nil || f.root.eval(r, substr)
 }
 
 // parseFilter parses an FQL statement against an endpoint's schema. An empty

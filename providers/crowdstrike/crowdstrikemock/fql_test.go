@@ -15,39 +15,53 @@ func TestParseFilter(t *testing.T) {
 			LastSeen: "2026-11-19T00:00:00Z", Status: "normal", ConnectionMACAddress: "aa-bb-cc-dd-ee-04"},
 		{DeviceID: "d4", Hostname: "ws-1", SerialNumber: "ec2a1b2c-0000-1111-2222-333344445555", PlatformName: "Linux",
 			LastSeen: "2026-11-20T09:00:00Z", Status: "containment_pending"},
+		{DeviceID: "e5", Hostname: "Oskars-Mac-mini-29", SerialNumber: "VMware-56 4d 9e 3a", PlatformName: "Mac",
+			LastSeen: "2026-11-20T09:00:00Z", Status: "lift_containment_pending", Email: "Oskar.Berg@Example.com"},
 	}
 	tests := []struct {
 		name    string
 		filter  string
-		partial bool
+		substr  bool
 		want    string // matching device ids, comma-joined
 		wantErr string
 	}{
-		{name: "empty matches all", filter: "", want: "a1,b2,c3,d4"},
-		{name: "exact quoted", filter: "hostname:'mbp-42'", want: "a1"},
-		{name: "exact is case sensitive", filter: "hostname:'MBP-42'", want: ""},
-		{name: "partial mode", filter: "hostname:'mbp-42'", partial: true, want: "a1,b2"},
+		{name: "empty matches all", filter: "", want: "a1,b2,c3,d4,e5"},
+		// Falcon-Toolkit#192, psfalcon#425: a single value is
+		// case-insensitive and matches a prefix.
+		{name: "single value matches a prefix", filter: "hostname:'mbp-42'", want: "a1,b2"},
+		{name: "single value ignores case", filter: "hostname:'MBP-42.CORP'", want: "b2"},
+		{name: "single value mixed case stored", filter: "hostname:'oskars-mac-mini-29'", want: "e5"},
+		{name: "single value mixed case serial", filter: "serial_number:'VMWARE-56 4D 9E 3A'", want: "e5"},
+		{name: "single value mixed case email", filter: "email:'oskar.berg@example.com'", want: "e5"},
+		{name: "single value is no substring by default", filter: "hostname:'mac-mini'", want: ""},
+		{name: "substring mode", filter: "hostname:'mac-mini'", substr: true, want: "e5"},
+		// PSFalcon wiki: brackets are exact, case included.
 		{name: "bracket exact list", filter: "serial_number:['C02AAA','PF000007','nope']", want: "a1,c3"},
 		{name: "bracket is case sensitive", filter: "serial_number:['c02aaa']", want: ""},
-		{name: "bracket exact even in partial mode", filter: "hostname:['mbp-42']", partial: true, want: "a1"},
+		{name: "bracket mixed case needs the stored case", filter: "hostname:['oskars-mac-mini-29','OSKARS-MAC-MINI-29']", want: ""},
+		{name: "bracket no prefix", filter: "hostname:['mbp-42']", want: "a1"},
+		{name: "bracket exact even in substring mode", filter: "hostname:['mbp-42']", substr: true, want: "a1"},
 		{name: "prefix wildcard operator", filter: "hostname:*'mbp-42.*'", want: "b2"},
 		{name: "prefix wildcard plain", filter: "hostname:'mbp*'", want: "a1,b2"},
+		{name: "wildcard ignores case", filter: "hostname:'OSKARS*'", want: "e5"},
 		{name: "suffix wildcard", filter: "hostname:'*-7'", want: "c3"},
 		{name: "star operator without wildcard is contains", filter: "hostname:*'corp'", want: "b2"},
 		{name: "text match ignores case and punctuation", filter: "hostname:~'desktop7'", want: "c3"},
 		{name: "or", filter: "mac_address:['aa-bb-cc-dd-ee-01'],connection_mac_address:['aa-bb-cc-dd-ee-04']", want: "a1,c3"},
+		{name: "or of single values", filter: "hostname:'desktop-7',hostname:'oskars-mac-mini-29'", want: "c3,e5"},
 		{name: "and", filter: "platform_name:'Mac'+status:'contained'", want: "b2"},
 		{name: "and binds tighter than or", filter: "platform_name:'Linux',platform_name:'Mac'+status:'normal'", want: "a1,d4"},
 		{name: "parentheses", filter: "(platform_name:'Linux',platform_name:'Mac')+status:'normal'", want: "a1"},
 		{name: "negated property", filter: "!platform_name:'Mac'", want: "c3,d4"},
-		{name: "negated value", filter: "status:!'normal'", want: "b2,d4"},
-		{name: "negated list", filter: "status:!['normal','contained']", want: "d4"},
-		{name: "timestamp after", filter: "last_seen:>'2026-11-19T12:00:00Z'", want: "a1,d4"},
+		{name: "negated value", filter: "status:!'normal'", want: "b2,d4,e5"},
+		{name: "negated list", filter: "status:!['normal','contained']", want: "d4,e5"},
+		{name: "lift pending status", filter: "status:['lift_containment_pending']", want: "e5"},
+		{name: "timestamp after", filter: "last_seen:>'2026-11-19T12:00:00Z'", want: "a1,d4,e5"},
 		{name: "timestamp on or before date", filter: "last_seen:<='2026-11-19'", want: "b2,c3"},
-		{name: "timestamp range", filter: "last_seen:>='2026-11-01'+last_seen:<'2026-11-20T09:30:00Z'", want: "c3,d4"},
+		{name: "timestamp range", filter: "last_seen:>='2026-11-01'+last_seen:<'2026-11-20T09:30:00Z'", want: "c3,d4,e5"},
 		{name: "array property", filter: "tags:'FalconGroupingTags/vip'", want: "a1"},
-		{name: "null", filter: "connection_mac_address:null", want: "a1,b2,d4"},
-		{name: "spaces around operators", filter: "platform_name:'Mac' , platform_name:'Linux'", want: "a1,b2,d4"},
+		{name: "null", filter: "connection_mac_address:null", want: "a1,b2,d4,e5"},
+		{name: "spaces around operators", filter: "platform_name:'Mac' , platform_name:'Linux'", want: "a1,b2,d4,e5"},
 		{name: "quote escape", filter: `hostname:'it\'s'`, want: ""},
 
 		{name: "unknown property", filter: "colour:'red'", wantErr: `invalid filter property "colour"`},
@@ -78,7 +92,7 @@ func TestParseFilter(t *testing.T) {
 			}
 			var got []string
 			for i := range hosts {
-				if f.match(hosts[i].field, tc.partial) {
+				if f.match(hosts[i].field, tc.substr) {
 					got = append(got, hosts[i].DeviceID)
 				}
 			}
@@ -89,10 +103,25 @@ func TestParseFilter(t *testing.T) {
 	}
 }
 
-func TestTwentyPropertiesAllowed(t *testing.T) {
-	f := strings.TrimSuffix(strings.Repeat("hostname:*'x.*',", 20), ",")
-	if _, err := parseFilter(f, hostProperty); err != nil {
-		t.Fatalf("20 properties must parse: %v", err)
+func TestPropertyCount(t *testing.T) {
+	bracket := "serial_number:['" + strings.Repeat("x','", 199) + "y']"
+	for _, tc := range []struct {
+		name, filter string
+		want         int
+	}{
+		{"20 single terms", strings.TrimSuffix(strings.Repeat("hostname:*'x.*',", 20), ","), 20},
+		{"a 200-value bracket list is one", bracket, 1},
+		{"two bracket lists and single terms", bracket + "," + bracket + "," + strings.TrimSuffix(strings.Repeat("email:'a',", 18), ","), 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := parseFilter(tc.filter, hostProperty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.props != tc.want {
+				t.Fatalf("%d properties, want %d", f.props, tc.want)
+			}
+		})
 	}
 }
 

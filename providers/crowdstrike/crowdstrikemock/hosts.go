@@ -67,7 +67,7 @@ func (s *Server) matchHosts(c *call, q url.Values, defaultSort string) ([]string
 	}
 	idx := make([]int, 0, len(s.hosts))
 	for i := range s.hosts {
-		if f.match(s.hosts[i].field, s.opts.PartialMatch) {
+		if f.match(s.hosts[i].field, s.opts.SubstringTerms) {
 			idx = append(idx, i)
 		}
 	}

@@ -1,11 +1,12 @@
 // Package crowdstrikemock is a faithful mock of the CrowdStrike Falcon API
 // surface postured uses: OAuth2 client credentials (201, X-Cs-Region), the
-// Hosts API (FQL queries with offset and scroll paging, combined listing,
-// entity details by GET and POST, online state), the Zero Trust Assessment
-// API (with its 404-plus-partial-resources answer for unassessed hosts), the
-// {"meta","resources","errors"} envelope on every answer, a per-CID sliding
-// rate-limit window with X-RateLimit-* headers and fault injection rendered
-// in Falcon's own shapes. Mount it at a Falcon base URL.
+// Hosts API (FQL queries with Falcon's case rules, offset and scroll paging,
+// combined listing, entity details by GET and POST, online state), the Zero
+// Trust Assessment API (with its 404-plus-partial-resources answer for
+// unassessed hosts), the {"meta","resources","errors"} envelope on every
+// answer, a per-CID sliding rate-limit window with X-RateLimit-* headers and
+// fault injection rendered in Falcon's own shapes. Mount it at a Falcon base
+// URL.
 package crowdstrikemock
 
 import (
@@ -71,8 +72,11 @@ type Options struct {
 	ExternalURL string
 	// TokenTTL is the access token lifetime (expires_in). Default: 1799s.
 	TokenTTL time.Duration
-	// RateLimit is the per-minute request budget of the CID, shared by every
-	// API call with a valid token. Default: 6000.
+	// RateLimit is the per-minute request budget of the CID, a sliding
+	// window shared by every API client and endpoint of the customer
+	// ("6,000 requests per minute per customer account ... regardless of
+	// which API endpoint or API client is used", gofalcon#364). Default:
+	// 6000.
 	RateLimit int
 	// TokenRateLimit and UnauthRateLimit are per source IP and minute, for
 	// /oauth2/token and for calls with a missing or bad token. Defaults: 300
@@ -83,10 +87,11 @@ type Options struct {
 	// (what the swagger text claims) instead of epoch seconds (what every
 	// SDK parses).
 	RetryAfterMillis bool
-	// PartialMatch makes unbracketed quoted FQL values match substrings, as
-	// many Falcon filters do ("Many filters will automatically return partial
-	// matches"). Default: exact, case-sensitive.
-	PartialMatch bool
+	// SubstringTerms makes a single quoted FQL value match anywhere in the
+	// property rather than at its start. Single values are case-insensitive
+	// and partial either way; which partial match each Falcon property does
+	// is not documented (see fql.go). Default: prefix.
+	SubstringTerms bool
 	// ZTAOmitMissing makes the ZTA entities endpoint answer 200 and leave
 	// unassessed or unknown ids out. Default: 404 with the found assessments
 	// in resources and one errors entry per missing id (resources [] when
@@ -465,6 +470,9 @@ func (s *Server) fail(c *call, status int, msg string) {
 	})
 }
 
+// rateLimited answers 429 with X-RateLimit-RetryAfter, the epoch second the
+// window frees up: seconds as gofalcon, PSFalcon and observed answers have
+// it, milliseconds (what the swagger text says) only with RetryAfterMillis.
 func (s *Server) rateLimited(c *call, retryAt time.Time) {
 	v := retryAt.Unix()
 	if retryAt.Nanosecond() > 0 {

@@ -357,6 +357,19 @@ func TestCombinedDevices(t *testing.T) {
 	if pg.Offset == "" || pg.Next != pg.Offset {
 		t.Fatalf("pagination %s", env.Meta.Pagination)
 	}
+	if resp, _ := h.get("/devices/combined/devices/v1?limit=10000"); resp.StatusCode != 200 {
+		t.Fatalf("limit 10000: %d", resp.StatusCode)
+	}
+	if resp, _ := h.get("/devices/combined/devices/v1?limit=10001"); resp.StatusCode != 400 {
+		t.Fatalf("limit 10001: %d", resp.StatusCode)
+	}
+	// Single values are case-insensitive prefixes; brackets exact.
+	for filter, want := range map[string]int{"hostname:'HOST-00'": 10, "hostname:['HOST-001']": 0, "hostname:['host-001']": 1} {
+		_, env := h.get("/devices/combined/devices/v1?filter=" + url.QueryEscape(filter))
+		if got := len(env.ids(t)); got != want {
+			t.Errorf("%s: %d hosts, want %d", filter, got, want)
+		}
+	}
 }
 
 func TestDeviceEntities(t *testing.T) {

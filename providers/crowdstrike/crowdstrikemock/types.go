@@ -4,7 +4,10 @@ package crowdstrikemock
 // returns it (gofalcon models.DeviceapiDeviceSwagger, the fields a posture
 // integration and typical FQL filters use). Scalars are omitted when empty;
 // the arrays are always present, as the real API serialises them. Timestamps
-// are RFC 3339 UTC without fractions ("2025-09-08T12:49:47Z").
+// are RFC 3339 UTC without fractions ("2025-09-08T12:49:47Z"). Status is
+// normal, containment_pending, contained or lift_containment_pending, which
+// is still contained until the lift completes (gofalcon
+// models.DeviceapiDeviceSwagger; vendor-apis.md, review of the live docs).
 type Host struct {
 	DeviceID                    string          `json:"device_id"`
 	CID                         string          `json:"cid"`

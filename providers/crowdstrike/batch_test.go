@@ -1,0 +1,270 @@
+package crowdstrike
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/providers"
+	"github.com/postured/postured/providers/crowdstrike/crowdstrikemock"
+)
+
+// TestRefusedStatements: a statement Falcon refuses fails only the values
+// Falcon will not take; every other value of the batch is answered.
+func TestRefusedStatements(t *testing.T) {
+	// longSerials is a tenant whose serials are 180 characters long, so
+	// that a full statement is longer than its assessments request.
+	longSerials := func(n int) (crowdstrikemock.Options, []string) {
+		opts, serials := bulkOpts(n)
+		for i := range opts.Devices {
+			opts.Devices[i].SerialNumber += strings.Repeat("P", 180)
+			serials[i] = opts.Devices[i].SerialNumber
+		}
+		return opts, serials
+	}
+	tests := []struct {
+		name        string
+		opts        func() (crowdstrikemock.Options, []string)
+		maxURLBytes int
+		extra       string // a value no host has, mixed into the batch
+		wantRefused bool   // the extra value fails alone
+		want414     int    // statements Falcon refuses; -1: some
+	}{
+		{name: "a 10 KB serial is asked alone", opts: func() (crowdstrikemock.Options, []string) { return bulkOpts(1000) },
+			extra: strings.Repeat("X", 10<<10)},
+		{name: "a serial over the URL limit fails alone", opts: func() (crowdstrikemock.Options, []string) { return bulkOpts(1000) },
+			extra: strings.Repeat("X", 20<<10), wantRefused: true, want414: 1},
+		{name: "statements over the URL limit are split", opts: func() (crowdstrikemock.Options, []string) { return longSerials(60) },
+			maxURLBytes: 3000, want414: -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, serials := tc.opts()
+			opts.MaxURLBytes = tc.maxURLBytes
+			e := newEnv(t, opts, nil)
+			values := slices.Clone(serials)
+			if tc.extra != "" {
+				values = slices.Insert(values, len(values)/2, tc.extra)
+			}
+			recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: values})
+			var pe *providers.PartialError
+			switch {
+			case !tc.wantRefused && err != nil:
+				t.Fatalf("err = %v, want every value answered", err)
+			case tc.wantRefused && !errors.As(err, &pe):
+				t.Fatalf("err = %v, want a *providers.PartialError", err)
+			case tc.wantRefused && !slices.Equal(pe.Values, []string{tc.extra}):
+				t.Fatalf("refused %d values, want only the long one", len(pe.Values))
+			}
+			if len(recs) != len(serials) {
+				t.Errorf("%d records, want one for each of the %d serials in Falcon", len(recs), len(serials))
+			}
+			refused := 0
+			for _, r := range e.mock.Requests() {
+				if r.Status == http.StatusRequestURITooLong {
+					refused++
+				}
+				// Whatever the URL limit, a long value must not take
+				// others down with it.
+				if tc.extra != "" && strings.Contains(r.Filter, tc.extra) && r.Filter != "serial_number:'"+tc.extra+"'" {
+					t.Errorf("the long value was asked together with others: %.80q...", r.Filter)
+				}
+			}
+			if tc.want414 >= 0 && refused != tc.want414 || tc.want414 < 0 && refused == 0 {
+				t.Errorf("%d statements refused with 414, want %d (-1: some)", refused, tc.want414)
+			}
+		})
+	}
+}
+
+// TestRateLimitPausesEveryRequest: after a 429, no request of the provider
+// goes out before the time Falcon named, whichever goroutine or lookup it
+// belongs to: the pool is the customer's, and a request sent into it only
+// spends it further.
+func TestRateLimitPausesEveryRequest(t *testing.T) {
+	t.Run("a pause past retry_wait_max fails later lookups unsent", func(t *testing.T) {
+		e := newEnv(t, sampleOpts(), nil)
+		e.mock.Faults.RateLimit(1, 30*time.Second)
+		serial := providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}}
+		var rl *providers.RateLimitedError
+		if _, err := e.p.Lookup(context.Background(), serial); !errors.As(err, &rl) {
+			t.Fatalf("err = %v, want a *providers.RateLimitedError", err)
+		}
+		sent := e.mock.Calls.Total()
+		for _, q := range []providers.Query{serial, {Kind: providers.KindHostname, Values: []string{"mbp-42"}}} {
+			if _, err := e.p.Lookup(context.Background(), q); !errors.As(err, &rl) || rl.RetryAfter < 20*time.Second {
+				t.Errorf("%s lookup during the pause: %v, want a *providers.RateLimitedError of the pause left", q.Kind, err)
+			}
+		}
+		if n := e.mock.Calls.Total() - sent; n != 0 {
+			t.Errorf("%d requests sent during the pause", n)
+		}
+	})
+
+	t.Run("a short pause holds back the other goroutines", func(t *testing.T) {
+		opts, serials := bulkOpts(2*maxFQLProperties + 1) // three statements
+		opts.ClientID, opts.ClientSecret = "falcon-client", testSecret
+		mock := crowdstrikemock.New(opts)
+		var (
+			mu        sync.Mutex
+			arrived   int
+			notBefore time.Time
+			early     int
+			bothIn    = make(chan struct{})
+			released  = make(chan struct{})
+			release   sync.Once
+		)
+		// The first two statements go out together. The first is refused
+		// with 429 once both are in flight; the second is answered only
+		// after the client has read the 429, so that the third statement,
+		// which follows it, is sent knowing of the pause.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == tokenPath {
+				mock.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			arrived++
+			n, nb := arrived, notBefore
+			// The clocks of client and mock are one; the margin only
+			// absorbs scheduling, far below the second a request sent
+			// without waiting would be early by.
+			if n > 2 && time.Now().Before(nb.Add(-250*time.Millisecond)) {
+				early++
+			}
+			mu.Unlock()
+			switch n {
+			case 1:
+				<-bothIn
+				at := time.Now().Add(time.Second).Unix() + 1
+				mu.Lock()
+				notBefore = time.Unix(at, 0)
+				mu.Unlock()
+				w.Header().Set("X-Ratelimit-Retryafter", strconv.FormatInt(at, 10))
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(w, `{"meta":{"query_time":0,"trace_id":"x"},"errors":[{"code":429,"message":"API rate limit exceeded."}]}`)
+				return
+			case 2:
+				close(bothIn)
+				<-released
+			}
+			mock.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		cfg := testConfig(srv.URL)
+		cfg.MaxConcurrency, cfg.RetryWaitMax = 2, conf.Duration(5*time.Second)
+		cfg.Defaults()
+		p, err := newProvider(cfg, providers.Deps{}, func(status int, _ time.Duration) {
+			if status == http.StatusTooManyRequests {
+				release.Do(func() { close(released) })
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials})
+		if err != nil || len(recs) != len(serials) {
+			t.Fatalf("%d records, %v; want all %d after the pause", len(recs), err, len(serials))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if arrived < 4 {
+			t.Fatalf("%d API requests: the scenario did not play out", arrived)
+		}
+		if early > 0 {
+			t.Errorf("%d requests sent before the time the 429 named", early)
+		}
+	})
+}
+
+// TestColdBatchCalls looks a cold 1000-device batch up the way the
+// aggregator does (serials first; MACs, hostnames and emails of the
+// devices still unmatched, concurrently) against the fleet's Falcon view,
+// and holds it to the design's 150 calls. Every serial Falcon has must be
+// found, whatever case Falcon stores it in.
+func TestColdBatchCalls(t *testing.T) {
+	f := fleet.Generate(5000, 1, time.Now())
+	batch := f.Batch()[:1000]
+	hosts := crowdstrikemock.FleetHosts(f)
+	mock := crowdstrikemock.New(crowdstrikemock.Options{Devices: hosts, Assessments: crowdstrikemock.FleetAssessments(f),
+		ClientID: "falcon-client", ClientSecret: testSecret})
+	srv := httptest.NewServer(mock)
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Defaults()
+	p, err := New(cfg, providers.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(k providers.Kind, cd fleet.CloudflareDevice) string {
+		raw := map[providers.Kind]string{providers.KindSerial: cd.SerialNumber, providers.KindMAC: cd.MACAddress,
+			providers.KindHostname: cd.Hostname, providers.KindEmail: cd.Email}[k]
+		v, _ := providers.Normalize(k, raw)
+		return v
+	}
+	matched := make([]bool, len(batch))
+	lookup := func(k providers.Kind) ([]providers.Record, int) {
+		var values []string
+		for i, cd := range batch {
+			if v := key(k, cd); v != "" && !matched[i] && !slices.Contains(values, v) {
+				values = append(values, v)
+			}
+		}
+		recs, err := p.Lookup(context.Background(), providers.Query{Kind: k, Values: values})
+		if err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+		return recs, len(values)
+	}
+	settle := func(k providers.Kind, recs []providers.Record) {
+		for i, cd := range batch {
+			v := key(k, cd)
+			matched[i] = matched[i] || v != "" && slices.ContainsFunc(recs, func(r providers.Record) bool { return r.Has(k, v) })
+		}
+	}
+
+	recs, n := lookup(providers.KindSerial)
+	settle(providers.KindSerial, recs)
+	serials := map[string]bool{}
+	for _, h := range hosts {
+		if v, ok := providers.NormalizeSerial(h.SerialNumber); ok {
+			serials[v] = true
+		}
+	}
+	for i, cd := range batch {
+		if v := key(providers.KindSerial, cd); v != "" && serials[v] && !matched[i] {
+			t.Errorf("device %s: serial %q is in Falcon but was not found", cd.DeviceID, v)
+		}
+	}
+	calls := mock.Calls.Total()
+	t.Logf("serial: %d values, %d calls", n, calls)
+	round := []providers.Kind{providers.KindMAC, providers.KindHostname, providers.KindEmail}
+	found := make([][]providers.Record, len(round))
+	var wg sync.WaitGroup
+	for i, k := range round {
+		wg.Go(func() {
+			recs, n := lookup(k)
+			found[i] = recs
+			t.Logf("%s: %d values", k, n)
+		})
+	}
+	wg.Wait()
+	for i, k := range round {
+		settle(k, found[i])
+	}
+	total := mock.Calls.Total()
+	t.Logf("MAC, hostname and email round: %d calls; batch: %d calls %v", total-calls, total, mock.Calls.Snapshot())
+	if total > 150 {
+		t.Errorf("a cold 1000-device batch cost %d calls, the design allows 150", total)
+	}
+}

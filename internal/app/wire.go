@@ -61,6 +61,9 @@ type App struct {
 	statuses map[string]server.StatusReporter
 	logger   *slog.Logger
 	registry *prometheus.Registry
+	// keys is the team's Access key set NewServer built; nil with
+	// insecure_skip_verify.
+	keys *access.KeySet
 }
 
 // NewLogger builds the process logger from the log: section.
@@ -174,6 +177,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	accessCfg := access.Config{
 		TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
 		Leeway: time.Duration(c.Access.Leeway), RefetchCooldown: time.Duration(c.Access.RefetchCooldown),
+		Logger: a.logger.With("component", "access"),
 	}
 	var keys *access.KeySet
 	if !c.Access.InsecureSkipVerify {
@@ -182,6 +186,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			return nil, nil, err
 		}
 	}
+	a.keys = keys
 	closeFn := func() error { return nil }
 	var memory *server.PostureMemory
 	var routes func(gin.IRouter)
@@ -194,7 +199,8 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
 		h, err := evaluate.New(ctx, evaluate.Options{
-			Config: ee, Keys: keys, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
+			Config: ee, Keys: keys, TeamDomain: c.Access.TeamDomain, Posture: postureSource{memory},
+			Logger:   a.logger.With("component", "external_evaluation"),
 			Registry: a.registry,
 		})
 		if err != nil {
@@ -205,18 +211,23 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	}
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
+		AdminListen:        c.AdminListen,
 		Access:             accessCfg,
 		Keys:               keys,
 		InsecureSkipVerify: c.Access.InsecureSkipVerify,
-		MaxDevices:         c.Posture.MaxDevices,
-		Engine:             a.engine,
-		Statuses:           a.statuses,
-		TrustedProxies:     c.Server.TrustedProxies,
-		ShutdownTimeout:    time.Duration(c.Server.ShutdownTimeout),
-		Memory:             memory,
-		Routes:             routes,
-		Logger:             a.logger,
-		Registry:           a.registry,
+		AllowedCommonNames: c.Access.AllowedCommonNames,
+		// Batches feed External Evaluation's posture memory: with it on, a
+		// user of the app must not post posture (item 3 of issue 10).
+		ServiceTokensOnly: c.ExternalEvaluation.Enabled,
+		MaxDevices:        c.Posture.MaxDevices,
+		Engine:            a.engine,
+		Statuses:          a.statuses,
+		TrustedProxies:    c.Server.TrustedProxies,
+		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
+		Memory:            memory,
+		Routes:            routes,
+		Logger:            a.logger,
+		Registry:          a.registry,
 	})
 	if err != nil {
 		_ = closeFn()

@@ -21,13 +21,13 @@ import (
 // and https://developer.jamf.com/jamf-pro/docs/jamf-pro-api-overview.
 const (
 	// oauthTokenPath is current; Jamf has deprecated the unversioned path.
-	oauthTokenPath = "/api/v1/oauth/token"
+	oauthTokenPath = "/api/v1/oauth/token" // #nosec G101 -- a URL path, not a credential
 	// legacyOAuthTokenPath is all that Jamf Pro before the versioned path
 	// serves, so it is the fallback when oauthTokenPath answers 404.
-	legacyOAuthTokenPath = "/api/oauth/token"
+	legacyOAuthTokenPath = "/api/oauth/token" // #nosec G101 -- a URL path, not a credential
 	// basicTokenPath trades a user's basic credentials for a bearer token,
 	// answered as {"token","expires"}.
-	basicTokenPath = "/api/v1/auth/token"
+	basicTokenPath = "/api/v1/auth/token" // #nosec G101 -- a URL path, not a credential
 )
 
 // tokenEarly is how long before expiry a token is refreshed.
@@ -80,7 +80,7 @@ func (f *tokenFetcher) oauth(ctx context.Context) (providers.Token, error) {
 		body, err := f.post(ctx, path, []byte(form.Encode()), nil)
 		var se *providers.StatusError
 		if errors.As(err, &se) && se.Status == http.StatusNotFound && i+1 < len(f.paths) {
-			f.path.Store(int32(i + 1)) // an older Jamf Pro: remember the path that exists
+			f.path.Store(int32(i + 1)) // #nosec G115 -- i+1 < len(f.paths), a handful of paths. An older Jamf Pro: remember the path that exists
 			continue
 		}
 		if err != nil {

@@ -217,7 +217,7 @@ func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration
 			// The previous response was already drained for the retry
 			// that could not be prepared: report why, not the response.
 			if resp != nil {
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 			return nil, pe.err
 		}

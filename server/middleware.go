@@ -1,11 +1,16 @@
 package server
 
 import (
+	"cmp"
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -63,7 +68,8 @@ func loggerFrom(c *gin.Context) *slog.Logger {
 }
 
 // accessLog logs one line per request: route template (never the raw path,
-// which is caller-controlled), status and latency. Headers and bodies are
+// which is caller-controlled), status, latency and the client IP (the
+// peer, or what a trusted proxy forwarded). Headers and bodies are
 // never logged: they carry tokens and device identifiers.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
@@ -81,7 +87,8 @@ func (s *Server) accessLog(c *gin.Context) {
 	}
 	loggerFrom(c).LogAttrs(c.Request.Context(), level, "http request",
 		slog.String("method", method), slog.String("route", route),
-		slog.Int("status", status), slog.Duration("duration", time.Since(start)))
+		slog.Int("status", status), slog.Duration("duration", time.Since(start)),
+		slog.String("client_ip", c.ClientIP()))
 }
 
 // recoverPanic turns a handler panic into a 500 without a stack trace in
@@ -100,33 +107,98 @@ func (s *Server) recoverPanic(c *gin.Context) {
 	c.Next()
 }
 
+// verifyTimeout bounds the token check, a certs fetch included, whatever
+// deadline the client gives (none).
+const verifyTimeout = 5 * time.Second
+
+// What a refused token is told: the class of failure only. The expected
+// issuer, the certs URL and what the certs endpoint answered go to the log.
+const (
+	refusedInvalid    = "invalid token"
+	refusedExpired    = "expired"
+	refusedAudience   = "wrong audience"
+	refusedNotService = "not a service token"
+	refusedCommonName = "common name not allowed"
+)
+
 // requireAccess admits only requests carrying a valid Access application
-// token. 401 when there is none, 403 when it does not verify.
+// token that may post batches. 401 when there is none, 403 when it does
+// not verify or is not allowed.
 func (s *Server) requireAccess(c *gin.Context) {
 	if s.access == nil { // insecure_skip_verify, refused off loopback
 		c.Next()
 		return
 	}
+	log := loggerFrom(c)
 	raw := c.GetHeader("Cf-Access-Jwt-Assertion")
 	if raw == "" {
 		s.metrics.authFailures.WithLabelValues("missing").Inc()
 		fail(c, http.StatusUnauthorized, "missing Cf-Access-Jwt-Assertion header")
 		return
 	}
-	claims, err := s.access.Verify(c.Request.Context(), raw)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), verifyTimeout)
+	claims, err := s.access.Verify(ctx, raw)
+	cancel()
 	if err != nil {
-		s.metrics.authFailures.WithLabelValues("invalid").Inc()
-		loggerFrom(c).Warn("access token rejected", "error", err)
-		fail(c, http.StatusForbidden, "invalid access token: "+err.Error())
+		reason, msg := "invalid", refusedInvalid
+		switch {
+		case errors.Is(err, access.ErrExpired):
+			reason, msg = "expired", refusedExpired
+		case errors.Is(err, access.ErrWrongAudience):
+			reason, msg = "audience", refusedAudience
+		}
+		s.metrics.authFailures.WithLabelValues(reason).Inc()
+		log.Warn("access token rejected", "reason", msg, "error", err)
+		fail(c, http.StatusForbidden, msg)
 		return
 	}
-	c.Set(ctxLogger, loggerFrom(c).With("client", claimsName(claims)))
+	log = log.With("token", tokenType(claims), "subject", subjectHash(claims))
+	if reason, msg := s.authorize(claims); msg != "" {
+		s.metrics.authFailures.WithLabelValues(reason).Inc()
+		log.Warn("access token not allowed to post batches", "reason", msg)
+		fail(c, http.StatusForbidden, msg)
+		return
+	}
+	c.Set(ctxLogger, log)
 	c.Next()
 }
 
-func claimsName(c *access.Claims) string {
-	if c.CommonName != "" {
-		return c.CommonName
+// authorize says whether a verified token may post batches; msg is empty
+// when it may.
+func (s *Server) authorize(cl *access.Claims) (reason, msg string) {
+	cn := normalizeCommonName(cl.CommonName)
+	switch {
+	case cn == "" && (s.allowed != nil || s.cfg.ServiceTokensOnly):
+		return "not_service_token", refusedNotService
+	case s.allowed != nil && !s.allowed[cn]:
+		return "common_name", refusedCommonName
 	}
-	return c.Email
+	return "", ""
+}
+
+// normalizeCommonName makes "<id>.access" (the token's common_name) and
+// "<id>" (as an operator may copy it) compare equal.
+func normalizeCommonName(cn string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(cn)), ".access")
+}
+
+// tokenType is "service" for a service token's application token (it
+// carries a common_name), else "user".
+func tokenType(cl *access.Claims) string {
+	if cl.CommonName != "" {
+		return "service"
+	}
+	return "user"
+}
+
+// subjectHash is a short, stable pseudonym of who the token is for (the
+// user's sub, else the service token's id, else the email), so log lines
+// can be told apart and correlated without carrying an email.
+func subjectHash(cl *access.Claims) string {
+	id := cmp.Or(cl.Subject, cl.CommonName, cl.Email)
+	if id == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:6])
 }

@@ -32,20 +32,37 @@ type Evaluator interface {
 type Config struct {
 	// Listen is the address to serve on, e.g. ":8080".
 	Listen string
+	// AdminListen, if set, moves /metrics and the detailed /readyz off the
+	// public router to AdminHandler, which the caller serves there with
+	// RunAdmin. Unset: the public router serves /metrics.
+	AdminListen string
 	// Access configures token checks and Keys is the team's key set, built
 	// from Access with access.NewKeySet and shared with External
 	// Evaluation; both are required unless InsecureSkipVerify, which turns
-	// the checks off and is refused unless Listen is a loopback address.
+	// the checks off and is refused unless Listen, and the address Run is
+	// given, are loopback.
 	Access             access.Config
 	Keys               *access.KeySet
 	InsecureSkipVerify bool
+	// AllowedCommonNames are the service tokens (client ids, with or
+	// without the ".access" suffix) whose application tokens may post
+	// batches; any other token gets 403. Empty: any token of the team and
+	// audience, unless ServiceTokensOnly.
+	AllowedCommonNames []string
+	// ServiceTokensOnly refuses tokens without a common_name (user tokens)
+	// when AllowedCommonNames is empty. Batches feed External Evaluation's
+	// posture memory, so with it on, a user of the app must not be able to
+	// post posture for any device_id.
+	ServiceTokensOnly bool
 	// MaxDevices is the most devices one batch may carry.
 	MaxDevices int
 	Engine     Evaluator
 	// Statuses are the providers that report data freshness, by name.
 	Statuses map[string]aggregate.StatusReporter
-	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed, for
-	// logging only; nothing is authorised by client IP.
+	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For (or
+	// X-Real-IP) is believed for the client_ip of the request log; from
+	// any other peer the peer's address is logged. Nothing is authorised
+	// by client IP.
 	TrustedProxies []string
 	// ShutdownTimeout is how long in-flight batches may take to finish
 	// after SIGTERM.
@@ -58,15 +75,22 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
+// tokenVerifier checks an Access application token.
+type tokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*access.Claims, error)
+}
+
 // Server is the HTTP server.
 type Server struct {
 	cfg     Config
 	engine  Evaluator
-	access  *access.Verifier
+	access  tokenVerifier
 	keys    *access.KeySet
+	allowed map[string]bool // normalised AllowedCommonNames
 	logger  *slog.Logger
 	metrics *metrics
 	router  *gin.Engine
+	admin   *gin.Engine // nil unless AdminListen
 	// bodyLimit is derived from MaxDevices: generous per device, small
 	// enough that an oversized body is refused before it is read.
 	bodyLimit int64
@@ -109,11 +133,23 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.access, s.keys = v, cfg.Keys
 	}
+	if len(cfg.AllowedCommonNames) > 0 {
+		s.allowed = make(map[string]bool, len(cfg.AllowedCommonNames))
+		for _, cn := range cfg.AllowedCommonNames {
+			if normalizeCommonName(cn) == "" {
+				return nil, errors.New("server: access.allowed_common_names: an entry is empty")
+			}
+			s.allowed[normalizeCommonName(cn)] = true
+		}
+	}
 	r, err := s.routes()
 	if err != nil {
 		return nil, err
 	}
 	s.router = r
+	if cfg.AdminListen != "" {
+		s.admin = s.adminRoutes()
+	}
 	return s, nil
 }
 
@@ -133,15 +169,45 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.POST("/posture", s.requireAccess, s.posture)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry})))
+	if s.cfg.AdminListen == "" {
+		r.GET("/metrics", s.metricsHandler())
+	}
 	if s.cfg.Routes != nil {
 		s.cfg.Routes(r)
 	}
 	return r, nil
 }
 
-// Handler is the server's http.Handler, for tests and embedding.
+// adminRoutes is the admin listener's router: metrics and the detailed
+// readiness, which may name vendor errors and internal addresses.
+func (s *Server) adminRoutes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.Use(s.requestContext, s.accessLog, s.recoverPanic)
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not found") })
+	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method not allowed") })
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyDetail)
+	r.GET("/metrics", s.metricsHandler())
+	return r
+}
+
+func (s *Server) metricsHandler() gin.HandlerFunc {
+	return gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
+}
+
+// Handler is the server's public http.Handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.router }
+
+// AdminHandler serves /metrics, /readyz (detailed) and /healthz; nil unless
+// AdminListen is set.
+func (s *Server) AdminHandler() http.Handler {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin
+}
 
 // resultEntry is one device's answer on the wire.
 type resultEntry struct {
@@ -191,36 +257,56 @@ func (s *Server) posture(c *gin.Context) {
 }
 
 // ready reports whether postured can answer correctly: Access certs
-// fetched at least once (or fetchable now), and every provider that holds
-// its data in memory loaded at least once.
-func (s *Server) ready(c *gin.Context) {
+// fetched at least once, and every provider that holds its data in memory
+// loaded at least once. It never fetches (the key set's Warm does), so
+// probing it costs nothing upstream. Unauthenticated, it says only what
+// failed and since when; the admin listener's readyDetail says why.
+func (s *Server) ready(c *gin.Context) { s.writeReadiness(c, false) }
+
+// readyDetail is ready with the errors as they came (vendor answers,
+// addresses, inventory lines) and record counts.
+func (s *Server) readyDetail(c *gin.Context) { s.writeReadiness(c, true) }
+
+// Classes of failure the public /readyz names.
+const (
+	readyCertsFailed = "certs fetch failed"
+	readyLoadFailed  = "last load failed"
+)
+
+func (s *Server) writeReadiness(c *gin.Context, detail bool) {
 	ok := true
 	out := gin.H{}
 	if s.keys != nil {
 		last, err := s.keys.LastFetch()
-		if last.IsZero() {
-			err = s.keys.Check(c.Request.Context())
-			last, _ = s.keys.LastFetch()
-		}
 		certs := gin.H{"last_fetch": last}
-		if err != nil {
-			certs["error"] = err.Error()
-		}
 		if last.IsZero() {
+			certs["last_fetch"] = nil
 			ok = false
+		}
+		if err != nil {
+			certs["error"] = readyCertsFailed
+			if detail {
+				certs["error_detail"] = err.Error()
+			}
 		}
 		out["access_certs"] = certs
 	}
 	provs := gin.H{}
 	for name, sr := range s.cfg.Statuses {
 		st := sr.Status()
-		p := gin.H{"ready": st.Ready, "records": st.Records}
+		p := gin.H{"ready": st.Ready}
 		if !st.LastSuccess.IsZero() {
 			p["last_success"] = st.LastSuccess
 			p["age_seconds"] = int(time.Since(st.LastSuccess).Seconds())
 		}
 		if st.LastError != "" {
-			p["last_error"] = st.LastError
+			p["error"] = readyLoadFailed
+			if detail {
+				p["error_detail"] = st.LastError
+			}
+		}
+		if detail {
+			p["records"] = st.Records
 		}
 		if !st.Ready {
 			ok = false
@@ -241,11 +327,30 @@ func (s *Server) ready(c *gin.Context) {
 // cost a megabyte of memory. Larger requests get 431.
 const maxHeaderBytes = 64 << 10
 
-// Run serves until ctx ends, then shuts down gracefully: no new
-// connections, in-flight batches get ShutdownTimeout to finish.
+// Run serves the public router on ln until ctx ends, then shuts down
+// gracefully: no new connections, in-flight batches get ShutdownTimeout to
+// finish. With InsecureSkipVerify it refuses a listener not bound to a
+// loopback address, whatever Listen said: "localhost" may resolve
+// elsewhere, ":8080" binds every interface.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	if s.cfg.InsecureSkipVerify && !isLoopbackAddr(ln.Addr()) {
+		return fmt.Errorf("server: access.insecure_skip_verify is only allowed on a loopback address; the listener is bound to %s", ln.Addr())
+	}
+	return s.serve(ctx, ln, s.router)
+}
+
+// RunAdmin serves AdminHandler on ln like Run. It is an error without
+// AdminListen.
+func (s *Server) RunAdmin(ctx context.Context, ln net.Listener) error {
+	if s.admin == nil {
+		return errors.New("server: admin listener not configured (admin_listen)")
+	}
+	return s.serve(ctx, ln, s.admin)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.router,
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadTimeout:       30 * time.Second,
@@ -260,7 +365,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	s.logger.Info("shutting down", "addr", ln.Addr().String(), "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -270,6 +375,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: serve: %w", err)
 	}
 	return nil
+}
+
+// isLoopbackAddr reports whether a bound address only accepts local
+// connections.
+func isLoopbackAddr(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // isLoopback reports whether a listen address only accepts local

@@ -67,6 +67,10 @@ func TestConfigErrors(t *testing.T) {
 		{"valid", base(""), nil, nil},
 		{"max devices", base("posture: {max_devices: 20000}\n"), nil, []string{"line 6: posture.max_devices: must be 1..10000, got 20000"}},
 		{"bad listen", base("listen: \"8080\"\n"), nil, []string{`line 6: listen: "8080" is not host:port`}},
+		{"bad admin_listen", base("admin_listen: \"9090\"\n"), nil, []string{`line 6: admin_listen: "9090" is not host:port`}},
+		{"admin_listen same as listen", base("listen: \":8080\"\nadmin_listen: \":8080\"\n"), nil, []string{`line 7: admin_listen: must differ from listen`}},
+		{"empty allowed common name", "access: {team_domain: t.cloudflareaccess.com, audience: [a], allowed_common_names: [x.access, \".access\"]}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
+			[]string{"line 1: access.allowed_common_names[1]: must be a service token client id"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +191,54 @@ func TestCLI(t *testing.T) {
 			}
 			if !strings.Contains(errb.String(), tc.stderr) {
 				t.Errorf("stderr lacks %q: %s", tc.stderr, errb.String())
+			}
+		})
+	}
+}
+
+// TestCheckConfigWarnings: what is valid but probably a mistake is printed
+// to stderr, naming the key and line; the config is still accepted.
+func TestCheckConfigWarnings(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
+	const cn = "88bf3b6d86161464f6509f7219099e57.access"
+	cfg := func(access, rules string) string {
+		return "access: {team_domain: t.cloudflareaccess.com, audience: [a]" + access + "}\n" +
+			"providers:\n  - {name: inv, type: static, weight: 1, file: " + inv + "}\n" +
+			"external_evaluation:\n  enabled: true\n  key_file: " + filepath.Join(dir, "ee.pem") + "\n  rules:\n" + rules
+	}
+	const allowStaff = "    - {name: staff, action: allow, when: {email_domain: {in: [example.com]}}}\n"
+	const denyUnhealthy = "    - {name: unhealthy, action: deny, when: {score: {max: 40}}}\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"external evaluation without allowed_common_names", cfg("", allowStaff), []string{
+			"postured: warning: line 1: access.allowed_common_names: is empty while external_evaluation is enabled: /posture accepts any service token of the team (user tokens are refused), and what a batch carries decides logins; list the posture integration's client id",
+		}},
+		{"deny on score before an allow", cfg(", allowed_common_names: ["+cn+"]", denyUnhealthy+allowStaff), []string{
+			`postured: warning: line 8: external_evaluation.rules[0].when.score: deny rule "unhealthy" does not fire when the device has no posture (never in a batch, or its providers did not count), and the later allow rule "staff" (rules[1]) has no posture condition, so it can allow such a device; require a minimum score in the allow rules instead`,
+		}},
+		{"no warnings", cfg(", allowed_common_names: ["+cn+"]", allowStaff+denyUnhealthy), nil},
+		{"external evaluation off", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: inv, type: static, weight: 1, file: " + inv + "}\n", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "c.yaml", tc.yaml)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"check-config", "-c", p}, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			var got []string
+			if s := strings.TrimSpace(errb.String()); s != "" {
+				got = strings.Split(s, "\n")
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("stderr\n got %q\nwant %q", got, tc.want)
+			}
+			if !strings.Contains(out.String(), "providers:") {
+				t.Errorf("effective config not printed:\n%s", out.String())
 			}
 		})
 	}

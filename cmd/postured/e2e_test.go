@@ -299,22 +299,24 @@ func TestEndToEndStaticInventory(t *testing.T) {
 		}{
 			{"valid", valid, 200, ""},
 			{"missing", "", 401, "missing Cf-Access-Jwt-Assertion header"},
-			{"expired", sign(claims(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })), 403, "token expired"},
+			{"expired", sign(claims(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })), 403, "expired"},
 			{"expired within leeway is accepted", sign(claims(func(c map[string]any) { c["exp"] = now.Add(-10 * time.Second).Unix() })), 200, ""},
-			{"nbf in the future", sign(claims(func(c map[string]any) { c["nbf"] = now.Add(5 * time.Minute).Unix() })), 403, "not valid yet"},
-			{"no exp", sign(claims(func(c map[string]any) { delete(c, "exp") })), 403, "no exp"},
-			{"wrong aud", sign(claims(func(c map[string]any) { c["aud"] = []string{"someone-else"} })), 403, "audience"},
-			{"wrong iss", sign(claims(func(c map[string]any) { c["iss"] = "https://evil.cloudflareaccess.com" })), 403, "issued by a different provider"},
-			{"unknown kid", mustSign(t, other.Private, other.ID, claims(nil)), 403, "failed to verify"},
-			{"alg none", forge(map[string]any{"alg": "none", "kid": key.ID}, func([]byte) ([]byte, error) { return nil, nil }), 403, "malformed jwt"},
+			{"nbf in the future", sign(claims(func(c map[string]any) { c["nbf"] = now.Add(5 * time.Minute).Unix() })), 403, "invalid token"},
+			{"no exp", sign(claims(func(c map[string]any) { delete(c, "exp") })), 403, "invalid token"},
+			{"exp beyond year 9999", sign(claims(func(c map[string]any) { c["exp"] = int64(253402300800) })), 403, "invalid token"},
+			{"nbf wrapping int64 nanoseconds", sign(claims(func(c map[string]any) { c["nbf"] = json.RawMessage("1e19") })), 403, "invalid token"},
+			{"wrong aud", sign(claims(func(c map[string]any) { c["aud"] = []string{"someone-else"} })), 403, "wrong audience"},
+			{"wrong iss", sign(claims(func(c map[string]any) { c["iss"] = "https://evil.cloudflareaccess.com" })), 403, "invalid token"},
+			{"unknown kid", mustSign(t, other.Private, other.ID, claims(nil)), 403, "invalid token"},
+			{"alg none", forge(map[string]any{"alg": "none", "kid": key.ID}, func([]byte) ([]byte, error) { return nil, nil }), 403, "invalid token"},
 			{"HS256 with the public key as secret", forge(map[string]any{"alg": "HS256", "kid": key.ID, "typ": "JWT"}, func(in []byte) ([]byte, error) {
 				m := hmac.New(sha256.New, pubPEM)
 				m.Write(in)
 				return m.Sum(nil), nil
-			}), 403, "malformed jwt"},
-			{"tampered payload", tampered, 403, "failed to verify"},
-			{"another key with the same kid", mustSign(t, other.Private, key.ID, claims(nil)), 403, "failed to verify"},
-			{"garbage", "not.a.jwt", 403, "malformed jwt"},
+			}), 403, "invalid token"},
+			{"tampered payload", tampered, 403, "invalid token"},
+			{"another key with the same kid", mustSign(t, other.Private, key.ID, claims(nil)), 403, "invalid token"},
+			{"garbage", "not.a.jwt", 403, "invalid token"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -322,8 +324,8 @@ func TestEndToEndStaticInventory(t *testing.T) {
 				if code != tc.status {
 					t.Fatalf("status %d, want %d: %s", code, tc.status, b)
 				}
-				if tc.errMsg != "" && (!strings.Contains(string(b), tc.errMsg) || !strings.Contains(string(b), `"success":false`)) {
-					t.Errorf("body %s lacks %q", b, tc.errMsg)
+				if want := `{"error":"` + tc.errMsg + `","success":false}`; tc.errMsg != "" && string(b) != want {
+					t.Errorf("body %s, want %s", b, want)
 				}
 			})
 		}
@@ -379,8 +381,58 @@ func TestCertsOutageFailsClosed(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 503 || !strings.Contains(string(b), "access certs answered 502") {
+	if resp.StatusCode != 503 || !strings.Contains(string(b), `"access_certs":{"error":"certs fetch failed","last_fetch":null}`) ||
+		strings.Contains(string(b), down.URL) || strings.Contains(string(b), "upstream unavailable") {
 		t.Errorf("readyz: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestReadyWithoutAnyToken: the certs are fetched at start (readiness
+// never fetches), so a replica turns ready before Cloudflare calls it,
+// and the admin listener takes /metrics and the detailed /readyz.
+func TestReadyWithoutAnyToken(t *testing.T) {
+	dir := t.TempDir()
+	writeInventory(t, dir, 1)
+	in := startPostured(t, strings.ReplaceAll(e2eConfig, "%DIR%", dir)+"admin_listen: \"127.0.0.1:0\"\n")
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(in.url + "/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var admin string
+	for _, line := range strings.Split(in.logs.String(), "\n") {
+		var l struct {
+			Msg       string `json:"msg"`
+			AdminAddr string `json:"admin_addr"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "postured listening" {
+			admin = "http://" + l.AdminAddr
+		}
+	}
+	if code, _ := get(in.url + "/metrics"); code != 404 {
+		t.Errorf("public /metrics: %d, want 404 with admin_listen", code)
+	}
+	if code, body := get(admin + "/metrics"); code != 200 || !strings.Contains(body, "postured_http_requests_total") {
+		t.Errorf("admin /metrics: %d", code)
+	}
+	if code, body := get(admin + "/readyz"); code != 200 || !strings.Contains(body, `"records":1`) {
+		t.Errorf("admin /readyz: %d %s", code, body)
 	}
 }
 

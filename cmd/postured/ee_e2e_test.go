@@ -98,6 +98,20 @@ func TestEndToEndExternalEvaluation(t *testing.T) {
 	if code, b := in.post(t, "/posture", token, batch(0, 100, nil)); code != 200 {
 		t.Fatalf("posture batch: %d %s", code, b)
 	}
+	t.Run("a user token cannot post posture", func(t *testing.T) {
+		// A user of the app posting a healthy score for their device_id
+		// would let External Evaluation allow them.
+		now := time.Now()
+		userTok, err := in.issuer.Sign(map[string]any{"type": "app", "aud": []string{testAUD}, "iss": "https://" + testTeam,
+			"sub": "7335d417-61da-459d-899c-0a01c76a2f94", "email": "jdoe@example.com", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := batch(7, 1, func(_ int, d map[string]string) { d["serial_number"] = "SER00080" })
+		if code, b := in.post(t, "/posture", userTok, forged); code != 403 || string(b) != `{"error":"not a service token","success":false}` {
+			t.Fatalf("user token: %d %s", code, b)
+		}
+	})
 	identity := func(deviceID, nonce string) map[string]any {
 		return map[string]any{"nonce": nonce, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 			"identity": map[string]any{"email": "jdoe@example.com", "device_id": deviceID}}

@@ -45,7 +45,8 @@ const usage = `usage: postured <command> [flags]
 
 commands:
   serve         -c FILE              run the service
-  check-config  -c FILE              validate FILE and print the effective config (secrets redacted)
+  check-config  -c FILE              validate FILE and print the effective config (secrets redacted);
+                                     warnings (valid, but probably a mistake) go to stderr
   explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
                                      score one device with the real providers and say why
   explain       -c FILE --identity IDENTITY.json [device flags] [--json]
@@ -68,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
 	case "check-config":
-		err = cmdCheckConfig(args[1:], stdout)
+		err = cmdCheckConfig(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
 	case "keys":
@@ -122,7 +123,7 @@ func loadConfig(fs *flag.FlagSet, file string) (*app.Config, error) {
 	return app.Load(file, app.Registry(), os.LookupEnv)
 }
 
-func cmdCheckConfig(args []string, stdout io.Writer) error {
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs, file := newFlags("check-config")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -130,6 +131,9 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	cfg, err := loadConfig(fs, *file)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "postured: warning:", w)
 	}
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
@@ -194,7 +198,7 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 // scored now with the real providers; without them the device has no
 // posture data, as for a device no batch has carried yet.
 func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.Device, hasDevice, asJSON bool, stdout io.Writer) error {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) // #nosec G304 -- the operator's --identity file
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}

@@ -29,6 +29,7 @@ import (
 // config.example.yaml, which check-config must accept.
 type Config struct {
 	Listen             string          `yaml:"listen"`
+	AdminListen        string          `yaml:"admin_listen,omitempty"`
 	Log                LogConfig       `yaml:"log"`
 	Access             AccessConfig    `yaml:"access"`
 	Posture            PostureConfig   `yaml:"posture"`
@@ -36,7 +37,15 @@ type Config struct {
 	Cache              CacheConfig     `yaml:"cache"`
 	Server             ServerConfig    `yaml:"server"`
 	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
+
+	// warnings are what Parse found valid but probably a mistake.
+	warnings []error
 }
+
+// Warnings are the problems Parse found that do not make the config
+// invalid, each naming its key (and line): check-config prints them, serve
+// logs them.
+func (c *Config) Warnings() []error { return c.warnings }
 
 // LogConfig selects log verbosity and format.
 type LogConfig struct {
@@ -50,6 +59,7 @@ type AccessConfig struct {
 	Audience           []string      `yaml:"audience"`
 	CertsURL           string        `yaml:"certs_url,omitempty"`
 	InsecureSkipVerify bool          `yaml:"insecure_skip_verify,omitempty"`
+	AllowedCommonNames []string      `yaml:"allowed_common_names,omitempty"`
 	Leeway             conf.Duration `yaml:"leeway"`
 	RefetchCooldown    conf.Duration `yaml:"refetch_cooldown"`
 }
@@ -101,7 +111,7 @@ func (p ProviderList) MarshalYAML() (any, error) { return p.Configs, nil }
 // Load reads, expands, strictly decodes, defaults and validates a config
 // file. Every error names the file and, where there is one, the line.
 func Load(path string, reg providers.Registry[aggregate.Provider], getenv func(string) (string, bool)) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) // #nosec G304 -- the operator's -c config file
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -149,7 +159,26 @@ func Parse(data []byte, reg providers.Registry[aggregate.Provider], getenv func(
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	cfg.warnings = cfg.warn(&root)
 	return &cfg, nil
+}
+
+// warn lists what is valid but probably a mistake.
+func (c *Config) warn(root *yaml.Node) []error {
+	at := locator{root}
+	var warns []error
+	if c.ExternalEvaluation.Enabled && len(c.Access.AllowedCommonNames) == 0 && !c.Access.InsecureSkipVerify {
+		warns = append(warns, at.errorf("access.allowed_common_names",
+			"is empty while external_evaluation is enabled: /posture accepts any service token of the team (user tokens are refused), "+
+				"and what a batch carries decides logins; list the posture integration's client id"))
+	}
+	err := evaluate.LocateErrors(c.ExternalEvaluation.Warnings(), conf.Lookup(root, "external_evaluation"), "external_evaluation.")
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		warns = append(warns, j.Unwrap()...)
+	} else if err != nil {
+		warns = append(warns, err)
+	}
+	return warns
 }
 
 func decodeProvider(n *yaml.Node, reg providers.Registry[aggregate.Provider]) (providers.Config, error) {
@@ -250,6 +279,13 @@ func (c *Config) validateServe(at locator) []error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, at.errorf("listen", "%q is not host:port", c.Listen))
 	}
+	if c.AdminListen != "" {
+		if _, port, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs = append(errs, at.errorf("admin_listen", "%q is not host:port", c.AdminListen))
+		} else if c.AdminListen == c.Listen && port != "0" {
+			errs = append(errs, at.errorf("admin_listen", "must differ from listen"))
+		}
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, at.errorf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level))
 	}
@@ -273,6 +309,11 @@ func (c *Config) validateAccess(at locator) []error {
 	if a.CertsURL != "" {
 		if u, err := url.Parse(a.CertsURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			errs = append(errs, at.errorf("access.certs_url", "%q is not an absolute http(s) URL", a.CertsURL))
+		}
+	}
+	for i, cn := range a.AllowedCommonNames {
+		if strings.TrimSuffix(strings.TrimSpace(cn), ".access") == "" {
+			errs = append(errs, at.errorf(fmt.Sprintf("access.allowed_common_names[%d]", i), "must be a service token client id"))
 		}
 	}
 	if a.Leeway < 0 || a.Leeway > conf.Duration(time.Minute) {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
@@ -14,6 +17,9 @@ import (
 // address once the server accepts connections.
 func Serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Provider], logw io.Writer, version string, ready func(addr string)) error {
 	logger := NewLogger(cfg.Log, logw)
+	for _, w := range cfg.Warnings() {
+		logger.Warn("config warning", "warning", w.Error())
+	}
 	a, err := Build(cfg, reg, logger)
 	if err != nil {
 		return err
@@ -35,13 +41,35 @@ func Serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Pr
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	defer ln.Close()
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return fmt.Errorf("serve: admin_listen: %w", err)
+		}
+		defer adminLn.Close()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.Start(ctx)
-	logger.Info("postured listening", "addr", ln.Addr().String(), "version", version,
-		"providers", len(cfg.Providers.Configs))
+	var warm sync.WaitGroup
+	if a.keys != nil {
+		// Readiness reports fetched certs and never fetches itself.
+		warm.Go(func() { a.keys.Warm(ctx) })
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx, ln) })
+	attrs := []any{"addr", ln.Addr().String(), "version", version, "providers", len(cfg.Providers.Configs)}
+	if adminLn != nil {
+		g.Go(func() error { return srv.RunAdmin(gctx, adminLn) })
+		attrs = append(attrs, "admin_addr", adminLn.Addr().String())
+	}
+	logger.Info("postured listening", attrs...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	return srv.Run(ctx, ln)
+	err = g.Wait()
+	cancel()
+	warm.Wait()
+	return err
 }

@@ -82,6 +82,9 @@ type App struct {
 	statuses map[string]aggregate.StatusReporter
 	logger   *slog.Logger
 	registry *prometheus.Registry
+	// keys is the team's Access key set NewServer built; nil with
+	// insecure_skip_verify.
+	keys *access.KeySet
 }
 
 // NewLogger builds the process logger from the log: section.
@@ -204,6 +207,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	accessCfg := access.Config{
 		TeamDomain: c.Access.TeamDomain, Audiences: c.Access.Audience, CertsURL: c.Access.CertsURL,
 		Leeway: time.Duration(c.Access.Leeway), RefetchCooldown: time.Duration(c.Access.RefetchCooldown),
+		Logger: a.logger.With("component", "access"),
 	}
 	var keys *access.KeySet
 	if !c.Access.InsecureSkipVerify {
@@ -212,6 +216,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			return nil, nil, err
 		}
 	}
+	a.keys = keys
 	closeFn := func() error { return nil }
 	var memory *server.PostureMemory
 	var routes func(gin.IRouter)
@@ -224,7 +229,8 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
 		h, err := evaluate.New(ctx, evaluate.Options{
-			Config: ee, Keys: keys, Posture: postureSource{memory}, Logger: a.logger.With("component", "external_evaluation"),
+			Config: ee, Keys: keys, TeamDomain: c.Access.TeamDomain, Posture: postureSource{memory},
+			Logger:   a.logger.With("component", "external_evaluation"),
 			Registry: a.registry,
 		})
 		if err != nil {
@@ -235,18 +241,23 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	}
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
+		AdminListen:        c.AdminListen,
 		Access:             accessCfg,
 		Keys:               keys,
 		InsecureSkipVerify: c.Access.InsecureSkipVerify,
-		MaxDevices:         c.Posture.MaxDevices,
-		Engine:             a.engine,
-		Statuses:           a.statuses,
-		TrustedProxies:     c.Server.TrustedProxies,
-		ShutdownTimeout:    time.Duration(c.Server.ShutdownTimeout),
-		Memory:             memory,
-		Routes:             routes,
-		Logger:             a.logger,
-		Registry:           a.registry,
+		AllowedCommonNames: c.Access.AllowedCommonNames,
+		// Batches feed External Evaluation's posture memory: with it on, a
+		// user of the app must not post posture (item 3 of issue 10).
+		ServiceTokensOnly: c.ExternalEvaluation.Enabled,
+		MaxDevices:        c.Posture.MaxDevices,
+		Engine:            a.engine,
+		Statuses:          a.statuses,
+		TrustedProxies:    c.Server.TrustedProxies,
+		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
+		Memory:            memory,
+		Routes:            routes,
+		Logger:            a.logger,
+		Registry:          a.registry,
 	})
 	if err != nil {
 		_ = closeFn()

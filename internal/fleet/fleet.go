@@ -54,7 +54,7 @@ type Fleet struct {
 
 // Generate builds n devices from seed; now anchors every timestamp.
 func Generate(n int, seed uint64, now time.Time) *Fleet {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) // #nosec G404 -- a seeded PRNG on purpose: the mock fleet must be the same on every run; nothing secret comes from it
 	f := &Fleet{Seed: seed, Now: now.UTC().Truncate(time.Second)}
 	platforms := []string{"macOS", "macOS", "macOS", "Windows", "Windows", "Windows", "Linux", "iOS"}
 	for i := range n {
@@ -69,7 +69,7 @@ func Generate(n int, seed uint64, now time.Time) *Fleet {
 		switch d.Platform {
 		case "macOS":
 			d.Hostname = fmt.Sprintf("mbp-%05d", i)
-			d.Serial = fmt.Sprintf("C02%07d%s", i, string(rune('A'+r.IntN(26))))
+			d.Serial = fmt.Sprintf("C02%07d%s", i, string(rune('A'+r.IntN(26)))) // #nosec G115 -- IntN(26) is 0..25
 		case "iOS":
 			d.Hostname = fmt.Sprintf("iphone-%05d", i)
 			d.Serial = fmt.Sprintf("F%09dQ", i)
@@ -121,7 +121,7 @@ type CloudflareDevice struct {
 func (f *Fleet) Batch() []CloudflareDevice {
 	out := make([]CloudflareDevice, 0, len(f.Devices))
 	for _, d := range f.Devices {
-		r := rand.New(rand.NewPCG(d.Rand, 1))
+		r := rand.New(rand.NewPCG(d.Rand, 1)) // #nosec G404 -- a seeded PRNG on purpose: the mock fleet must be the same on every run; nothing secret comes from it
 		cd := CloudflareDevice{
 			DeviceID:    d.CloudflareID,
 			Email:       d.Email,
@@ -162,7 +162,7 @@ func (d *Device) VendorRand(vendor string) *rand.Rand {
 	for i := 0; i < len(vendor); i++ {
 		h = (h ^ uint64(vendor[i])) * 1099511628211
 	}
-	return rand.New(rand.NewPCG(d.Rand, h))
+	return rand.New(rand.NewPCG(d.Rand, h)) // #nosec G404 -- a seeded PRNG on purpose: the mock fleet must be the same on every run; nothing secret comes from it
 }
 
 // UUID draws a random version-4 UUID, lower case, for ids in any view.
@@ -175,7 +175,7 @@ func UUID(r *rand.Rand) string {
 func MAC(r *rand.Rand) string {
 	b := make([]byte, 6)
 	for i := range b {
-		b[i] = byte(r.IntN(256))
+		b[i] = byte(r.IntN(256)) // #nosec G115 -- IntN(256) is 0..255
 	}
 	b[0] = b[0]&^1 | 2 // never all-zero or broadcast
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])

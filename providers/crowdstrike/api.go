@@ -20,7 +20,7 @@ import (
 // (https://falconpy.io/Service-Collections/Hosts.html,
 // https://falconpy.io/Service-Collections/Zero-Trust-Assessment.html).
 const (
-	tokenPath           = "/oauth2/token"
+	tokenPath           = "/oauth2/token" // #nosec G101 -- a URL path, not a credential
 	combinedDevicesPath = "/devices/combined/devices/v1"
 	assessmentsPath     = "/zero-trust-assessment/entities/assessments/v1"
 )

@@ -22,14 +22,14 @@ import (
 // and https://developer.jamf.com/jamf-pro/docs/jamf-pro-api-overview.
 const (
 	// oauthTokenPath is current; Jamf has deprecated the unversioned path.
-	oauthTokenPath = "/api/v1/oauth/token"
+	oauthTokenPath = "/api/v1/oauth/token" // #nosec G101 -- a URL path, not a credential
 	// legacyOAuthTokenPath is all that Jamf Pro before the versioned path
 	// serves, so it is the fallback when oauthTokenPath is not a token
 	// endpoint on the server.
-	legacyOAuthTokenPath = "/api/oauth/token"
+	legacyOAuthTokenPath = "/api/oauth/token" // #nosec G101 -- a URL path, not a credential
 	// basicTokenPath trades a user's basic credentials for a bearer token,
 	// answered as {"token","expires"}.
-	basicTokenPath = "/api/v1/auth/token"
+	basicTokenPath = "/api/v1/auth/token" // #nosec G101 -- a URL path, not a credential
 )
 
 // tokenEarly is how long before expiry a token is refreshed.
@@ -92,7 +92,7 @@ func (f *tokenFetcher) oauth(ctx context.Context) (providers.Token, error) {
 		body, err := f.post(ctx, path, []byte(form.Encode()), nil)
 		if err == nil {
 			if tok, ok := f.accessToken(body); ok {
-				f.path.Store(int32(i))
+				f.path.Store(int32(i)) // #nosec G115 -- i < len(f.paths), a handful of paths
 				return tok, nil
 			}
 			err = fmt.Errorf("%s: not a token endpoint: the answer has no access_token: %s", path, providers.Snippet(body))

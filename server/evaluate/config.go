@@ -23,6 +23,9 @@ const (
 	// (https://developers.cloudflare.com/api/).
 	defaultRevokeBaseURL = "https://api.cloudflare.com/client/v4"
 	defaultRevokeTimeout = 10 * time.Second
+	// defaultRevokeDedupWindow: a user denied again within it is not
+	// revoked again.
+	defaultRevokeDedupWindow = 5 * time.Minute
 )
 
 // Config is the external_evaluation section. It is decoded strictly (plain
@@ -36,8 +39,9 @@ type Config struct {
 	Keyring keyring.Config `yaml:",inline"`
 	// Issuer, if set, is required as the incoming token's iss
 	// ("https://<team>.cloudflareaccess.com"; the scheme may be omitted).
-	// Unset: iss is not checked, since Cloudflare does not document it on
-	// this token.
+	// Unset: the team's (access.team_domain) is required when the token
+	// carries an iss; a token without one is accepted, since Cloudflare
+	// does not document iss on this token.
 	Issuer string `yaml:"issuer,omitempty"`
 	// Audience, if set, requires the incoming token's aud to contain one of
 	// these. Unset: aud is not checked.
@@ -61,6 +65,9 @@ type RevokeConfig struct {
 	BaseURL string `yaml:"base_url,omitempty"`
 	// Timeout bounds one revocation call. Default: 10s.
 	Timeout conf.Duration `yaml:"timeout,omitempty"`
+	// DedupWindow is how long after revoking a user's sessions a further
+	// denial of the same email does not revoke again. Default: 5m.
+	DedupWindow conf.Duration `yaml:"dedup_window,omitempty"`
 	// Rules limits revocation to denials by these rules ("default" is the
 	// default deny). Empty: every denial revokes. Note that revoke_user
 	// ends the user's sessions in every Access application.
@@ -76,6 +83,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Revoke.Timeout == 0 {
 		c.Revoke.Timeout = conf.Duration(defaultRevokeTimeout)
+	}
+	if c.Revoke.DedupWindow == 0 {
+		c.Revoke.DedupWindow = conf.Duration(defaultRevokeDedupWindow)
 	}
 }
 
@@ -118,6 +128,16 @@ func (c *Config) Validate() error {
 	errs.addJoined(c.Policy.Validate())
 	c.Revoke.validate(c.Policy.Rules, &errs)
 	return errors.Join(errs...)
+}
+
+// Warnings reports what is valid but probably a mistake (see
+// policy.Config.Warnings), as *policy.FieldErrors for LocateErrors; nil
+// when the section is disabled.
+func (c *Config) Warnings() error {
+	if !c.Enabled {
+		return nil
+	}
+	return c.Policy.Warnings()
 }
 
 // validateKeyring checks the key ring fields here rather than in keyring:
@@ -164,6 +184,9 @@ func (r *RevokeConfig) validate(rules []policy.Rule, errs *errorList) {
 	}
 	if r.Timeout <= 0 {
 		errs.add("revoke.timeout", "must be > 0")
+	}
+	if r.DedupWindow < 0 {
+		errs.add("revoke.dedup_window", "must not be negative")
 	}
 	actions := map[string]string{policy.DefaultRule: policy.ActionDeny}
 	for _, rule := range rules {

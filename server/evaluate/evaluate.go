@@ -52,6 +52,9 @@ type Options struct {
 	// (*access.KeySet, the one the posture endpoint uses). Required:
 	// External Evaluation never runs without verification.
 	Keys KeySet
+	// TeamDomain is access.team_domain: with Config.Issuer unset, an
+	// incoming token that carries an iss must carry the team's.
+	TeamDomain string
 	// Posture gives device scores for score and provider_scores
 	// conditions. Nil: those conditions are false.
 	Posture policy.PostureSource
@@ -73,7 +76,11 @@ type Handler struct {
 	metrics  *metrics
 	now      func() time.Time
 	revoker  *revoker
-	issuer   string
+	// issuer is the iss a token must carry; issuerRequired says whether a
+	// token without iss is refused (only when configured explicitly: Access
+	// does not document iss on this token).
+	issuer         string
+	issuerRequired bool
 
 	nextReload atomic.Int64 // unix nanoseconds
 }
@@ -106,8 +113,14 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, fmt.Errorf("external_evaluation: metrics: %w", err)
 	}
 	h := &Handler{cfg: cfg, policy: pol, teamKeys: o.Keys, logger: o.Logger, metrics: m, now: o.Now}
-	if cfg.Issuer != "" {
+	switch {
+	case cfg.Issuer != "":
 		h.issuer, _ = access.TeamIssuer(cfg.Issuer) // validated above
+		h.issuerRequired = true
+	case o.TeamDomain != "":
+		if h.issuer, err = access.TeamIssuer(o.TeamDomain); err != nil {
+			return nil, fmt.Errorf("external_evaluation: %w", err)
+		}
 	}
 	for _, r := range cfg.Policy.Rules {
 		m.decisions.WithLabelValues(r.Action, r.Name)
@@ -116,7 +129,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	m.decisions.WithLabelValues("error", policy.NoRule)
 	if cfg.Revoke.Enabled {
 		hc := &http.Client{Timeout: time.Duration(cfg.Revoke.Timeout)}
-		h.revoker = newRevoker(cfg.Revoke, hc, o.Logger, m)
+		h.revoker = newRevoker(cfg.Revoke, hc, o.Logger, m, o.Now)
 	}
 	if h.ring, err = keyring.Load(ctx, cfg.Keyring, h.now()); err != nil {
 		return nil, fmt.Errorf("external_evaluation: signing key: %w", err)

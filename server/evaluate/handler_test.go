@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -162,6 +163,10 @@ func TestEvaluateRefuses(t *testing.T) {
 		{"expired request token", tokenBody(f.team.token(t, map[string]any{"exp": now.Unix() - 1, "nonce": "n", "identity": bob})), 403, "token expired"},
 		{"no exp", tokenBody(f.team.token(t, map[string]any{"nonce": "n", "identity": bob})), 403, "token has no exp"},
 		{"exp not a number", tokenBody(f.team.token(t, map[string]any{"exp": "soon", "nonce": "n", "identity": bob})), 403, "exp is not a number"},
+		{"exp beyond year 9999", tokenBody(f.team.token(t, map[string]any{"exp": int64(253402300800), "nonce": "n", "identity": bob})), 403, "token exp is out of range"},
+		{"exp beyond int64", tokenBody(f.team.token(t, map[string]any{"exp": json.RawMessage("1e19"), "nonce": "n", "identity": bob})), 403, "token exp is out of range"},
+		{"exp beyond float64", tokenBody(f.team.token(t, map[string]any{"exp": json.RawMessage("1e400"), "nonce": "n", "identity": bob})), 403, "token exp is out of range"},
+		{"exp negative", tokenBody(f.team.token(t, map[string]any{"exp": -1, "nonce": "n", "identity": bob})), 403, "token exp is out of range"},
 		{"bad signature (team kid, other key)", tokenBody(signWith(stranger, teamKid, claims(now, "n", bob))), 403, "signature does not verify"},
 		{"unknown kid", tokenBody(signWith(stranger, stranger.ID, claims(now, "n", bob))), 403, "signature does not verify"},
 		{"tampered payload", tokenBody(parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":9999999999,"nonce":"n","identity":{"email":"bob@example.com"}}`)) + "." + parts[2]), 403, "signature does not verify"},
@@ -295,13 +300,40 @@ func TestIssuerAndAudienceWhenConfigured(t *testing.T) {
 	}
 }
 
-// TestNotCheckedUnlessConfigured: Cloudflare does not document iss/aud on
-// this token, so without configuration any (or none) is accepted.
-func TestNotCheckedUnlessConfigured(t *testing.T) {
+// TestIssuerDefaultsToTheTeam: without external_evaluation.issuer, a
+// token carrying an iss must carry the team's; one without iss is accepted
+// (Cloudflare does not document iss on this token), and aud is not checked.
+func TestIssuerDefaultsToTheTeam(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	c := claims(f.clock.Now(), "n", map[string]any{"email": "bob@example.com"})
-	c["iss"], c["aud"] = "https://whatever.example", 17
-	f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, c)), "n")
+	tests := []struct {
+		name     string
+		iss      any // nil: no iss claim
+		wantCode int
+		wantBody map[string]any
+	}{
+		{"no iss", nil, 200, nil},
+		{"the team's iss", teamIssuer, 200, nil},
+		{"the team's iss with a slash", teamIssuer + "/", 200, nil},
+		{"another team's iss", "https://evil.cloudflareaccess.com", 403, map[string]any{"success": false, "error": "token issuer does not match"}},
+		{"iss not a string", 17, 403, map[string]any{"success": false, "error": "token issuer does not match"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := claims(f.clock.Now(), "n", map[string]any{"email": "bob@example.com"})
+			c["aud"] = 17
+			if tc.iss != nil {
+				c["iss"] = tc.iss
+			}
+			body, _ := json.Marshal(map[string]string{"token": f.team.token(t, c)})
+			code, out := f.post(t, string(body))
+			if code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %v", code, tc.wantCode, out)
+			}
+			if tc.wantBody != nil && !reflect.DeepEqual(out, tc.wantBody) {
+				t.Errorf("body %v, want %v", out, tc.wantBody)
+			}
+		})
+	}
 }
 
 // TestJWTsOnlyAtDebug: raw tokens are bearer credentials with PII.

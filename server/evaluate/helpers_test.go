@@ -170,7 +170,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	h, err := New(context.Background(), Options{
-		Config: cfg, Keys: o.team.keys, Posture: o.posture,
+		Config: cfg, Keys: o.team.keys, TeamDomain: teamIssuer, Posture: o.posture,
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: o.logLevel})),
 		Registry: reg, Now: o.clock.Now,
 	})

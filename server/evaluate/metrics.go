@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result", "rule"})),
 		revocations: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postured_ee_revocations_total",
-			Help: "Access session revocations after a deny: ok, error, skipped (no email), dropped (too many in flight).",
+			Help: "Access session revocations after a deny: ok, error, skipped (no email), dropped (too many in flight), deduplicated (revoked within revoke.dedup_window).",
 		}, []string{"result"})),
 		keyReloads: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postured_ee_key_reloads_total",

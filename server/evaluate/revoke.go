@@ -20,6 +20,11 @@ import (
 // beyond it is not revoked (counted as dropped) rather than queued.
 const maxRevocationsInFlight = 16
 
+// pruneAbove is the size of the recent-revocations map past which expired
+// entries are swept before adding one (emails come from verified tokens,
+// so the map holds at most the users denied within a window).
+const pruneAbove = 1024
+
 // revoker calls Cloudflare's revoke_user API after a deny
 // (https://developers.cloudflare.com/api/resources/zero_trust/subresources/access/subresources/organizations/methods/revoke_users/,
 // as the reference worker's time_of_day_plus_revocation.js does),
@@ -32,12 +37,20 @@ type revoker struct {
 	client   *http.Client
 	logger   *slog.Logger
 	metrics  *metrics
+	// window is how long a revoked (or being revoked) email is not revoked
+	// again: a user retrying a denied login would otherwise cost a call
+	// per attempt, and each call ends every session they have.
+	window time.Duration
+	now    func() time.Time
 
 	wg  sync.WaitGroup
 	sem chan struct{}
+
+	mu     sync.Mutex
+	recent map[string]time.Time // lower-cased email -> when its revocation started
 }
 
-func newRevoker(cfg RevokeConfig, client *http.Client, logger *slog.Logger, m *metrics) *revoker {
+func newRevoker(cfg RevokeConfig, client *http.Client, logger *slog.Logger, m *metrics, now func() time.Time) *revoker {
 	r := &revoker{
 		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/accounts/" + url.PathEscape(cfg.AccountID) +
 			"/access/organizations/revoke_user",
@@ -46,7 +59,10 @@ func newRevoker(cfg RevokeConfig, client *http.Client, logger *slog.Logger, m *m
 		client:  client,
 		logger:  logger,
 		metrics: m,
+		window:  time.Duration(cfg.DedupWindow),
+		now:     now,
 		sem:     make(chan struct{}, maxRevocationsInFlight),
+		recent:  map[string]time.Time{},
 	}
 	if len(cfg.Rules) > 0 {
 		r.only = map[string]bool{}
@@ -68,9 +84,15 @@ func (r *revoker) afterDeny(d policy.Decision) {
 			"rule", d.RuleLabel(), "device_id", d.DeviceID)
 		return
 	}
+	if !r.claim(d.Email) {
+		r.metrics.revocations.WithLabelValues("deduplicated").Inc()
+		r.logger.Debug("external evaluation: sessions revoked recently; not revoking again", "email", d.Email, "window", r.window)
+		return
+	}
 	select {
 	case r.sem <- struct{}{}:
 	default:
+		r.forget(d.Email)
 		r.metrics.revocations.WithLabelValues("dropped").Inc()
 		r.logger.Warn("external evaluation: too many revocations in flight; not revoking", "email", d.Email)
 		return
@@ -82,6 +104,7 @@ func (r *revoker) afterDeny(d policy.Decision) {
 		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 		defer cancel()
 		if err := r.revoke(ctx, d.Email); err != nil {
+			r.forget(d.Email) // the next denial tries again
 			r.metrics.revocations.WithLabelValues("error").Inc()
 			r.logger.Error("external evaluation: revoke_user failed", "email", d.Email, "rule", d.RuleLabel(),
 				"error", r.redact(err.Error()))
@@ -90,6 +113,35 @@ func (r *revoker) afterDeny(d policy.Decision) {
 		r.metrics.revocations.WithLabelValues("ok").Inc()
 		r.logger.Info("external evaluation: revoked Access sessions", "email", d.Email, "rule", d.RuleLabel())
 	}()
+}
+
+// claim records that email's sessions are being revoked now, unless they
+// were within the window; it reports whether the caller should revoke.
+func (r *revoker) claim(email string) bool {
+	key := strings.ToLower(email)
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.recent[key]; ok && now.Sub(at) < r.window {
+		return false
+	}
+	if len(r.recent) >= pruneAbove {
+		for k, at := range r.recent {
+			if now.Sub(at) >= r.window {
+				delete(r.recent, k)
+			}
+		}
+	}
+	r.recent[key] = now
+	return true
+}
+
+// forget drops email from the window after a revocation that did not
+// happen.
+func (r *revoker) forget(email string) {
+	r.mu.Lock()
+	delete(r.recent, strings.ToLower(email))
+	r.mu.Unlock()
 }
 
 // revoke POSTs {"email": email} with the API token.

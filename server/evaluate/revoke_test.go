@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -156,5 +157,50 @@ func TestRevocationUnreachable(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), testAPIToken) {
 		t.Error("API token in the logs")
+	}
+}
+
+// TestRevocationDeduplicated: a user denied again within
+// revoke.dedup_window is not revoked again (each call ends every session
+// they have); after the window, or after a failed call, they are.
+func TestRevocationDeduplicated(t *testing.T) {
+	api := &cloudflareAPI{}
+	f := revokeFixture(t, api, nil)
+	deny := func(email string) {
+		t.Helper()
+		f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n", map[string]any{"email": email}))), "n")
+		f.h.revoker.wait()
+	}
+	steps := []struct {
+		name      string
+		advance   time.Duration
+		email     string
+		fail      bool
+		wantCalls int
+	}{
+		{"first denial revokes", 0, "eve@example.com", false, 1},
+		{"again at once", time.Second, "eve@example.com", false, 1},
+		{"again, other case", time.Minute, "Eve@Example.com", false, 1},
+		{"another user", 0, "mallory@example.com", false, 2},
+		{"just inside the window", 3*time.Minute + 58*time.Second, "eve@example.com", false, 2},
+		{"after the window", time.Second, "eve@example.com", false, 3},
+		{"a failed call", 5 * time.Minute, "eve@example.com", true, 4},
+		{"is retried at the next denial", time.Second, "eve@example.com", false, 5},
+	}
+	for _, s := range steps {
+		f.clock.Advance(s.advance)
+		api.mu.Lock()
+		api.status = 0
+		if s.fail {
+			api.status = http.StatusInternalServerError
+		}
+		api.mu.Unlock()
+		deny(s.email)
+		if got := len(api.Calls()); got != s.wantCalls {
+			t.Errorf("%s: %d revoke calls, want %d", s.name, got, s.wantCalls)
+		}
+	}
+	if n := testutil.ToFloat64(f.h.metrics.revocations.WithLabelValues("deduplicated")); n != 3 {
+		t.Errorf("deduplicated = %v, want 3", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate/policy"
 )
 
@@ -153,18 +154,17 @@ func (h *Handler) checkClaims(payload []byte) (*incoming, error) {
 	if err := json.Unmarshal(rawExp, &exp); err != nil {
 		return nil, refuse("token exp is not a number", nil)
 	}
-	expF, err := exp.Float64()
-	if err != nil {
-		return nil, refuse("token exp is not a number", nil)
+	// A NumericDate past year 9999 (or negative, or beyond float64) is no
+	// real token's: refused rather than taken as "never expires".
+	if _, err := access.NumericDate(exp); err != nil {
+		return nil, refuse("token exp is out of range", fmt.Errorf("exp %s: %w", exp, err))
 	}
+	expF, _ := exp.Float64()
 	if now := h.now().Unix(); expF < float64(now) {
 		return nil, refuse("token expired", fmt.Errorf("exp %s < now %d", exp, now))
 	}
-	if h.issuer != "" {
-		var iss string
-		if err := json.Unmarshal(c["iss"], &iss); err != nil || strings.TrimRight(iss, "/") != h.issuer {
-			return nil, refuse("token issuer does not match external_evaluation.issuer", nil)
-		}
+	if err := h.checkIssuer(c["iss"]); err != nil {
+		return nil, err
 	}
 	if len(h.cfg.Audience) > 0 && !audienceMatches(c["aud"], h.cfg.Audience) {
 		return nil, refuse("token audience does not match external_evaluation.audience", nil)
@@ -175,6 +175,20 @@ func (h *Handler) checkClaims(payload []byte) (*incoming, error) {
 		return nil, refuse("token has no nonce", nil)
 	}
 	return &incoming{nonce: nonce, identity: policy.IdentityFromClaim(c["identity"])}, nil
+}
+
+// checkIssuer requires iss to be the expected issuer: always when
+// external_evaluation.issuer is set, and when present otherwise (the team's
+// by default; Access does not document whether it sends iss here).
+func (h *Handler) checkIssuer(raw json.RawMessage) error {
+	if h.issuer == "" || (!h.issuerRequired && (raw == nil || isNull(raw))) {
+		return nil
+	}
+	var iss string
+	if err := json.Unmarshal(raw, &iss); err != nil || strings.TrimRight(iss, "/") != h.issuer {
+		return refuse("token issuer does not match", fmt.Errorf("iss %s, want %q", raw, h.issuer))
+	}
+	return nil
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

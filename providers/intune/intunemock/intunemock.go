@@ -24,7 +24,7 @@ const (
 	DefaultTenantID     = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 	DefaultTenantDomain = "contoso.onmicrosoft.com"
 	DefaultClientID     = "4a1aa1d5-c567-49d0-ad0b-cd957a47f842"
-	DefaultClientSecret = "mock~Intune.Secret_0123456789abcdefghij"
+	DefaultClientSecret = "mock~Intune.Secret_0123456789abcdefghij" // #nosec G101 -- the mock tenant's published demo secret, valid nowhere else
 	// Scope is the only scope the token endpoint grants.
 	Scope = "https://graph.microsoft.com/.default"
 	// MaxPageSize is Intune's default and maximum managedDevices page.

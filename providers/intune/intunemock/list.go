@@ -175,7 +175,7 @@ func parseSelect(v string) ([]*prop, string, error) {
 }
 
 // The skip token is opaque to clients; inside it is just an offset.
-const skipTokenPrefix = "MockIntuneSkip:"
+const skipTokenPrefix = "MockIntuneSkip:" // #nosec G101 -- a paging token prefix, not a credential
 
 func encodeSkipToken(off int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(skipTokenPrefix + strconv.Itoa(off)))

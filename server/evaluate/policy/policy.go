@@ -52,6 +52,41 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Warnings reports rule orders that are valid but probably not what was
+// meant, joined; each is a *FieldError. A deny rule on score or
+// provider_scores does not fire for a device postured has no posture for
+// (no batch carried it yet, or its providers did not count): posture
+// conditions are then false. A later allow rule with no posture condition
+// of its own then lets that device in, though the deny was written to
+// keep unhealthy devices out.
+func (c *Config) Warnings() error {
+	var warns errorList
+	for i, deny := range c.Rules {
+		if deny.Action != ActionDeny || !deny.When.onPosture() {
+			continue
+		}
+		for j := i + 1; j < len(c.Rules); j++ {
+			allow := c.Rules[j]
+			if allow.Action != actionAllow || allow.When.onPosture() {
+				continue
+			}
+			key := "score"
+			if deny.When.Score == nil {
+				key = "provider_scores"
+			}
+			warns.add(fmt.Sprintf("rules[%d].when.%s", i, key),
+				"deny rule %q does not fire when the device has no posture (never in a batch, or its providers did not count), "+
+					"and the later allow rule %q (rules[%d]) has no posture condition, so it can allow such a device; "+
+					"require a minimum score in the allow rules instead", deny.Name, allow.Name, j)
+			break
+		}
+	}
+	return errors.Join(warns...)
+}
+
+// onPosture reports whether any condition reads the device's posture.
+func (w When) onPosture() bool { return w.Score != nil || w.ProviderScores != nil }
+
 // ReferencedProviders lists the provider names the rules' provider_scores
 // conditions use, so the caller can check them against the providers
 // section.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 )
 
@@ -32,6 +33,9 @@ type Vendor struct {
 	// BatchCalls is the most vendor calls one 1000-device batch may cost
 	// in query mode with a cold cache (the README's per-vendor numbers).
 	BatchCalls int
+	// Drift applies a drift tick's changes to the vendor's records, safely
+	// while Handler serves. Expected keeps describing the generated fleet.
+	Drift func([]fleet.Change)
 }
 
 // ProviderConfig is a vendor's provider entry in the demo configuration,

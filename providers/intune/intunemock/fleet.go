@@ -19,9 +19,11 @@ const vendorName = "intune"
 func Vendor(f *fleet.Fleet) mockkit.Vendor {
 	devs, owners := fleetView(f)
 	s := New(Options{Devices: devs})
+	l := &live{fleet: f, s: s, owners: owners, guard: mockkit.NewGuard(s)}
 	return mockkit.Vendor{
 		Name:         vendorName,
-		Handler:      s,
+		Handler:      l.guard,
+		Drift:        l.drift,
 		Faults:       s.Faults,
 		Calls:        s.Calls,
 		ExpireTokens: s.ExpireTokens,

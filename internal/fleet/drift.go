@@ -40,9 +40,10 @@ func (c Change) VendorRand(vendor string) *rand.Rand {
 // views and batches keep reading. It is not safe for concurrent use.
 type Drift struct {
 	fleet   *Fleet
-	managed []int // indexes of the devices some vendor may hold
-	health  []int
-	tick    uint64
+	managed  []int // indexes of the devices some vendor may hold
+	health   []int
+	lastSeen []time.Time
+	tick     uint64
 }
 
 // driftStream separates the drift's random stream from the generator's.
@@ -50,9 +51,9 @@ const driftStream = 0xd41f7
 
 // NewDrift starts drifting f from its generated state.
 func NewDrift(f *Fleet) *Drift {
-	d := &Drift{fleet: f, health: make([]int, len(f.Devices))}
+	d := &Drift{fleet: f, health: make([]int, len(f.Devices)), lastSeen: make([]time.Time, len(f.Devices))}
 	for i, dev := range f.Devices {
-		d.health[i] = dev.Health
+		d.health[i], d.lastSeen[i] = dev.Health, dev.LastSeen
 		if !dev.Unmanaged {
 			d.managed = append(d.managed, i)
 		}
@@ -64,8 +65,9 @@ func NewDrift(f *Fleet) *Drift {
 func (d *Drift) Tick() uint64 { return d.tick }
 
 // Next advances one tick at time at: percent (0..100) of the managed
-// devices, at least one when percent > 0, change. Changes are in index
-// order.
+// devices, at least one when percent > 0, change. A changed device was
+// last seen in the minute before at, and always after its previous
+// check-in. Changes are in index order.
 func (d *Drift) Next(percent float64, at time.Time) []Change {
 	d.tick++
 	n := int(math.Round(float64(len(d.managed)) * min(max(percent, 0), 100) / 100))
@@ -83,11 +85,17 @@ func (d *Drift) Next(percent float64, at time.Time) []Change {
 		} else {
 			h = 70 + r.IntN(31)
 		}
-		d.health[i] = h
+		// Checked in during the last minute, and never before its previous
+		// check-in, however close the ticks.
+		seen := at.UTC().Add(-time.Duration(r.IntN(60)) * time.Second).Truncate(time.Second)
+		if !seen.After(d.lastSeen[i]) {
+			seen = d.lastSeen[i].Add(time.Second).Truncate(time.Second)
+		}
+		d.health[i], d.lastSeen[i] = h, seen
 		changes = append(changes, Change{
 			Index:      i,
 			Health:     h,
-			LastSeen:   at.UTC().Add(-time.Duration(r.IntN(300)) * time.Second).Truncate(time.Second),
+			LastSeen:   seen,
 			Reenrolled: r.IntN(20) == 0,
 			Rand:       r.Uint64(),
 		})

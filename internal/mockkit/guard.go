@@ -26,6 +26,13 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
+// Read runs read with no update in flight.
+func (g *Guard) Read(read func()) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	read()
+}
+
 // Update runs change with no request in flight.
 func (g *Guard) Update(change func()) {
 	g.mu.Lock()

@@ -34,8 +34,11 @@ type Vendor struct {
 	// in query mode with a cold cache (the README's per-vendor numbers).
 	BatchCalls int
 	// Drift applies a drift tick's changes to the vendor's records, safely
-	// while Handler serves. Expected keeps describing the generated fleet.
-	Drift func([]fleet.Change)
+	// while Handler serves. Expected keeps describing the generated fleet;
+	// Current describes the records as they are now, what postured must
+	// answer once its cache and syncs catch up.
+	Drift   func([]fleet.Change)
+	Current func() map[int]Expected
 }
 
 // ProviderConfig is a vendor's provider entry in the demo configuration,

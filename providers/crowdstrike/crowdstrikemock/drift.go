@@ -74,3 +74,16 @@ func (l *live) reenrol(c fleet.Change, r *rand.Rand) {
 		l.s.zta[a.AID] = &a
 	}
 }
+
+// current is the view's expected over the hosts as they are now.
+func (l *live) current() map[int]mockkit.Expected {
+	var out map[int]mockkit.Expected
+	l.guard.Read(func() {
+		v := &view{hosts: l.s.hosts, owners: l.owners}
+		for _, a := range l.s.zta {
+			v.zta = append(v.zta, *a)
+		}
+		out = v.expected()
+	})
+	return out
+}

@@ -30,6 +30,7 @@ func Vendor(f *fleet.Fleet) mockkit.Vendor {
 		Name:         vendorName,
 		Handler:      l.guard,
 		Drift:        l.drift,
+		Current:      l.current,
 		Faults:       s.Faults,
 		Calls:        s.Calls,
 		ExpireTokens: s.ExpireTokens,

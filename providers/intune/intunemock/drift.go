@@ -55,3 +55,10 @@ func (l *live) drift(changes []fleet.Change) {
 		l.s.reindex()
 	})
 }
+
+// current is expected over the records as they are now.
+func (l *live) current() map[int]mockkit.Expected {
+	var out map[int]mockkit.Expected
+	l.guard.Read(func() { out = expected(l.s.devices, l.owners) })
+	return out
+}

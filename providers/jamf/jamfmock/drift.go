@@ -101,3 +101,13 @@ func latest(owners []int, seen func(int) string) map[int]int {
 	}
 	return out
 }
+
+// current is the view's expected over the records as they are now.
+func (l *live) current() map[int]mockkit.Expected {
+	var out map[int]mockkit.Expected
+	l.guard.Read(func() {
+		out = (&view{computers: l.s.opts.Computers, computerOwners: l.computerOwners,
+			mobiles: l.s.opts.MobileDevices, mobileOwners: l.mobileOwners}).expected()
+	})
+	return out
+}

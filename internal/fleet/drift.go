@@ -39,7 +39,7 @@ func (c Change) VendorRand(vendor string) *rand.Rand {
 // devices' current health and never modifies the Fleet, which vendor
 // views and batches keep reading. It is not safe for concurrent use.
 type Drift struct {
-	fleet   *Fleet
+	fleet    *Fleet
 	managed  []int // indexes of the devices some vendor may hold
 	health   []int
 	lastSeen []time.Time

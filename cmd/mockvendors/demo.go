@@ -117,6 +117,11 @@ Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line e
 			return
 		}
 		polling.Go(func() {
+			// Cloudflare would not wait, but a first cycle before Intune's
+			// first sync would show every Intune device changing next time.
+			if waitReady(ctx, "http://"+addr+"/readyz", tick) != nil {
+				return // stopped
+			}
 			if err := pollLoop(ctx, p, *pollInterval, 0, tick, stdout); err != nil {
 				pollErr = fmt.Errorf("demo: %w", err)
 				cancel()

@@ -33,6 +33,7 @@ func cmdPoll(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	concurrency := fs.Int("concurrency", 1, "requests of a cycle in flight at once")
 	devices := fs.Int("devices", 5000, "devices in the fleet (as mockvendors --devices)")
 	seed := fs.Uint64("seed", 1, "fleet seed (as mockvendors --seed)")
+	ready := fs.String("ready", "", "wait until this URL answers 200 before the first cycle, e.g. postured's /readyz, so the first cycle sees every vendor synced")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,7 +57,39 @@ func cmdPoll(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)
 	}
+	if *ready != "" {
+		if err := waitReady(ctx, *ready, tick); err != nil {
+			return fmt.Errorf("poll: %w", err)
+		}
+	}
 	return pollLoop(ctx, p, *interval, *cycles, tick, stdout)
+}
+
+// readyPoll is how often waitReady asks.
+const readyPoll = time.Second
+
+// waitReady returns once url answers 200, or with ctx's error.
+func waitReady(ctx context.Context, url string, tick ticker) error {
+	ticks, stop := tick(readyPoll)
+	defer stop()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("ready: %w", err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ready: %s: %w", url, ctx.Err())
+		case <-ticks:
+		}
+	}
 }
 
 // pollLoop runs a cycle now and then one per tick, printing a line for

@@ -25,6 +25,8 @@ import (
 type manualClock struct {
 	mu    sync.Mutex
 	ticks map[time.Duration]chan time.Time
+	// eager periods are always due (waiting for readiness).
+	eager map[time.Duration]bool
 }
 
 func (m *manualClock) ch(d time.Duration) chan time.Time {
@@ -39,7 +41,12 @@ func (m *manualClock) ch(d time.Duration) chan time.Time {
 	return m.ticks[d]
 }
 
-func (m *manualClock) ticker(d time.Duration) (<-chan time.Time, func()) { return m.ch(d), func() {} }
+func (m *manualClock) ticker(d time.Duration) (<-chan time.Time, func()) {
+	if m.eager[d] {
+		return eager(d)
+	}
+	return m.ch(d), func() {}
+}
 
 // fire delivers one tick of period d; it returns once the loop took it.
 func (m *manualClock) fire(d time.Duration, at time.Time) { m.ch(d) <- at }
@@ -89,7 +96,7 @@ func expectLine(t *testing.T, out <-chan string, re string) []string {
 // exits 0 after two valid cycles.
 func TestDemoPolls(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	clock := &manualClock{}
+	clock := &manualClock{eager: map[time.Duration]bool{readyPoll: true}}
 	stdout, out := lines(t)
 	done := make(chan error, 1)
 	go func() {
@@ -113,7 +120,7 @@ func TestDemoPolls(t *testing.T) {
 
 	var pollOut bytes.Buffer
 	err := run(ctx, []string{"poll", "--target", posture, "--token-url", mocks + "/access/token",
-		"--devices", "300", "--seed", "4", "--cycles", "2", "--batch", "120", "--concurrency", "2"}, &pollOut, io.Discard, eager)
+		"--devices", "300", "--seed", "4", "--cycles", "2", "--batch", "120", "--concurrency", "2", "--ready", m[1] + "/readyz"}, &pollOut, io.Discard, eager)
 	if err != nil {
 		t.Fatalf("poll --cycles 2: %v\n%s", err, pollOut.String())
 	}
@@ -228,6 +235,50 @@ func TestCycleLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := cycleLine(&tc.c); got != tc.want {
 				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWaitReady: the poller asks once per tick until the URL answers 200,
+// and gives up when stopped.
+func TestWaitReady(t *testing.T) {
+	tests := []struct {
+		name     string
+		notReady int // answers 503 this many times
+		stopAt   int // cancels on this request (0: never)
+		wantErr  bool
+	}{
+		{"ready at once", 0, 0, false},
+		{"ready on the third ask", 2, 0, false},
+		{"stopped while waiting", 1000, 4, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var mu sync.Mutex
+			asked := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				asked++
+				if asked == tc.stopAt {
+					cancel()
+				}
+				if asked <= tc.notReady {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+			}))
+			defer srv.Close()
+			err := waitReady(ctx, srv.URL, eager)
+			mu.Lock()
+			defer mu.Unlock()
+			if (err != nil) != tc.wantErr {
+				t.Errorf("err %v, want error %v", err, tc.wantErr)
+			}
+			if want := tc.notReady + 1; !tc.wantErr && asked != want {
+				t.Errorf("asked %d times, want %d", asked, want)
 			}
 		})
 	}

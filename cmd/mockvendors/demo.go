@@ -11,23 +11,36 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/postured/postured/internal/app"
+	"github.com/postured/postured/internal/cfpoll"
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/internal/mockset"
 )
 
 // cmdDemo starts the mocks, then postured in-process against them with the
-// generated demo configuration, and prints how to call it. It lives here, not
-// in cmd/postured, so the service binary links no mock.
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// generated demo configuration, prints how to call it, and plays Cloudflare
+// polling it while the fleet drifts, a line per poll cycle on stdout. It
+// lives here, not in cmd/postured, so the service binary links no mock.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick ticker) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address postured listens on")
 	devices := fs.Int("devices", 5000, "devices in the mock fleet")
 	seed := fs.Uint64("seed", 1, "fleet seed")
 	dir := fs.String("dir", "", "where to write the demo batch and token (default: a new temp dir)")
+	pollInterval := fs.Duration("poll-interval", 20*time.Second, "time between Cloudflare poll cycles")
+	drift := fs.Float64("drift", 2, "percent of the devices that change in their vendors every --drift-interval")
+	driftInterval := fs.Duration("drift-interval", 30*time.Second, "how often the fleet drifts")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pollInterval <= 0 {
+		return errors.New("demo: --poll-interval must be > 0")
+	}
+	if err := checkDrift(*drift, *driftInterval); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 	set, err := mockset.New(*devices, *seed, time.Now())
 	if err != nil {
@@ -71,7 +84,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
 		return err
 	}
-	return app.Serve(ctx, cfg, app.Registry(), stderr, "demo", func(addr string) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stdout = &lockedWriter{w: stdout} // the poller and the drift print side by side
+	var polling sync.WaitGroup
+	var pollErr error
+	err = app.Serve(ctx, cfg, app.Registry(), stderr, "demo", func(addr string) {
 		fmt.Fprintf(stdout, `
 postured demo is running on http://%[1]s against %[2]d mock devices (mocks at %[3]s).
 Score the first 1000 devices, as Cloudflare would:
@@ -82,8 +100,44 @@ Explain one device:   postured explain -c <config> --serial <serial>   (see READ
 Readiness:            curl -s http://%[1]s/readyz
 Stop with Ctrl-C.
 
-`, addr, *devices, mocksURL, tokenFile, batchFile)
+Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line each;
+%[7]v%% of the devices drift in their vendors every %[8]s, so scores move between polls.
+
+`, addr, *devices, mocksURL, tokenFile, batchFile, *pollInterval, *drift, *driftInterval)
+		p, err := cfpoll.New(cfpoll.Config{
+			Target: "http://" + addr + "/posture",
+			Tokens: cfpoll.TokenFunc(func(context.Context) (string, error) {
+				return set.Access.AppToken(mockset.AccessAudience, *pollInterval+time.Minute)
+			}),
+			Devices: set.Fleet.Batch(),
+		})
+		if err != nil {
+			pollErr = fmt.Errorf("demo: %w", err)
+			cancel()
+			return
+		}
+		polling.Go(func() {
+			// Cloudflare would not wait, but a first cycle before Intune's
+			// first sync would show every Intune device changing next time.
+			if waitReady(ctx, "http://"+addr+"/readyz", tick) != nil {
+				return // stopped
+			}
+			if err := pollLoop(ctx, p, *pollInterval, 0, tick, stdout); err != nil {
+				pollErr = fmt.Errorf("demo: %w", err)
+				cancel()
+			}
+		})
+		if *drift > 0 {
+			polling.Go(func() {
+				driftLoop(ctx, set, *drift, *driftInterval, tick, func(tick uint64, changes []fleet.Change) {
+					fmt.Fprintf(stdout, "drift tick %d: %d devices changed in their vendors (%d re-enrolled)\n", tick, len(changes), reenrolled(changes))
+				})
+			})
+		}
 	})
+	cancel()
+	polling.Wait()
+	return errors.Join(pollErr, err)
 }
 
 // emitDemoFiles writes the fleet's first batch (1000 devices) to path.
@@ -100,4 +154,16 @@ func emitDemoFiles(set *mockset.Set, path string) (int, error) {
 		return 0, fmt.Errorf("demo: write batch: %w", err)
 	}
 	return len(batches[0]), nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -3,13 +3,15 @@
 // Jamf Pro) over one generated fleet, plus a stand-in for Cloudflare Access,
 // so postured can be tried and tested without a cloud account.
 //
-//	mockvendors --listen :9000 --devices 5000 --seed 1 [--emit-batch batch.json]
+//	mockvendors --listen :9000 --devices 5000 --seed 1 [--drift 2] [--emit-batch batch.json]
 //	mockvendors --write-config demo.yaml          the postured config for these mocks
-//	mockvendors demo [--listen 127.0.0.1:8080]   the mocks and postured together, in one process
+//	mockvendors poll --target URL [--interval 5m] [--cycles N]   play Cloudflare polling postured
+//	mockvendors demo [--listen 127.0.0.1:8080]   the mocks, postured and the poller, in one process
 //
 // Everything is on one port, each vendor under /<vendor> and Access under
 // /access; --<vendor>-listen also serves one vendor at the root of its own
-// port.
+// port. --drift P changes P percent of the devices in their vendors every
+// --drift-interval, so scores move between polls.
 package main
 
 import (
@@ -30,12 +32,13 @@ import (
 	"time"
 
 	"github.com/postured/postured/internal/healthcheck"
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/internal/mockset"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, realTicker)
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -45,9 +48,23 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "demo" {
-		return cmdDemo(ctx, args[1:], stdout, stderr)
+// ticker starts a ticker of period d and returns its channel and stop.
+// Polling and drift take their pace from one, so tests can drive them.
+type ticker func(d time.Duration) (<-chan time.Time, func())
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, tick ticker) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "demo":
+			return cmdDemo(ctx, args[1:], stdout, stderr, tick)
+		case "poll":
+			return cmdPoll(ctx, args[1:], stdout, stderr, tick)
+		}
 	}
 	fs := flag.NewFlagSet("mockvendors", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -58,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	latency := fs.Duration("latency", 0, "added latency on every vendor API call")
 	health := fs.String("healthcheck", "", "GET this URL, exit 0 if it answers 200 (for container health checks)")
 	writeConfig := fs.String("write-config", "", "write the postured configuration for these mocks to this file and exit")
+	drift := fs.Float64("drift", 0, "percent of the devices that change in their vendors every --drift-interval (0: a static fleet)")
+	driftInterval := fs.Duration("drift-interval", time.Minute, "how often the fleet drifts")
 	perVendor := map[string]*string{}
 	for _, name := range mockset.Names() {
 		perVendor[name] = fs.String(name+"-listen", "", "also serve the "+name+" mock at the root of this address")
@@ -80,6 +99,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *devices < 1 {
 		return errors.New("--devices must be >= 1")
+	}
+	if err := checkDrift(*drift, *driftInterval); err != nil {
+		return err
 	}
 	set, err := mockset.New(*devices, *seed, time.Now())
 	if err != nil {
@@ -113,6 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		running = append(running, srv)
 		logger.Info("mockvendors listening", "addr", ln.Addr().String(), "devices", *devices, "seed", *seed)
 		go func() { errc <- srv.Serve(ln) }()
+	}
+	if *drift > 0 {
+		go driftLoop(ctx, set, *drift, *driftInterval, tick, func(tick uint64, changes []fleet.Change) {
+			logger.Info("fleet drifted", "tick", tick, "devices", len(changes), "reenrolled", reenrolled(changes))
+		})
 	}
 	select {
 	case <-ctx.Done():

@@ -15,7 +15,7 @@ import (
 
 func TestWriteConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "demo.yaml")
-	if err := run(t.Context(), []string{"--write-config", path}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+	if err := run(t.Context(), []string{"--write-config", path}, &bytes.Buffer{}, &bytes.Buffer{}, realTicker); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -35,7 +35,7 @@ func TestWriteConfig(t *testing.T) {
 // --<name>-listen flag, and only those exist.
 func TestVendorListenFlags(t *testing.T) {
 	var usage bytes.Buffer
-	if err := run(t.Context(), []string{"-h"}, &bytes.Buffer{}, &usage); !errors.Is(err, flag.ErrHelp) {
+	if err := run(t.Context(), []string{"-h"}, &bytes.Buffer{}, &usage, realTicker); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
 	var flags []string

@@ -237,8 +237,8 @@ func TestComposeLoads(t *testing.T) {
 		profiles []string
 		services []string
 	}{
-		{nil, []string{"mockvendors", "postured"}},
-		{[]string{"redis"}, []string{"mockvendors", "postured", "redis"}},
+		{nil, []string{"cloudflare", "mockvendors", "postured"}},
+		{[]string{"redis"}, []string{"cloudflare", "mockvendors", "postured", "redis"}},
 	} {
 		t.Run(fmt.Sprintf("profiles=%q", tc.profiles), func(t *testing.T) {
 			p := loadCompose(t, tc.profiles...)
@@ -375,6 +375,80 @@ func TestComposeMockvendors(t *testing.T) {
 	if d, ok := pd.DependsOn["mockvendors"]; !ok || d.Condition != types.ServiceConditionHealthy {
 		t.Errorf("postured depends_on mockvendors = %+v, want condition service_healthy", d)
 	}
+}
+
+// TestComposeCloudflare checks the service that plays Cloudflare's polling:
+// the mockvendors image running `poll` against postured's posture URL,
+// with tokens from the Access stand-in postured trusts, over the same fleet
+// mockvendors serves, often enough that cycles show in the first minute;
+// and the fleet it polls drifts.
+func TestComposeCloudflare(t *testing.T) {
+	root := composeRepoRoot(t)
+	p := loadCompose(t)
+	cf := composeService(t, p, "cloudflare")
+	mv := composeService(t, p, "mockvendors")
+	pd := composeService(t, p, "postured")
+	if cf.Build == nil {
+		t.Fatal("cloudflare has no build:")
+	}
+	if _, st := composeBuiltFrom(t, root, cf); st.name != "mockvendors" {
+		t.Errorf("cloudflare builds stage %q, want mockvendors (the poller is `mockvendors poll`)", st.name)
+	}
+	if len(cf.Command) == 0 || cf.Command[0] != "poll" {
+		t.Fatalf("cloudflare command %q, want poll ...", cf.Command)
+	}
+	args := cf.Command[1:]
+	flag := func(name string) string {
+		t.Helper()
+		v, ok := composeFlag(args, name)
+		if !ok {
+			t.Fatalf("cloudflare command %q has no --%s", cf.Command, name)
+		}
+		return v
+	}
+	postured, _ := composeEnv(pd)("POSTURED_LISTEN")
+	mvListen, _ := composeFlag(mv.Command, "listen")
+	for _, tc := range []struct {
+		flag, host, path string
+		port             uint32
+	}{
+		{"target", "postured", "/posture", composePort(t, "POSTURED_LISTEN", postured)},
+		{"ready", "postured", "/readyz", composePort(t, "POSTURED_LISTEN", postured)},
+		{"token-url", "mockvendors", "/access/token", composePort(t, "mockvendors --listen", mvListen)},
+	} {
+		raw := flag(tc.flag)
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() != tc.host || u.Path != tc.path || composePort(t, "--"+tc.flag, raw) != tc.port {
+			t.Errorf("cloudflare --%s %q, want http://%s:%d%s", tc.flag, raw, tc.host, tc.port, tc.path)
+		}
+	}
+	if d, err := time.ParseDuration(flag("interval")); err != nil || d <= 0 || d > 30*time.Second {
+		t.Errorf("cloudflare --interval %q: want a duration up to 30s, so cycles show in the first minute", flag("interval"))
+	}
+	for _, name := range []string{"devices", "seed"} {
+		if got, want := flag(name), composeFlagOr(mv.Command, name, map[string]string{"devices": "5000", "seed": "1"}[name]); got != want {
+			t.Errorf("cloudflare --%s %s, mockvendors --%s %s: it would poll another fleet", name, got, name, want)
+		}
+	}
+	if d, ok := cf.DependsOn["postured"]; !ok || d.Condition != types.ServiceConditionHealthy {
+		t.Errorf("cloudflare depends_on postured = %+v, want condition service_healthy", d)
+	}
+	if len(cf.Ports) > 0 {
+		t.Errorf("cloudflare publishes %+v: it only calls out", cf.Ports)
+	}
+	if v, ok := composeFlag(mv.Command, "drift"); !ok {
+		t.Errorf("mockvendors command %q has no --drift: scores would never move between polls", mv.Command)
+	} else if pct, err := strconv.ParseFloat(v, 64); err != nil || pct <= 0 || pct > 100 {
+		t.Errorf("mockvendors --drift %q, want a percentage > 0", v)
+	}
+}
+
+// composeFlagOr is composeFlag with the flag's default when absent.
+func composeFlagOr(args []string, name, def string) string {
+	if v, ok := composeFlag(args, name); ok {
+		return v
+	}
+	return def
 }
 
 func TestComposePosturedConfig(t *testing.T) {

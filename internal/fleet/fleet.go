@@ -158,11 +158,16 @@ func (d *Device) ReportedSerial() string {
 // VendorRand returns a reproducible random source for one device in one
 // vendor view, so adding a vendor never changes another vendor's data.
 func (d *Device) VendorRand(vendor string) *rand.Rand {
+	return rand.New(rand.NewPCG(d.Rand, vendorHash(vendor))) // #nosec G404 -- a seeded PRNG on purpose: the mock fleet must be the same on every run; nothing secret comes from it
+}
+
+// vendorHash is FNV-1a of a vendor name, the stream of its random sources.
+func vendorHash(vendor string) uint64 {
 	var h uint64 = 14695981039346656037
 	for i := 0; i < len(vendor); i++ {
 		h = (h ^ uint64(vendor[i])) * 1099511628211
 	}
-	return rand.New(rand.NewPCG(d.Rand, h)) // #nosec G404 -- a seeded PRNG on purpose: the mock fleet must be the same on every run; nothing secret comes from it
+	return h
 }
 
 // UUID draws a random version-4 UUID, lower case, for ids in any view.

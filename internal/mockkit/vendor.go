@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/providers"
 )
 
@@ -32,6 +33,12 @@ type Vendor struct {
 	// BatchCalls is the most vendor calls one 1000-device batch may cost
 	// in query mode with a cold cache (the README's per-vendor numbers).
 	BatchCalls int
+	// Drift applies a drift tick's changes to the vendor's records, safely
+	// while Handler serves. Expected keeps describing the generated fleet;
+	// Current describes the records as they are now, what postured must
+	// answer once its cache and syncs catch up.
+	Drift   func([]fleet.Change)
+	Current func() map[int]Expected
 }
 
 // ProviderConfig is a vendor's provider entry in the demo configuration,

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -143,6 +144,9 @@ type Set struct {
 	// Vendors are the vendor mocks over Fleet, in list order.
 	Vendors []mockkit.Vendor
 	Access  *localaccess.Issuer
+
+	driftMu sync.Mutex
+	drift   *fleet.Drift
 }
 
 // New generates a fleet of n devices from seed and builds the mocks.
@@ -152,7 +156,21 @@ func New(n int, seed uint64, now time.Time) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Set{Fleet: f, Vendors: vendors(f), Access: iss}, nil
+	return &Set{Fleet: f, Vendors: vendors(f), Access: iss, drift: fleet.NewDrift(f)}, nil
+}
+
+// Drift advances the fleet one tick at time at: percent of the managed
+// devices change (fleet.Drift picks them from the seed and the tick
+// number), and every vendor mock applies the changes to the records it
+// holds while it keeps serving. It returns the changes.
+func (s *Set) Drift(percent float64, at time.Time) []fleet.Change {
+	s.driftMu.Lock()
+	defer s.driftMu.Unlock()
+	changes := s.drift.Next(percent, at)
+	for _, v := range s.Vendors {
+		v.Drift(changes)
+	}
+	return changes
 }
 
 // Vendor returns the vendor mock called name.

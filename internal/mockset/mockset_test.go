@@ -45,7 +45,7 @@ func TestVendors(t *testing.T) {
 				t.Fatalf("name %q empty or used twice", v.Name)
 			}
 			seen[v.Name] = true
-			if v.Handler == nil || v.Faults == nil || v.Calls == nil || v.ExpireTokens == nil || v.Config == nil {
+			if v.Handler == nil || v.Faults == nil || v.Calls == nil || v.ExpireTokens == nil || v.Config == nil || v.Drift == nil || v.Current == nil {
 				t.Fatalf("incomplete: %+v", v)
 			}
 			if v.BatchCalls <= 0 {

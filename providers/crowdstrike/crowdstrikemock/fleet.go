@@ -25,9 +25,12 @@ const (
 func Vendor(f *fleet.Fleet) mockkit.Vendor {
 	v := newView(f)
 	s := New(Options{Devices: v.hosts, Assessments: v.zta, ClientID: fleetClientID, ClientSecret: fleetClientSecret})
+	l := &live{fleet: f, s: s, owners: v.owners, guard: mockkit.NewGuard(s)}
 	return mockkit.Vendor{
 		Name:         vendorName,
-		Handler:      s,
+		Handler:      l.guard,
+		Drift:        l.drift,
+		Current:      l.current,
 		Faults:       s.Faults,
 		Calls:        s.Calls,
 		ExpireTokens: s.ExpireTokens,

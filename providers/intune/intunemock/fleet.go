@@ -20,9 +20,12 @@ func Vendor(f *fleet.Fleet) mockkit.Vendor {
 	devs, owners := fleetView(f)
 	// Graph as reported, not as documented: startswith acts like contains.
 	s := New(Options{Devices: devs, StartsWithContains: true})
+	l := &live{fleet: f, s: s, owners: owners, guard: mockkit.NewGuard(s)}
 	return mockkit.Vendor{
 		Name:         vendorName,
-		Handler:      s,
+		Handler:      l.guard,
+		Drift:        l.drift,
+		Current:      l.current,
 		Faults:       s.Faults,
 		Calls:        s.Calls,
 		ExpireTokens: s.ExpireTokens,

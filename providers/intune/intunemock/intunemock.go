@@ -191,6 +191,12 @@ func New(opts Options) *Server {
 	for _, p := range opts.NotFilterable {
 		s.rules.notFilterable[strings.ToLower(p)] = true
 	}
+	s.reindex()
+	return s
+}
+
+// reindex rebuilds the lookups over s.devices after they change.
+func (s *Server) reindex() {
 	for i, d := range s.devices {
 		s.byID[strings.ToLower(d.ID)] = i
 	}
@@ -198,7 +204,6 @@ func New(opts Options) *Server {
 	for _, name := range indexedProps {
 		s.index[name] = buildIndex(s.devices, lookupProp(name))
 	}
-	return s
 }
 
 // ExpireTokens makes every token issued so far expired, as when a token's

@@ -26,9 +26,12 @@ const (
 func Vendor(f *fleet.Fleet) mockkit.Vendor {
 	v := newView(f)
 	s := New(Options{Computers: v.computers, MobileDevices: v.mobiles, ClientID: fleetClientID, ClientSecret: fleetClientSecret})
+	l := &live{fleet: f, s: s, computerOwners: v.computerOwners, mobileOwners: v.mobileOwners, guard: mockkit.NewGuard(s)}
 	return mockkit.Vendor{
 		Name:         vendorName,
-		Handler:      s,
+		Handler:      l.guard,
+		Drift:        l.drift,
+		Current:      l.current,
 		Faults:       s.Faults,
 		Calls:        s.Calls,
 		ExpireTokens: s.ExpireTokens,

@@ -15,10 +15,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 	s.Calls.Inc("token")
 	switch fault, ra := s.TokenFaults.Next(false); fault {
 	case mockkit.RateLimited:
-		if ra <= 0 {
-			ra = time.Second
-		}
-		w.Header().Set("Retry-After", formatSeconds(ra.Seconds()))
+		w.Header().Set("Retry-After", s.retryAfter(ra))
 		s.entraError(w, http.StatusTooManyRequests, "temporarily_unavailable", 50196, "The server temporarily throttled the request.")
 		return
 	case mockkit.ServerError:

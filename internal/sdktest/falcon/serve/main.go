@@ -45,7 +45,7 @@ func main() {
 
 func run() error {
 	f := fleet.Generate(150, 7, time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	fx := fixture{ClientID: clientID, ClientSecret: clientSecret, Hosts: f.FalconHosts(), Assessments: f.FalconAssessments()}
+	fx := fixture{ClientID: clientID, ClientSecret: clientSecret, Hosts: crowdstrikemock.FleetHosts(f), Assessments: crowdstrikemock.FleetAssessments(f)}
 	mock := crowdstrikemock.New(crowdstrikemock.Options{
 		Devices: fx.Hosts, Assessments: fx.Assessments,
 		ClientID: clientID, ClientSecret: clientSecret,

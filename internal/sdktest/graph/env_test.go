@@ -14,10 +14,17 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
+	"github.com/microsoft/kiota-abstractions-go/store"
 	kiotaauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
-	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	formser "github.com/microsoft/kiota-serialization-form-go"
+	jsonser "github.com/microsoft/kiota-serialization-json-go"
+	multipartser "github.com/microsoft/kiota-serialization-multipart-go"
+	textser "github.com/microsoft/kiota-serialization-text-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/devicemanagement"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 
 	"github.com/postured/postured/providers/intune/intunemock"
@@ -49,8 +56,8 @@ func fixture(n int) []intunemock.ManagedDevice {
 type env struct {
 	mock    *intunemock.Server
 	ts      *httptest.Server
-	client  *msgraphsdk.GraphServiceClient
-	adapter *msgraphsdk.GraphRequestAdapter
+	dm      *devicemanagement.DeviceManagementRequestBuilder
+	adapter *msgraphcore.GraphRequestAdapterBase
 	batches *encodings
 }
 
@@ -61,7 +68,7 @@ func newEnv(t *testing.T, opts intunemock.Options) *env {
 	e.ts = httptest.NewTLSServer(withOpenIDConfig(e.batches.record(e.mock)))
 	t.Cleanup(e.ts.Close)
 	cred := credential(t, e.ts.Client().Transport, e.ts.URL, intunemock.DefaultTenantID, intunemock.DefaultClientSecret)
-	e.client, e.adapter = graphClient(t, e.ts.Client().Transport, cred, e.ts.URL+"/v1.0", []string{"127.0.0.1"})
+	e.dm, e.adapter = graphClient(t, e.ts.Client().Transport, cred, e.ts.URL+"/v1.0", []string{"127.0.0.1"})
 	return e
 }
 
@@ -124,24 +131,46 @@ func credential(t *testing.T, rt http.RoundTripper, authority, tenant, secret st
 	return cred
 }
 
-// graphClient builds the Graph client the way NewGraphServiceClientWithCredentials
-// does (default middleware: retry, compression, redirect, telemetry), but
-// over rt and at baseURL.
-func graphClient(t *testing.T, rt http.RoundTripper, cred azcore.TokenCredential, baseURL string, hosts []string) (*msgraphsdk.GraphServiceClient, *msgraphsdk.GraphRequestAdapter) {
+// graphClient assembles Microsoft's Graph client over rt at baseURL and
+// returns its deviceManagement request builder. It repeats what the SDK's
+// root package does in NewGraphServiceClientWithCredentials (auth provider,
+// default middleware: retry, compression, redirect, telemetry; default
+// serialisers; backing store), because importing that package compiles the
+// request builders of all of Graph: about 80 packages more, over a minute
+// of a cold build, for nothing postured calls.
+func graphClient(t *testing.T, rt http.RoundTripper, cred azcore.TokenCredential, baseURL string, hosts []string) (*devicemanagement.DeviceManagementRequestBuilder, *msgraphcore.GraphRequestAdapterBase) {
 	t.Helper()
 	auth, err := kiotaauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{intunemock.Scope}, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := msgraphsdk.GetDefaultClientOptions()
+	// msgraph-sdk-go v1.89.0 graph_request_adapter.go clientOptions.
+	opts := msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "1.89.0"}
 	hc := msgraphcore.GetDefaultClient(&opts)
 	hc.Transport = khttp.NewCustomTransportWithParentTransport(rt, msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)...)
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, hc)
+	adapter, err := msgraphcore.NewGraphRequestAdapterBaseWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, opts, nil, nil, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// graph_base_service_client.go NewGraphBaseServiceClient.
+	for _, w := range []func() absser.SerializationWriterFactory{
+		func() absser.SerializationWriterFactory { return jsonser.NewJsonSerializationWriterFactory() },
+		func() absser.SerializationWriterFactory { return textser.NewTextSerializationWriterFactory() },
+		func() absser.SerializationWriterFactory { return formser.NewFormSerializationWriterFactory() },
+		func() absser.SerializationWriterFactory { return multipartser.NewMultipartSerializationWriterFactory() },
+	} {
+		abstractions.RegisterDefaultSerializer(w)
+	}
+	for _, p := range []func() absser.ParseNodeFactory{
+		func() absser.ParseNodeFactory { return jsonser.NewJsonParseNodeFactory() },
+		func() absser.ParseNodeFactory { return textser.NewTextParseNodeFactory() },
+		func() absser.ParseNodeFactory { return formser.NewFormParseNodeFactory() },
+	} {
+		abstractions.RegisterDefaultDeserializer(p)
+	}
 	adapter.SetBaseUrl(baseURL)
-	return msgraphsdk.NewGraphServiceClient(adapter), adapter
+	adapter.EnableBackingStore(store.BackingStoreFactoryInstance)
+	return devicemanagement.NewDeviceManagementRequestBuilderInternal(map[string]string{"baseurl": baseURL}, adapter), adapter
 }
 
 func deref[T any](p *T) T {

@@ -74,7 +74,7 @@ func TestListPaging(t *testing.T) {
 			devs := fixture(tc.n)
 			tc.opts.Devices = devs
 			e := newEnv(t, tc.opts)
-			resp, err := e.client.DeviceManagement().ManagedDevices().Get(t.Context(), nil)
+			resp, err := e.dm.ManagedDevices().Get(t.Context(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestFilterSelect(t *testing.T) {
 	e := newEnv(t, intunemock.Options{Devices: devs})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := e.client.DeviceManagement().ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{
+			resp, err := e.dm.ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{
 				QueryParameters: &devicemanagement.ManagedDevicesRequestBuilderGetQueryParameters{Filter: &tc.filter, Select: tc.sel},
 			})
 			if err != nil {
@@ -179,7 +179,7 @@ func TestGetByID(t *testing.T) {
 	e := newEnv(t, intunemock.Options{Devices: devs})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := e.client.DeviceManagement().ManagedDevices().ByManagedDeviceId(devs[3].ID).Get(t.Context(),
+			d, err := e.dm.ManagedDevices().ByManagedDeviceId(devs[3].ID).Get(t.Context(),
 				&devicemanagement.ManagedDevicesManagedDeviceItemRequestBuilderGetRequestConfiguration{
 					QueryParameters: &devicemanagement.ManagedDevicesManagedDeviceItemRequestBuilderGetQueryParameters{Select: tc.sel},
 				})
@@ -216,7 +216,7 @@ func TestBatch(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = msgraphcore.DeRegisterError(msgraphcore.BatchRequestErrorRegistryKey) })
 
-	md := e.client.DeviceManagement().ManagedDevices()
+	md := e.dm.ManagedDevices()
 	sel := []string{"id", "deviceName", "serialNumber", "wiFiMacAddress", "complianceState", "userPrincipalName", "isEncrypted", "lastSyncDateTime"}
 	type step struct {
 		id      string
@@ -314,7 +314,7 @@ func TestBatch(t *testing.T) {
 func TestODataErrors(t *testing.T) {
 	devs := fixture(3)
 	list := func(t *testing.T, e *env, opts ...abstractions.RequestOption) error {
-		_, err := e.client.DeviceManagement().ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{Options: opts})
+		_, err := e.dm.ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{Options: opts})
 		return err
 	}
 	noRetry := &khttp.RetryHandlerOptions{ShouldRetry: func(time.Duration, int, *http.Request, *http.Response) bool { return false }}
@@ -341,12 +341,12 @@ func TestODataErrors(t *testing.T) {
 			call: func(t *testing.T, e *env) error { return list(t, e) }},
 		{name: "404 unknown id", status: 404, code: "ResourceNotFound", msg: "Resource not found",
 			call: func(t *testing.T, e *env) error {
-				_, err := e.client.DeviceManagement().ManagedDevices().ByManagedDeviceId("00000000-0000-4000-8000-999999999999").Get(t.Context(), nil)
+				_, err := e.dm.ManagedDevices().ByManagedDeviceId("00000000-0000-4000-8000-999999999999").Get(t.Context(), nil)
 				return err
 			}},
 		{name: "400 unknown property", status: 400, code: "BadRequest", msg: "Could not find a property named 'nosuch'",
 			call: func(t *testing.T, e *env) error {
-				_, err := e.client.DeviceManagement().ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{
+				_, err := e.dm.ManagedDevices().Get(t.Context(), &devicemanagement.ManagedDevicesRequestBuilderGetRequestConfiguration{
 					QueryParameters: &devicemanagement.ManagedDevicesRequestBuilderGetQueryParameters{Select: []string{"id", "nosuch"}},
 				})
 				return err

@@ -78,9 +78,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 				var clock clockLog
 				rt := memTransport{withOpenIDConfig(clock.record(mock))}
 				cred := credential(t, rt, "https://login.microsoftonline.com", intunemock.DefaultTenantID, intunemock.DefaultClientSecret)
-				client, _ := graphClient(t, rt, cred, "https://graph.microsoft.com/v1.0", nil)
+				dm, _ := graphClient(t, rt, cred, "https://graph.microsoft.com/v1.0", nil)
 				list := func() error {
-					_, err := client.DeviceManagement().ManagedDevices().Get(t.Context(), nil)
+					_, err := dm.ManagedDevices().Get(t.Context(), nil)
 					return err
 				}
 				if tc.prime {

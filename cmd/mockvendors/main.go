@@ -31,8 +31,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/postured/postured/internal/healthcheck"
 	"github.com/postured/postured/internal/fleet"
+	"github.com/postured/postured/internal/healthcheck"
 	"github.com/postured/postured/internal/mockset"
 )
 

@@ -461,7 +461,8 @@ func TestRetries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, intunemock.Options{Devices: devices()}, tc.mod, nil)
+			// Fractional Retry-After keeps these waits in milliseconds.
+			f := newFixture(t, intunemock.Options{Devices: devices(), FractionalRetryAfter: true}, tc.mod, nil)
 			var r retries
 			f.p.onRetry = r.hook
 			tc.inject(f.srv)

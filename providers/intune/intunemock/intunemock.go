@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,10 @@ type Options struct {
 	// EmptyFirstPage makes every listing start with an empty page that
 	// still carries a nextLink, which Graph is allowed to do.
 	EmptyFirstPage bool
+	// FractionalRetryAfter sends Retry-After with millisecond fractions
+	// ("19.859"), a quirk some Graph answers have been reported with. By
+	// default it is whole seconds, rounded up: see retryAfter.
+	FractionalRetryAfter bool
 }
 
 // App is one app registration's client credentials.
@@ -368,16 +373,12 @@ func (s *Server) renderFault(w http.ResponseWriter, r *http.Request, f mockkit.F
 	return true
 }
 
-// tooManyRequests renders Graph's throttling answer; Retry-After is in
-// seconds and may be fractional (https://learn.microsoft.com/graph/throttling),
-// or absent with Options.NoRetryAfter.
+// tooManyRequests renders Graph's throttling answer
+// (https://learn.microsoft.com/graph/throttling); Retry-After is absent with
+// Options.NoRetryAfter.
 func (s *Server) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	if wait <= 0 {
-		wait = time.Second
-	}
-	secs := float64(wait.Round(time.Millisecond)) / float64(time.Second)
 	if !s.opts.NoRetryAfter {
-		w.Header().Set("Retry-After", formatSeconds(secs))
+		w.Header().Set("Retry-After", s.retryAfter(wait))
 	}
 	rid := s.requestID(w, r)
 	body := map[string]any{"error": map[string]any{
@@ -389,6 +390,22 @@ func (s *Server) tooManyRequests(w http.ResponseWriter, r *http.Request, wait ti
 		"message": "Please retry again later.",
 	}}
 	writeJSON(w, http.StatusTooManyRequests, body)
+}
+
+// retryAfter renders a wait as a Retry-After value. HTTP defines it as
+// whole seconds (RFC 9110 section 10.2.3) and that is what Graph sends, so
+// the default rounds up: msgraph-sdk-go's retry handler (kiota-http-go
+// v1.5.4 retry_handler.go, getRetryDelay) truncates a fraction, so "19.859"
+// made it retry before the window reopened. Options.FractionalRetryAfter
+// keeps millisecond fractions for clients that must cope with them.
+func (s *Server) retryAfter(wait time.Duration) string {
+	if wait <= 0 {
+		wait = time.Second
+	}
+	if s.opts.FractionalRetryAfter {
+		return formatSeconds(float64(wait.Round(time.Millisecond)) / float64(time.Second))
+	}
+	return strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)
 }
 
 func formatSeconds(secs float64) string {

@@ -171,6 +171,9 @@ func TestToken(t *testing.T) {
 		{name: "missing secret", tenant: DefaultTenantID, form: with("client_secret", ""), status: 401, errCode: "invalid_client", aadsts: 7000216},
 		{name: "wrong scope", tenant: DefaultTenantID, form: with("scope", "https://graph.microsoft.com/User.Read"), status: 400, errCode: "invalid_scope", aadsts: 70011},
 		{name: "missing scope", tenant: DefaultTenantID, form: with("scope", ""), status: 400, errCode: "invalid_request", aadsts: 900144},
+		{name: "ok with MSAL's OIDC scopes", tenant: DefaultTenantID, form: with("scope", Scope+" openid offline_access profile"), status: 200, wantTTLs: 90},
+		{name: "only OIDC scopes", tenant: DefaultTenantID, form: with("scope", "openid offline_access profile"), status: 400, errCode: "invalid_scope", aadsts: 1002012},
+		{name: "two resources", tenant: DefaultTenantID, form: with("scope", Scope+" https://management.azure.com/.default"), status: 400, errCode: "invalid_scope", aadsts: 70011},
 		{name: "unknown tenant", tenant: "fabrikam.onmicrosoft.com", form: good, status: 400, errCode: "invalid_request", aadsts: 90002},
 		{name: "unknown client", tenant: DefaultTenantID, form: with("client_id", "11111111-1111-1111-1111-111111111111"), status: 400, errCode: "unauthorized_client", aadsts: 700016},
 		{name: "wrong grant", tenant: DefaultTenantID, form: with("grant_type", "password"), status: 400, errCode: "unsupported_grant_type", aadsts: 70003},
@@ -551,7 +554,7 @@ func TestBatch(t *testing.T) {
 		_ = json.Unmarshal(body, &r)
 		for i, a := range r.Responses {
 			if i < 2 {
-				if a.Status != 429 || a.Headers["Retry-After"] != "1.5" {
+				if a.Status != 429 || a.Headers["Retry-After"] != "2" {
 					t.Errorf("item %s: %d %v", a.ID, a.Status, a.Headers)
 				}
 				if code, _ := graphCode(t, a.Body); code != "TooManyRequests" {
@@ -603,7 +606,7 @@ func TestFaults(t *testing.T) {
 	t.Run("429", func(t *testing.T) {
 		h.srv.Faults.RateLimit(1, 2128*time.Millisecond)
 		status, body, hdr := h.get(list)
-		if status != 429 || hdr.Get("Retry-After") != "2.128" {
+		if status != 429 || hdr.Get("Retry-After") != "3" {
 			t.Fatalf("status %d Retry-After %q", status, hdr.Get("Retry-After"))
 		}
 		if !strings.Contains(string(body), `"message":"Please retry again later."`) {

@@ -15,10 +15,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 	s.Calls.Inc("token")
 	switch fault, ra := s.TokenFaults.Next(false); fault {
 	case mockkit.RateLimited:
-		if ra <= 0 {
-			ra = time.Second
-		}
-		w.Header().Set("Retry-After", formatSeconds(ra.Seconds()))
+		w.Header().Set("Retry-After", s.retryAfter(ra))
 		s.entraError(w, http.StatusTooManyRequests, "temporarily_unavailable", 50196, "The server temporarily throttled the request.")
 		return
 	case mockkit.ServerError:
@@ -57,7 +54,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 		s.entraError(w, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", id, tenant))
 	case scope == "":
 		s.entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
-	case scope != Scope:
+	case resourceScope(scope) == "":
+		s.entraError(w, http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope))
+	case resourceScope(scope) != Scope:
 		s.entraError(w, http.StatusBadRequest, "invalid_scope", 70011, fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", scope))
 	case secret == "":
 		s.entraError(w, http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
@@ -75,6 +74,25 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 			"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok,
 		}))
 	}
+}
+
+// oidcScopes are the OpenID Connect scopes Entra ignores in a client
+// credentials request. MSAL (microsoft-authentication-library-for-go
+// v1.10.1, accesstokens.go AppendDefaultScopes), and so azidentity and
+// msgraph-sdk-go, appends them to every token request; its oauth.go quotes
+// Entra's AADSTS1002012 for a request that has nothing else.
+var oidcScopes = map[string]bool{"openid": true, "offline_access": true, "profile": true}
+
+// resourceScope is a space-separated scope list without the OpenID Connect
+// scopes, "" when nothing else was asked for.
+func resourceScope(scope string) string {
+	var rest []string
+	for _, sc := range strings.Fields(scope) {
+		if !oidcScopes[sc] {
+			rest = append(rest, sc)
+		}
+	}
+	return strings.Join(rest, " ")
 }
 
 // entraError renders an Entra ID OAuth error (RFC 6749 §5.2 plus Entra's

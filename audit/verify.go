@@ -113,6 +113,9 @@ func check(pp, p, cur, nx *item) *Problem {
 		return cur.problem(fmt.Sprintf("out of order: seq %d comes before seq %d, the line it follows", seq, nx.e.Seq))
 	case seq > p.e.Seq+1:
 		return cur.problem(fmt.Sprintf("seq %d follows seq %d: %d line(s) before this one deleted or moved", seq, p.e.Seq, seq-p.e.Seq-1))
+	case seq == p.e.Seq+1 && nx != nil && nx.err == nil && nx.e.Seq == seq+1 && nx.e.Prev != cur.hash:
+		// Neither neighbour chains to cur: cur's own bytes changed.
+		return cur.problem("edited: its prev is not the hash of the line before it, nor its hash the prev of the next line")
 	case seq == p.e.Seq+1:
 		return p.problem(fmt.Sprintf("edited: its hash is not the prev of the next line (%s:%d)", cur.file, cur.line))
 	default:

@@ -54,6 +54,8 @@ commands:
                                      device flags supply the posture of its device
   keys rotate   -c FILE              publish a new External Evaluation signing key (signs after rotation_overlap)
   keys list     -c FILE [--json]     the signing keys and their state
+  audit verify  [--head HASH] FILE...
+                                     check the audit log's hash chain across FILEs, oldest first
   healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
   version                            print the version (also --version)
 `
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(ctx, args[1:], stdout)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:])
 	case "version", "--version", "-version":

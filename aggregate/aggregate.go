@@ -339,16 +339,24 @@ type lookedUp struct {
 // Only records that really carry the value are kept: vendors sometimes
 // ignore a filter and return more.
 func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
-	fetch := func(ctx context.Context, vals []string) (map[string][]providers.Record, error) {
+	// fetch asks the vendor. A *providers.PartialError fails only the
+	// values it names (failed); the records found stand for the others.
+	fetch := func(ctx context.Context, vals []string) (byValue map[string][]providers.Record, failed map[string]error, err error) {
 		recs, err := s.Provider.Lookup(ctx, providers.Query{Kind: kind, Values: vals})
-		if err != nil {
-			return nil, err
+		var pe *providers.PartialError
+		if errors.As(err, &pe) {
+			failed = make(map[string]error, len(pe.Values))
+			for _, v := range pe.Values {
+				failed[v] = err
+			}
+		} else if err != nil {
+			return nil, nil, err
 		}
 		want := make(map[string]bool, len(vals))
 		for _, v := range vals {
-			want[v] = true
+			want[v] = failed[v] == nil
 		}
-		byValue := make(map[string][]providers.Record, len(vals))
+		byValue = make(map[string][]providers.Record, len(vals))
 		for i := range recs {
 			r := recs[i].Normalize()
 			for _, v := range r.Identifiers(kind) {
@@ -357,11 +365,11 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 				}
 			}
 		}
-		return byValue, nil
+		return byValue, failed, nil
 	}
 	out := make(map[string]lookedUp, len(values))
 	if s.loader == nil {
-		m, err := fetch(ctx, values)
+		m, failed, err := fetch(ctx, values)
 		if err != nil {
 			if errors.Is(err, providers.ErrUnsupportedKind) {
 				return nil, err
@@ -373,6 +381,9 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 		}
 		for v, recs := range m {
 			out[v] = lookedUp{recs: recs}
+		}
+		for v, err := range failed {
+			out[v] = lookedUp{err: err}
 		}
 		return out, nil
 	}
@@ -386,13 +397,20 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 		for i, k := range ks {
 			vals[i] = k[len(prefix):]
 		}
-		m, err := fetch(ctx, vals)
+		m, failed, err := fetch(ctx, vals)
 		if err != nil {
 			return nil, err
 		}
 		keyed := make(map[string][]providers.Record, len(m))
 		for v, recs := range m {
 			keyed[prefix+v] = recs
+		}
+		if len(failed) > 0 {
+			ke := make(cache.KeyErrors, len(failed))
+			for v, err := range failed {
+				ke[prefix+v] = err
+			}
+			return keyed, ke
 		}
 		return keyed, nil
 	})

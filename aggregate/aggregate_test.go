@@ -29,8 +29,11 @@ type inventory struct {
 	panic bool
 	// unsupported kinds answer ErrUnsupportedKind.
 	unsupported map[providers.Kind]bool
-	calls       atomic.Int64
-	values      atomic.Int64
+	// refuse are values the vendor rejects: they fail alone
+	// (providers.PartialError), as a vendor's refused statement does.
+	refuse map[string]bool
+	calls  atomic.Int64
+	values atomic.Int64
 }
 
 func newInventory(recs ...providers.Record) *inventory {
@@ -63,6 +66,15 @@ func (p *inventory) Lookup(ctx context.Context, q providers.Query) ([]providers.
 	}
 	if err != nil {
 		return nil, err
+	}
+	var refused []string
+	for _, v := range q.Values {
+		if p.refuse[v] {
+			refused = append(refused, v)
+		}
+	}
+	if refused != nil {
+		return idx.Lookup(q), &providers.PartialError{Values: refused, Err: errors.New("inventory: status 400: invalid filter")}
 	}
 	return idx.Lookup(q), nil
 }
@@ -535,6 +547,42 @@ func TestNewLeavesPolicyToTheConfig(t *testing.T) {
 			e := newEngine(t, Config{UnmatchedScore: tc.unmatched})
 			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != tc.want || r.Explanation.Decision != "no provider matched: unmatched_score" {
 				t.Fatalf("unmatched_score %d: score %d (%s), want %d", tc.unmatched, r.Score, r.Explanation.Decision, tc.want)
+			}
+		})
+	}
+}
+
+// A value the vendor refuses fails only its own device: every other
+// device of the batch is answered from that provider, with or without a
+// cache, and the refusal is not cached.
+func TestRefusedValueFailsOnlyItsDevice(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			inv := newInventory(rec("r1", 90, serial("GOOD1")), rec("r2", 80, serial("GOOD2")), rec("r3", 70, serial("BAD3")))
+			inv.refuse = map[string]bool{"BAD3": true}
+			cfg := Config{Sources: []Source{src("v", 1, inv, func(s *Source) { s.OnError = providers.OnErrorExclude })}}
+			if cached {
+				cfg.Store = memoryStore(t)
+			}
+			e := newEngine(t, cfg)
+			devs := []Device{{ID: "a", Serial: "good1"}, {ID: "b", Serial: "GOOD2"}, {ID: "c", Serial: "bad3"}}
+			for round := range 2 {
+				res, stats := e.Evaluate(context.Background(), devs)
+				if res[0].Score != 90 || res[0].S2SID != "r1" || res[1].Score != 80 || res[1].S2SID != "r2" {
+					t.Fatalf("round %d: good devices %+v %+v", round, res[0], res[1])
+				}
+				if d := res[2].Explanation.Providers[0]; d.Outcome != OutcomeError || !strings.Contains(d.Error, "invalid filter") || res[2].S2SID != "" {
+					t.Fatalf("round %d: refused device %+v", round, res[2])
+				}
+				if stats.Errors["v"] != 1 || stats.Matched["v"] != 2 {
+					t.Fatalf("round %d: stats %+v", round, stats)
+				}
+			}
+			if want := map[bool]int64{false: 2, true: 2}[cached]; inv.calls.Load() != want {
+				t.Errorf("%d vendor calls, want %d (cached: only the refused value is asked again)", inv.calls.Load(), want)
+			}
+			if cached && inv.values.Load() != 4 {
+				t.Errorf("%d values asked, want 4 (3, then only the refused one)", inv.values.Load())
 			}
 		})
 	}

@@ -275,7 +275,7 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 			}
 			for i := range keys {
 				if v := keys[i].value(kind); v != "" && out[i].rec == nil {
-					apply(&out[i], s, kind, v, answers[j], errs[j])
+					apply(&out[i], s, kind, v, keys[i][providers.KindSerial], answers[j], errs[j])
 				}
 			}
 		}
@@ -299,7 +299,7 @@ func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) []stri
 }
 
 // apply records one kind's answer for one device.
-func apply(o *outcome, s *source, kind providers.Kind, v string, found map[string]lookedUp, err error) {
+func apply(o *outcome, s *source, kind providers.Kind, v, devSerial string, found map[string]lookedUp, err error) {
 	o.tried = append(o.tried, kind)
 	switch {
 	case err != nil && errors.Is(err, providers.ErrUnsupportedKind):
@@ -314,7 +314,7 @@ func apply(o *outcome, s *source, kind providers.Kind, v string, found map[strin
 		o.err = r.err
 		return
 	}
-	pick(o, kind, v, r.recs)
+	pick(o, kind, v, r.recs, devSerial)
 	if o.rec != nil && r.err != nil {
 		o.stale = true
 		o.err = r.err

@@ -587,3 +587,43 @@ func TestRefusedValueFailsOnlyItsDevice(t *testing.T) {
 		})
 	}
 }
+
+// Identity safety: a MAC, hostname or email is easy to copy, a serial is
+// not. A device that sends its own serial and a healthy laptop's hostname
+// or MAC must not borrow that laptop's score or s2s_id; matching goes on
+// with the next key, and the explanation says "conflict" with both serials.
+func TestSerialConflictRejectsWeakerKeys(t *testing.T) {
+	healthy := rec("laptop-1", 100, serial("C02HEALTHY1"), mac("74:1d:3e:23:e0:fe"), hostname("mbp-42"), email("jdoe@example.com"))
+	noSerial := rec("vm-7", 60, mac("02:00:00:00:00:07"), hostname("build-vm-7"))
+	ownHost := rec("own-9", 40, serial("C02OTHER99"), hostname("attacker-9"))
+	tests := []struct {
+		name     string
+		dev      Device
+		wantID   string
+		wantNote string
+	}{
+		{"copied hostname, own unknown serial", Device{Serial: "C02ATTACK01", Hostname: "MBP-42"}, "", "conflict: hostname mbp-42 selects record laptop-1 with serial C02HEALTHY1, but the device sent serial C02ATTACK01"},
+		{"copied MAC, own unknown serial", Device{Serial: "C02ATTACK01", MAC: "74-1D-3E-23-E0-FE"}, "", "conflict: mac 741d3e23e0fe"},
+		{"copied MAC rejected, own hostname matches next", Device{Serial: "C02OTHER99", MAC: "74:1d:3e:23:e0:fe", Hostname: "attacker-9"}, "own-9", ""},
+		{"copied MAC, next key is a copied hostname too", Device{Serial: "C02ATTACK01", MAC: "74:1d:3e:23:e0:fe", Hostname: "mbp-42"}, "", "conflict: hostname"},
+		{"the real laptop without its serial still matches by hostname", Device{Hostname: "mbp-42"}, "laptop-1", ""},
+		{"same serial, any case", Device{Serial: "c02healthy1", Hostname: "mbp-42"}, "laptop-1", ""},
+		{"record without a serial still matches on MAC", Device{Serial: "C02ANY", MAC: "02:00:00:00:00:07"}, "vm-7", ""},
+		{"placeholder serial is no serial", Device{Serial: "To be filled by O.E.M.", Hostname: "mbp-42"}, "laptop-1", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, Config{Sources: []Source{src("v", 1, newInventory(healthy, noSerial, ownHost))}})
+			r := evalOne(t, e, tc.dev)
+			if r.S2SID != tc.wantID {
+				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explanation)
+			}
+			if tc.wantID == "" && r.Score != 0 {
+				t.Errorf("score %d, want the unmatched score 0", r.Score)
+			}
+			if note := r.Explanation.Providers[0].Note; !strings.Contains(note, tc.wantNote) {
+				t.Errorf("note %q lacks %q", note, tc.wantNote)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package aggregate
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/postured/postured/providers"
 )
@@ -50,7 +52,14 @@ type outcome struct {
 // kind. Several records for a serial, MAC or hostname are one device
 // enrolled more than once: the most recently seen wins. Several records for
 // an email are several devices of one user: ambiguous, so no match.
-func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record) {
+//
+// A MAC, hostname or email is easy to copy; a serial is not. So when the
+// device sent a usable serial (devSerial) and the record a weaker key
+// selects carries usable serials, none of them that one, the record is
+// another machine: the match is refused (a "conflict"), and matching goes
+// on with the next key kind. Without this, renaming a laptop after a
+// healthy one would borrow that one's score and s2s_id.
+func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, devSerial string) {
 	var best *providers.Record
 	ids := make(map[string]bool, len(recs))
 	for i := range recs {
@@ -68,6 +77,11 @@ func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record) {
 	}
 	if kind == providers.KindEmail && len(ids) > 1 {
 		o.notes = append(o.notes, fmt.Sprintf("email %s has %d records: ambiguous, not used", v, len(ids)))
+		return
+	}
+	if kind != providers.KindSerial && devSerial != "" && len(best.Serials) > 0 && !slices.Contains(best.Serials, devSerial) {
+		o.notes = append(o.notes, fmt.Sprintf("conflict: %s %s selects record %s with serial %s, but the device sent serial %s: not used",
+			kind, v, best.ID, strings.Join(best.Serials, ","), devSerial))
 		return
 	}
 	rec := *best

@@ -113,6 +113,22 @@ func NormalizeMAC(s string) (string, bool) {
 	return mac, true
 }
 
+// NullMAC reports whether s is the all-zero or broadcast address in any
+// notation: what MDM exports hold for a disabled NIC. Such a value is no
+// key, but it is not malformed data either, so inventories ignore it.
+func NullMAC(s string) bool {
+	var digits []byte
+	for i := 0; i < len(s) && len(digits) <= 12; i++ {
+		switch c := s[i]; c {
+		case ':', '-', '.', ' ', '\t':
+		default:
+			digits = append(digits, c|0x20)
+		}
+	}
+	d := string(digits)
+	return d == "000000000000" || d == "ffffffffffff"
+}
+
 // NormalizeHostname lower-cases a hostname and strips any domain suffix, so
 // "MBP-42.corp.example." and "mbp-42" are the same key. IP addresses and
 // "localhost" are not hostnames a device can be told apart by.

@@ -293,7 +293,9 @@ func toRecord(id, serial string, macs []string, hostname, email string, score *i
 		return providers.Record{}, fmt.Errorf("score must be 0..100, got %d", *score)
 	}
 	for _, m := range macs {
-		if _, ok := providers.NormalizeMAC(m); !ok {
+		// All-zero and broadcast MACs (disabled NICs in MDM exports) are
+		// ignored by Normalize; only a malformed one is an error.
+		if _, ok := providers.NormalizeMAC(m); !ok && !providers.NullMAC(m) {
 			return providers.Record{}, fmt.Errorf("mac address %q is not a usable MAC", m)
 		}
 	}

@@ -123,8 +123,6 @@ func TestParseErrors(t *testing.T) {
 			[]string{"inv.yaml: line 2: score is required"}},
 		{"yaml bad MAC", "inv.yaml", "devices:\n  - id: ok\n    hostname: h\n    score: 1\n  - id: b\n    mac_addresses: [\"74:1d:3e:23:e0\"]\n    score: 1\n",
 			[]string{"inv.yaml: line 5: ", `mac address "74:1d:3e:23:e0" is not a usable MAC`}},
-		{"yaml broadcast MAC", "inv.yaml", "devices:\n  - id: b\n    mac_addresses: [\"ff:ff:ff:ff:ff:ff\"]\n    score: 1\n",
-			[]string{"inv.yaml: line 2: ", "not a usable MAC"}},
 		{"yaml MACs not a list", "inv.yaml", "devices:\n  - id: b\n    mac_addresses: {a: 1}\n    score: 1\n",
 			[]string{"inv.yaml: ", "line 3"}},
 		{"yaml last_seen not a scalar", "inv.yaml", "devices:\n  - id: a\n    hostname: h\n    score: 1\n    last_seen: [1]\n",
@@ -468,6 +466,38 @@ func TestListFollowsTheFile(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("List error %q does not contain %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// MDM exports hold all-zero and broadcast MACs for disabled NICs, and
+// placeholder serials for VMs: they are ignored, never an error that stops
+// the service, while a malformed MAC still is (TestParseErrors).
+func TestParseIgnoresNullMACsAndPlaceholderSerials(t *testing.T) {
+	tests := []struct {
+		name, file, data string
+	}{
+		{"yaml", "inv.yaml", "devices:\n  - {id: a1, serial_number: C02X, mac_addresses: [\"00:00:00:00:00:00\", \"FF-FF-FF-FF-FF-FF\", \"74:1d:3e:23:e0:fe\"], score: 90}\n  - {id: a2, serial_number: \"To be filled by O.E.M.\", mac_addresses: [\"000000000000\"], hostname: h2, score: 50}\n"},
+		{"csv", "inv.csv", "id,serial_number,mac_addresses,hostname,email,score,last_seen\na1,C02X,00:00:00:00:00:00;ff:ff:ff:ff:ff:ff;74:1d:3e:23:e0:fe,,,90,\na2,To be filled by O.E.M.,0000.0000.0000,h2,,50,\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := Parse(tc.file, []byte(tc.data))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+			for i := range recs {
+				recs[i].Normalize()
+			}
+			if !slices.Equal(recs[0].MACs, []string{"741d3e23e0fe"}) || !slices.Equal(recs[0].Serials, []string{"C02X"}) {
+				t.Errorf("a1: MACs %q serials %q, want only the real ones", recs[0].MACs, recs[0].Serials)
+			}
+			if recs[1].MACs != nil || recs[1].Serials != nil || !slices.Equal(recs[1].Hostnames, []string{"h2"}) {
+				t.Errorf("a2: %+v, want only its hostname as a key", recs[1])
 			}
 		})
 	}

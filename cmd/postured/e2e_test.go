@@ -161,8 +161,8 @@ func writeInventory(t *testing.T, dir string, n int) {
 	var b strings.Builder
 	b.WriteString("devices:\n")
 	for i := range n {
-		fmt.Fprintf(&b, "  - id: asset-%d\n    serial_number: SER%05d\n    mac_addresses: [\"02:00:00:00:%02x:%02x\"]\n    score: %d\n",
-			i, i, i/256, i%256, i%101)
+		fmt.Fprintf(&b, "  - id: asset-%d\n    serial_number: SER%05d\n    mac_addresses: [\"02:00:00:00:%02x:%02x\"]\n    hostname: mbp-%d\n    score: %d\n",
+			i, i, i/256, i%256, i, i%101)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

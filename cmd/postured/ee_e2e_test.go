@@ -116,11 +116,34 @@ func TestEndToEndExternalEvaluation(t *testing.T) {
 		return map[string]any{"nonce": nonce, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 			"identity": map[string]any{"email": "jdoe@example.com", "device_id": deviceID}}
 	}
+	// The attacker's side of posture spoofing: a device with its own valid
+	// serial that copies a healthy laptop's hostname, then its MAC, must
+	// not get that laptop's score or s2s_id, on /posture or through
+	// External Evaluation (asset-80 scores 80: SER00080, mbp-80,
+	// 02:00:00:00:00:50).
+	spoof := []byte(`{"devices":[` +
+		`{"device_id":"cf-spoof-host","serial_number":"C02ATTACKER1","hostname":"MBP-80.corp.example"},` +
+		`{"device_id":"cf-spoof-mac","serial_number":"C02ATTACKER2","mac_address":"02-00-00-00-00-50"}]}`)
+	code, b := in.post(t, "/posture", token, spoof)
+	if code != 200 {
+		t.Fatalf("spoof batch: %d %s", code, b)
+	}
+	var spoofed postureReply
+	if err := json.Unmarshal(b, &spoofed); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cf-spoof-host", "cf-spoof-mac"} {
+		if r := spoofed.Result[id]; r.S2SID != "" || r.Score != 0 {
+			t.Errorf("%s borrowed a healthy laptop's posture: %+v", id, r)
+		}
+	}
 	tests := []struct {
 		name   string
 		device string
 		allow  bool
 	}{
+		{"spoofed hostname denied", "cf-spoof-host", false},
+		{"spoofed MAC denied", "cf-spoof-mac", false},
 		{"healthy device allowed", "cf-80", true},
 		{"unhealthy device denied", "cf-7", false},
 		{"device no batch carried is denied", "cf-unknown", false},

@@ -132,7 +132,7 @@ type tail struct {
 // its last MaxLineBytes+1 bytes; one that does not (a crash mid-write) is
 // read whole, for the partial line's number.
 func readTail(path string) (tail, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) // #nosec G304 -- one of the configured audit log's files
 	if err != nil {
 		return tail{}, err
 	}
@@ -180,7 +180,7 @@ func readTail(path string) (tail, error) {
 
 // lineNumber counts the lines of path, for errors about its last line.
 func lineNumber(path string) int {
-	f, err := os.Open(path)
+	f, err := os.Open(path) // #nosec G304 -- one of the configured audit log's files
 	if err != nil {
 		return 0
 	}

@@ -177,7 +177,7 @@ func (l *lines) next() (*item, error) {
 
 func (l *lines) close() {
 	if l.f != nil {
-		l.f.Close()
+		_ = l.f.Close() // read-only; a close error cannot lose data
 		l.f, l.lr = nil, nil
 	}
 }

@@ -79,7 +79,7 @@ func New(cfg Config) (*Writer, error) {
 		cfg.Now = time.Now
 	}
 	w := &Writer{cfg: cfg, set: newSet(cfg.Path), head: Genesis}
-	if err := os.MkdirAll(w.set.dir, 0o750); err != nil {
+	if err := os.MkdirAll(w.set.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
 	if err := w.resume(); err != nil {
@@ -148,13 +148,12 @@ func (w *Writer) resume() error {
 		}
 		return w.startWithBreak(brk)
 	}
-	f, err := os.OpenFile(w.set.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(w.set.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	if st, err = f.Stat(); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	w.f, w.size = f, st.Size()
 	return syncDir(w.set.dir)
@@ -171,17 +170,15 @@ func (w *Writer) startWithBreak(b Break) error {
 	}
 	line = append(line, '\n')
 	tmp := w.set.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // #nosec G304 -- beside the configured audit path
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(line); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -192,7 +189,7 @@ func (w *Writer) startWithBreak(b Break) error {
 	if err := syncDir(w.set.dir); err != nil {
 		return err
 	}
-	if f, err = os.OpenFile(w.set.path, os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
+	if f, err = os.OpenFile(w.set.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return err
 	}
 	w.f, w.size = f, int64(len(line))
@@ -266,7 +263,7 @@ func (w *Writer) rotate() error {
 		w.failed = fmt.Errorf("rotate: %w", err)
 		return w.failed
 	}
-	f, err := os.OpenFile(w.set.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(w.set.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err == nil {
 		err = syncDir(w.set.dir)
 	}
@@ -348,7 +345,7 @@ func (w *Writer) Close() error {
 
 // syncDir makes a create or rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.Open(dir) // #nosec G304 -- the configured audit path's directory
 	if err != nil {
 		return err
 	}

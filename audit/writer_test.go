@@ -420,3 +420,65 @@ func TestNewRefusesConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestFileModes checks that every way the writer creates a file leaves it
+// private to the service, and that a directory it creates is too: the log
+// names devices and users.
+func TestFileModes(t *testing.T) {
+	l := lineLen(t)
+	tests := []struct {
+		name     string
+		maxBytes int64
+		// crash, if set, damages the current file between a first writer
+		// and a second, which must move it aside and start a new one.
+		crash     func(t *testing.T, path string)
+		wantFiles int
+	}{
+		{name: "fresh", wantFiles: 1},
+		{name: "rotated", maxBytes: l + l/2, wantFiles: 3},
+		{name: "restarted after a partial line", crash: func(t *testing.T, path string) {
+			l := readLines(t, path)
+			writeFile(t, path, append(l, l[0][:30]))
+		}, wantFiles: 2},
+	}
+	mode := func(t *testing.T, path string) os.FileMode {
+		t.Helper()
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			path := filepath.Join(dir, "audit.jsonl")
+			c := &clock{t: t0}
+			cfg := audit.Config{Path: path, MaxBytes: tc.maxBytes, Now: c.Now}
+			w := open(t, cfg)
+			appendEach(t, w, c, 0, 3)
+			if tc.crash != nil {
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				tc.crash(t, path)
+				open(t, cfg)
+			}
+			if got := mode(t, dir); got != 0o700 {
+				t.Errorf("dir mode %v, want 0700", got)
+			}
+			fs := files(t, path)
+			if len(fs) != tc.wantFiles {
+				t.Fatalf("files = %v, want %d", base(fs), tc.wantFiles)
+			}
+			for _, f := range fs {
+				if tc.crash != nil && f != path {
+					continue // the test wrote the moved-aside file itself
+				}
+				if got := mode(t, f); got != 0o600 {
+					t.Errorf("%s mode %v, want 0600", filepath.Base(f), got)
+				}
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ type Change struct {
 // VendorRand returns a reproducible random source for applying c in one
 // vendor view, independent of every other vendor's.
 func (c Change) VendorRand(vendor string) *rand.Rand {
-	return rand.New(rand.NewPCG(c.Rand, vendorHash(vendor)))
+	return rand.New(rand.NewPCG(c.Rand, vendorHash(vendor))) // #nosec G404 -- seeded on purpose so the mock fleet replays alike; nothing secret
 }
 
 // Drift is the fleet living on: each Next changes a share of the managed
@@ -74,7 +74,7 @@ func (d *Drift) Next(percent float64, at time.Time) []Change {
 	if percent > 0 && n == 0 && len(d.managed) > 0 {
 		n = 1
 	}
-	r := rand.New(rand.NewPCG(d.fleet.Seed^driftStream, d.tick))
+	r := rand.New(rand.NewPCG(d.fleet.Seed^driftStream, d.tick)) // #nosec G404 -- seeded on purpose so the mock fleet drifts alike every run; nothing secret
 	picked := r.Perm(len(d.managed))[:n]
 	changes := make([]Change, 0, n)
 	for _, p := range picked {

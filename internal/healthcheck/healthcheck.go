@@ -26,7 +26,7 @@ func Check(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // only the status matters; the body is never read
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: %s answered %d", url, resp.StatusCode)
 	}

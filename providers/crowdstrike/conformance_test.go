@@ -11,11 +11,10 @@ import (
 
 func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{
-		Setup:            setupConformance,
-		TokenPath:        tokenPath,
-		Kinds:            providers.Kinds[:],
-		CallBound:        callBound,
-		IsolatesRejected: true,
+		Setup:     setupConformance,
+		TokenPath: tokenPath,
+		Kinds:     providers.Kinds[:],
+		CallBound: callBound,
 	})
 }
 

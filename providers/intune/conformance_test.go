@@ -16,8 +16,7 @@ func TestConformance(t *testing.T) {
 		// Graph cannot filter managed devices by MAC.
 		Kinds: []providers.Kind{providers.KindSerial, providers.KindHostname, providers.KindEmail},
 		// One $batch per 20 values, plus the token.
-		CallBound:        func(_ providers.Kind, n int) int { return 1 + (n+maxBatchRequests-1)/maxBatchRequests },
-		IsolatesRejected: true,
+		CallBound: func(_ providers.Kind, n int) int { return 1 + (n+maxBatchRequests-1)/maxBatchRequests },
 	})
 }
 

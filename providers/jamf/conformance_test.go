@@ -24,10 +24,9 @@ func TestConformance(t *testing.T) {
 				Setup: func(t *testing.T, opts providertest.Options) *providertest.Env {
 					return setupConformance(t, opts, tc.basic)
 				},
-				TokenPath:        tc.tokenPath,
-				Kinds:            providers.Kinds[:],
-				CallBound:        callBound,
-				IsolatesRejected: true,
+				TokenPath: tc.tokenPath,
+				Kinds:     providers.Kinds[:],
+				CallBound: callBound,
 			})
 		})
 	}

@@ -23,9 +23,6 @@ var poisons = map[providers.Kind][]string{
 // returns every other value's records with a *providers.PartialError naming
 // just that value, so one odd identifier cannot fail a batch of 1000.
 func checkIsolation(t *testing.T, h Harness) {
-	if !h.IsolatesRejected {
-		t.Skip("vendor has not opted in yet (Harness.IsolatesRejected)")
-	}
 	for _, k := range h.Kinds {
 		t.Run(k.String(), func(t *testing.T) {
 			f := start(t, h, bulk)

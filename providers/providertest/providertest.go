@@ -48,11 +48,6 @@ type Harness struct {
 	// token requests included, a cold lookup of n distinct values of kind
 	// k may make when every value matches one device.
 	CallBound func(k providers.Kind, n int) int
-	// IsolatesRejected opts the vendor into the check that a value the
-	// vendor rejects fails only itself (providers.PartialError).
-	// Transitional: every vendor must pass it, and the field goes once
-	// all do.
-	IsolatesRejected bool
 }
 
 // Options is what the suite asks of one Setup.

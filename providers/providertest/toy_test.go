@@ -261,8 +261,6 @@ func toyHarness(fl flaw) providertest.Harness {
 		TokenPath: "/token",
 		Kinds:     []providers.Kind{providers.KindSerial, providers.KindHostname},
 		CallBound: func(_ providers.Kind, n int) int { return 1 + (n+toyChunk-1)/toyChunk },
-
-		IsolatesRejected: true,
 		Setup: func(t *testing.T, opts providertest.Options) *providertest.Env {
 			m := &toyMock{faults: &mockkit.Faults{}, tokens: mockkit.NewTokens(time.Hour), devices: []toyDevice{
 				{ID: "t-1", Serial: "C02TOY1", Hostname: "toy-one"},

@@ -56,6 +56,11 @@ func NormalizeSerial(s string) (string, bool) {
 		return "", false
 	}
 	up := strings.ToUpper(s)
+	if len(up) > MaxIdentifierLen {
+		// Case mapping can grow a value (invalid UTF-8 becomes U+FFFD):
+		// the cap holds for the key too, so normalising is idempotent.
+		return "", false
+	}
 	// Check the value returned, not the input: case mapping of some runes
 	// ("ı", "ſ") turns a non-placeholder into one.
 	if placeholderSerials[strings.ToLower(strings.Join(strings.Fields(up), " "))] || allZero(up) {
@@ -137,7 +142,9 @@ func NormalizeHostname(s string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	s = strings.ToLower(s)
+	if s = strings.ToLower(s); len(s) > MaxIdentifierLen {
+		return "", false // see NormalizeSerial: case mapping can grow s
+	}
 	s = strings.TrimSuffix(s, ".")
 	if s == "" {
 		return "", false
@@ -161,7 +168,9 @@ func NormalizeEmail(s string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	s = strings.ToLower(s)
+	if s = strings.ToLower(s); len(s) > MaxIdentifierLen {
+		return "", false // see NormalizeSerial: case mapping can grow s
+	}
 	local, domain, ok := strings.Cut(s, "@")
 	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.ContainsAny(s, " \t\r\n") {
 		return "", false

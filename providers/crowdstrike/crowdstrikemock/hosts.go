@@ -174,7 +174,7 @@ func (s *Server) scrollPage(c *call, endpoint string, maxLimit int, defaultSort 
 		s.badRequest(c, "%v", err)
 		return nil, scrollPaging{}, false
 	}
-	now := time.Now()
+	now := s.opts.Now()
 	var st scrollState
 	if tok := q.Get("offset"); tok != "" {
 		s.mu.Lock()

@@ -107,7 +107,8 @@ type Options struct {
 	MaxURLBytes int
 	// ScrollTTL is how long an idle scroll offset token lives. Default: 2m.
 	ScrollTTL time.Duration
-	// Now is the mock's clock for online state. Default: time.Now.
+	// Now is the mock's clock for online state and scroll token expiry.
+	// Default: time.Now.
 	Now func() time.Time
 }
 

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -330,11 +331,19 @@ func TestScrollDevices(t *testing.T) {
 }
 
 func TestScrollTokenExpires(t *testing.T) {
-	h := newHarness(t, Options{ScrollTTL: 20 * time.Millisecond})
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := newHarness(t, Options{ScrollTTL: 2 * time.Minute, Now: clock})
 	_, env := h.get("/devices/queries/devices-scroll/v1?limit=2")
 	var pg struct{ Offset string }
 	_ = json.Unmarshal(env.Meta.Pagination, &pg)
-	time.Sleep(40 * time.Millisecond)
+	if resp, _ := h.get("/devices/queries/devices-scroll/v1?limit=2&offset=" + pg.Offset); resp.StatusCode != 200 {
+		t.Fatalf("fresh token: %d", resp.StatusCode)
+	}
+	mu.Lock()
+	now = now.Add(2*time.Minute + time.Second)
+	mu.Unlock()
 	if resp, env := h.get("/devices/queries/devices-scroll/v1?limit=2&offset=" + pg.Offset); resp.StatusCode != 400 ||
 		!strings.Contains(env.Errors[0].Message, "expired") {
 		t.Fatalf("idle token: %d %v", resp.StatusCode, env.Errors)

@@ -57,6 +57,9 @@ type Config struct {
 	// MaxDevices is the most devices one batch may carry.
 	MaxDevices int
 	Engine     Evaluator
+	// Explainer, if set, serves GET /v1/explain behind the same token
+	// checks as /posture.
+	Explainer Explainer
 	// Statuses are the providers that report data freshness, by name.
 	Statuses map[string]aggregate.StatusReporter
 	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For (or
@@ -167,6 +170,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 
 	r.POST("/", s.requireAccess, s.posture)
 	r.POST("/posture", s.requireAccess, s.posture)
+	if s.cfg.Explainer != nil {
+		r.GET("/v1/explain", s.requireAccess, s.explain)
+	}
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	if s.cfg.AdminListen == "" {

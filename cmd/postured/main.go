@@ -30,6 +30,7 @@ import (
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/internal/healthcheck"
+	"github.com/postured/postured/server"
 	"github.com/postured/postured/server/evaluate/keyring"
 	"github.com/postured/postured/server/evaluate/policy"
 )
@@ -184,17 +185,14 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	a.SyncNow(ctx)
-	d.ID = "explain"
 	if *identity != "" {
 		return explainIdentity(ctx, a, *identity, d, hasDevice, *asJSON, stdout)
 	}
-	res, _ := a.Engine().Evaluate(ctx, []aggregate.Device{d})
+	ex := a.Explain(ctx, d)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res[0].Explanation)
+		return server.WriteExplanation(stdout, ex)
 	}
-	return printExplanation(stdout, res[0].Explanation)
+	return printExplanation(stdout, ex)
 }
 
 // explainIdentity runs the External Evaluation rules for an identity. The
@@ -208,9 +206,9 @@ func explainIdentity(ctx context.Context, a *app.App, path string, d aggregate.D
 	}
 	var source policy.PostureSource
 	if hasDevice {
-		res, _ := a.Engine().Evaluate(ctx, []aggregate.Device{d})
-		p := policy.Posture{Score: res[0].Score, Providers: map[string]int{}, At: time.Now()}
-		for _, pd := range res[0].Explanation.Providers {
+		ex := a.Explain(ctx, d)
+		p := policy.Posture{Score: ex.Score, Providers: map[string]int{}, At: time.Now()}
+		for _, pd := range ex.Providers {
 			if pd.Counted {
 				p.Providers[pd.Provider] = pd.Score
 			}

@@ -175,6 +175,15 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 // Engine is the app's aggregation engine.
 func (a *App) Engine() *aggregate.Engine { return a.engine }
 
+// Explain scores one device with the app's providers and says why: what
+// `postured explain` prints and GET /v1/explain answers, so the two cannot
+// disagree. d.ID is ignored; the explanation names the device "explain".
+func (a *App) Explain(ctx context.Context, d aggregate.Device) aggregate.Explanation {
+	d.ID = "explain"
+	res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
+	return res[0].Explanation
+}
+
 // Config is the configuration the app was built from.
 func (a *App) Config() *Config { return a.cfg }
 
@@ -251,6 +260,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		ServiceTokensOnly: c.ExternalEvaluation.Enabled,
 		MaxDevices:        c.Posture.MaxDevices,
 		Engine:            a.engine,
+		Explainer:         a,
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/internal/cfpoll"
+	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/internal/fleet"
 	"github.com/postured/postured/internal/mockset"
 )
@@ -55,15 +59,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	defer mocks.Close()
 	mocksURL := "http://" + ln.Addr().String()
 
-	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
-	text, err := mockset.DemoConfig()
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		return fmt.Errorf("demo: generated config: %w", err)
-	}
 	if *dir == "" {
 		*dir, err = os.MkdirTemp("", "postured-demo-")
 	} else {
@@ -71,6 +66,20 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	}
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
+	}
+	// The demo runs the very file it tells the user to explain with.
+	cfgFile := filepath.Join(*dir, "postured.yaml")
+	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
+	if err := writeDemoConfig(cfgFile, env); err != nil {
+		return err
+	}
+	cfg, err := app.Load(cfgFile, app.Registry(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return fmt.Errorf("demo: generated config: %w", err)
+	}
+	serial, err := demoSerial(set.Fleet)
+	if err != nil {
+		return err
 	}
 	batchFile := filepath.Join(*dir, "batch.json")
 	if _, err := emitDemoFiles(set, batchFile); err != nil {
@@ -96,14 +105,21 @@ Score the first 1000 devices, as Cloudflare would:
 
   curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[4]s)" --data @%[5]s http://%[1]s/posture
 
-Explain one device:   postured explain -c <config> --serial <serial>   (see README)
+Explain one device (from the repository root, while the demo runs):
+
+  go run ./cmd/postured explain -c %[9]s --serial %[10]s
+
+or ask the running postured the same:
+
+  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[4]s)" "http://%[1]s/v1/explain?serial=%[10]s"
+
 Readiness:            curl -s http://%[1]s/readyz
 Stop with Ctrl-C.
 
 Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line each;
 %[7]v%% of the devices drift in their vendors every %[8]s, so scores move between polls.
 
-`, addr, *devices, mocksURL, tokenFile, batchFile, *pollInterval, *drift, *driftInterval)
+`, addr, *devices, mocksURL, tokenFile, batchFile, *pollInterval, *drift, *driftInterval, cfgFile, serial)
 		p, err := cfpoll.New(cfpoll.Config{
 			Target: "http://" + addr + "/posture",
 			Tokens: cfpoll.TokenFunc(func(context.Context) (string, error) {
@@ -138,6 +154,51 @@ Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line e
 	cancel()
 	polling.Wait()
 	return errors.Join(pollErr, err)
+}
+
+// writeDemoConfig writes the generated demo configuration to path with
+// env's variables expanded, so `postured explain -c path` needs no
+// environment. Expansion goes through the same node walk as loading, so
+// the file means what the demo runs. It holds the mocks' credentials:
+// 0600.
+func writeDemoConfig(path string, env map[string]string) error {
+	text, err := mockset.DemoConfig()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(text, &root); err != nil {
+		return fmt.Errorf("demo: generated config: %w", err)
+	}
+	if err := conf.ExpandEnv(&root, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		return fmt.Errorf("demo: generated config: %w", err)
+	}
+	var out bytes.Buffer
+	out.WriteString("# Written by `mockvendors demo` with MOCKVENDORS_URL and POSTURED_LISTEN\n# expanded: it works while that demo runs.\n")
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&root); err != nil {
+		return fmt.Errorf("demo: write config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("demo: write config: %w", err)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("demo: write config: %w", err)
+	}
+	return nil
+}
+
+// demoSerial is a serial worth explaining: the first device with a
+// hardware serial that some vendor manages, has seen lately, and holds one
+// record of, so its explanation shows matches rather than edge cases.
+func demoSerial(f *fleet.Fleet) (string, error) {
+	for _, d := range f.Devices {
+		if d.Serial != "" && !d.Unmanaged && !d.Stale && !d.Reenrolled {
+			return d.Serial, nil
+		}
+	}
+	return "", errors.New("demo: no managed device with a serial in the fleet")
 }
 
 // emitDemoFiles writes the fleet's first batch (1000 devices) to path.

@@ -8,15 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/internal/cfpoll"
+	"github.com/postured/postured/server"
 )
 
 // manualClock hands out tickers the test fires by hand, one channel per
@@ -112,6 +117,7 @@ func TestDemoPolls(t *testing.T) {
 
 	m := expectLine(t, out, `^postured demo is running on (http://\S+) against 300 mock devices \(mocks at (http://\S+)\)\.$`)
 	posture, mocks := m[1]+"/posture", m[2]
+	checkDemoExplain(t, out)
 	expectLine(t, out, `^poll cycle 1: devices=300 batches=1 .* changed=0 errors=0$`)
 	clock.fire(30*time.Second, time.Now())
 	expectLine(t, out, `^drift tick 1: [1-9]\d* devices changed in their vendors \(\d+ re-enrolled\)$`)
@@ -132,6 +138,57 @@ func TestDemoPolls(t *testing.T) {
 		if want := fmt.Sprintf("poll cycle %d: devices=300 batches=3 ", i+1); !strings.HasPrefix(l, want) || !strings.HasSuffix(l, " errors=0") {
 			t.Errorf("line %q, want %q... errors=0", l, want)
 		}
+	}
+}
+
+// checkDemoExplain runs what the demo prints for explaining a device: the
+// explain command's config loads with no environment and explains the
+// serial with a match, and the curl with the demo's token gets the same
+// JSON from the running postured.
+func checkDemoExplain(t *testing.T, out <-chan string) {
+	t.Helper()
+	m := expectLine(t, out, `^  go run \./cmd/postured explain -c (\S+) --serial (\S+)$`)
+	cfgFile, serial := m[1], m[2]
+	m = expectLine(t, out, `^  curl -s -H "Cf-Access-Jwt-Assertion: \$\(cat (\S+)\)" "(http://\S+/v1/explain\?serial=(\S+))"$`)
+	tokenFile, explainURL := m[1], m[2]
+	if m[3] != serial {
+		t.Errorf("curl explains %q, the explain command %q", m[3], serial)
+	}
+
+	cfg, err := app.Load(cfgFile, app.Registry(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("the printed config: %v", err)
+	}
+	a, err := app.Build(cfg, app.Registry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SyncNow(t.Context())
+	var cli bytes.Buffer
+	if err := server.WriteExplanation(&cli, a.Explain(t.Context(), aggregate.Device{Serial: serial})); err != nil {
+		t.Fatal(err)
+	}
+
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, explainURL, nil)
+	req.Header.Set("Cf-Access-Jwt-Assertion", string(tok))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	api, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("curl: status %d: %s", resp.StatusCode, api)
+	}
+	if !bytes.Equal(api, cli.Bytes()) {
+		t.Errorf("/v1/explain:\n%s\nexplain with the printed config:\n%s", api, cli.Bytes())
+	}
+	if !strings.Contains(string(api), `"outcome": "matched"`) {
+		t.Errorf("the demo's serial matched no provider:\n%s", api)
 	}
 }
 

@@ -37,6 +37,13 @@ type Source struct {
 	// deadline).
 	Timeout  time.Duration
 	Provider Provider
+	// Miss, for a sync-mode provider with on_miss: query, is the vendor's
+	// query path: values the index does not hold (a device enrolled after
+	// the last crawl) are asked there, through the cache, so a new laptop
+	// is not scored as unknown until the next crawl. Negative answers are
+	// cached for NegativeTTL; the vendor client's rate budget and the batch
+	// deadline bound the rest.
+	Miss Provider
 }
 
 // Config configures an Engine.
@@ -72,7 +79,9 @@ type Engine struct {
 
 type source struct {
 	Source
-	loader *cache.Loader[[]providers.Record] // nil for local providers or no store
+	// loader caches the vendor's answers: Provider's, or Miss's when Provider
+	// is local. Nil without a store, or for a local provider with no Miss.
+	loader *cache.Loader[[]providers.Record]
 }
 
 // New builds an Engine. The configuration is validated where it is read
@@ -109,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 			s.Timeout = cfg.Deadline
 		}
 		src := source{Source: s}
-		if l, ok := s.Provider.(Local); !(ok && l.Local()) && cfg.Store != nil {
+		if l, ok := s.Provider.(Local); (!(ok && l.Local()) || s.Miss != nil) && cfg.Store != nil {
 			loader, err := cache.NewLoader(cache.LoaderConfig[[]providers.Record]{
 				Store: cfg.Store, Prefix: s.Name + "|",
 				TTL: cfg.CacheTTL, StaleTTL: cfg.StaleTTL, NegativeTTL: cfg.NegativeTTL,
@@ -335,14 +344,46 @@ type lookedUp struct {
 	err  error
 }
 
-// lookup answers values of one kind, through the cache when there is one.
+// lookup answers values of one kind: from the provider, or for a sync-mode
+// provider with a Miss, from the index first and from the vendor for what
+// the index lacks.
+func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
+	if s.Miss == nil {
+		return e.ask(ctx, s.Provider, s.loader, kind, values)
+	}
+	out, err := e.ask(ctx, s.Provider, nil, kind, values)
+	if err != nil {
+		return out, err
+	}
+	var missing []string
+	for _, v := range values {
+		if r := out[v]; r.err == nil && len(r.recs) == 0 {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	more, err := e.ask(ctx, s.Miss, s.loader, kind, missing)
+	if err != nil {
+		// The vendor cannot query this kind (Intune by MAC): the index's
+		// answer stands.
+		return out, nil
+	}
+	for v, r := range more {
+		out[v] = r
+	}
+	return out, nil
+}
+
+// ask answers values of one kind from p, through loader when there is one.
 // Only records that really carry the value are kept: vendors sometimes
 // ignore a filter and return more.
-func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
+func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]providers.Record], kind providers.Kind, values []string) (map[string]lookedUp, error) {
 	// fetch asks the vendor. A *providers.PartialError fails only the
 	// values it names (failed); the records found stand for the others.
 	fetch := func(ctx context.Context, vals []string) (byValue map[string][]providers.Record, failed map[string]error, err error) {
-		recs, err := s.Provider.Lookup(ctx, providers.Query{Kind: kind, Values: vals})
+		recs, err := p.Lookup(ctx, providers.Query{Kind: kind, Values: vals})
 		var pe *providers.PartialError
 		if errors.As(err, &pe) {
 			failed = make(map[string]error, len(pe.Values))
@@ -368,7 +409,7 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 		return byValue, failed, nil
 	}
 	out := make(map[string]lookedUp, len(values))
-	if s.loader == nil {
+	if loader == nil {
 		m, failed, err := fetch(ctx, values)
 		if err != nil {
 			if errors.Is(err, providers.ErrUnsupportedKind) {
@@ -392,7 +433,7 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 	for i, v := range values {
 		cacheKeys[i] = prefix + v
 	}
-	res := s.loader.Load(ctx, cacheKeys, func(ctx context.Context, ks []string) (map[string][]providers.Record, error) {
+	res := loader.Load(ctx, cacheKeys, func(ctx context.Context, ks []string) (map[string][]providers.Record, error) {
 		vals := make([]string, len(ks))
 		for i, k := range ks {
 			vals[i] = k[len(prefix):]

@@ -627,3 +627,58 @@ func TestSerialConflictRejectsWeakerKeys(t *testing.T) {
 		})
 	}
 }
+
+// localIndex stands in for a synced crawl: in-memory, Local, no vendor.
+type localIndex struct{ idx *Index }
+
+func (l localIndex) Lookup(_ context.Context, q providers.Query) ([]providers.Record, error) {
+	return l.idx.Lookup(q), nil
+}
+func (localIndex) Local() bool { return true }
+
+// Sync mode with on_miss: query: a device the last crawl did not see (a
+// laptop enrolled since) is looked up in the vendor on demand, through
+// the cache; devices in the index cost no vendor call; a device the vendor
+// does not know either is negative-cached.
+func TestSyncOnMissQuery(t *testing.T) {
+	crawled := rec("old-1", 90, serial("OLD1"))
+	enrolledSince := rec("new-2", 70, serial("NEW2"))
+	vendor := newInventory(crawled, enrolledSince)
+	tests := []struct {
+		name      string
+		miss      Provider
+		wantNew   string
+		wantCalls int64
+	}{
+		{"on_miss none: unmatched until the next crawl", nil, "", 0},
+		{"on_miss query: found on demand, then cached", vendor, "new-2", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vendor.calls.Store(0)
+			vendor.values.Store(0)
+			e := newEngine(t, Config{Store: memoryStore(t), Sources: []Source{
+				src("intune", 1, localIndex{NewIndex([]providers.Record{crawled})}, func(s *Source) { s.Miss = tc.miss }),
+			}})
+			devs := []Device{{ID: "a", Serial: "OLD1"}, {ID: "b", Serial: "NEW2"}, {ID: "c", Serial: "NOWHERE3"}}
+			for round := range 2 {
+				res, _ := e.Evaluate(context.Background(), devs)
+				if res[0].S2SID != "old-1" || res[0].Score != 90 {
+					t.Fatalf("round %d: crawled device %+v", round, res[0])
+				}
+				if res[1].S2SID != tc.wantNew {
+					t.Fatalf("round %d: new device s2s_id %q, want %q", round, res[1].S2SID, tc.wantNew)
+				}
+				if res[2].S2SID != "" || res[2].Score != 0 {
+					t.Fatalf("round %d: unknown device %+v", round, res[2])
+				}
+			}
+			if got := vendor.calls.Load(); got != tc.wantCalls {
+				t.Errorf("%d vendor calls over two batches, want %d", got, tc.wantCalls)
+			}
+			if tc.miss != nil && vendor.values.Load() != 2 {
+				t.Errorf("%d values asked of the vendor, want 2 (only what the index lacked)", vendor.values.Load())
+			}
+		})
+	}
+}

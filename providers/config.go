@@ -47,7 +47,21 @@ type Common struct {
 	// Timeout bounds one lookup (all its vendor calls); zero means the batch
 	// deadline.
 	Timeout conf.Duration `yaml:"timeout,omitempty"`
+	// OnMiss, in sync mode, is what a device the last crawl did not see
+	// gets: "none" (default: unmatched until the next crawl) or "query"
+	// (looked up in the vendor on demand, cached, negative-cached).
+	OnMiss OnMiss `yaml:"on_miss,omitempty"`
 }
+
+// OnMiss is what a sync-mode provider does for a device not in its index.
+type OnMiss string
+
+const (
+	// OnMissNone leaves the device unmatched until the next crawl.
+	OnMissNone OnMiss = "none"
+	// OnMissQuery asks the vendor's query path, through the cache.
+	OnMissQuery OnMiss = "query"
+)
 
 // Base returns c itself; it lets *Common satisfy most of Config for
 // embedding types.
@@ -57,6 +71,9 @@ func (c *Common) Base() *Common { return c }
 func (c *Common) Defaults() {
 	if c.OnError == "" {
 		c.OnError = OnErrorStale
+	}
+	if c.OnMiss == "" {
+		c.OnMiss = OnMissNone
 	}
 	if c.Mode == "" {
 		c.Mode = ModeQuery
@@ -84,6 +101,12 @@ func (c *Common) Validate() error {
 	case ModeQuery, ModeSync:
 	default:
 		errs = append(errs, fmt.Errorf("mode must be query or sync, got %q", c.Mode))
+	}
+	switch {
+	case c.OnMiss != "" && c.OnMiss != OnMissNone && c.OnMiss != OnMissQuery:
+		errs = append(errs, fmt.Errorf("on_miss must be none or query, got %q", c.OnMiss))
+	case c.OnMiss == OnMissQuery && c.Mode != ModeSync:
+		errs = append(errs, errors.New("on_miss: query needs mode: sync (query mode always asks the vendor)"))
 	}
 	if c.SyncInterval < 0 || c.MaxLastSeen < 0 || c.Timeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

@@ -34,6 +34,11 @@ func TestCommonValidate(t *testing.T) {
 		{"bad on_error", func(c *Common) { c.OnError = "ignore" }, []string{`on_error must be stale, exclude or zero, got "ignore"`}},
 		{"empty on_error", func(c *Common) { c.OnError = "" }, []string{"on_error"}},
 		{"bad mode", func(c *Common) { c.Mode = "push" }, []string{`mode must be query or sync, got "push"`}},
+		{"valid sync on_miss query", func(c *Common) {
+			c.Mode, c.SyncInterval, c.OnMiss = ModeSync, conf.Duration(time.Minute), OnMissQuery
+		}, nil},
+		{"on_miss query in query mode", func(c *Common) { c.OnMiss = OnMissQuery }, []string{"on_miss: query needs mode: sync"}},
+		{"bad on_miss", func(c *Common) { c.OnMiss = "crawl" }, []string{`on_miss must be none or query, got "crawl"`}},
 		{"negative timeout", func(c *Common) { c.Timeout = conf.Duration(-time.Second) }, []string{"durations must not be negative"}},
 		{"negative max_last_seen", func(c *Common) { c.MaxLastSeen = conf.Duration(-1) }, []string{"durations must not be negative"}},
 		{"sync interval too short", func(c *Common) { c.Mode = ModeSync; c.SyncInterval = conf.Duration(500 * time.Millisecond) },
@@ -79,11 +84,11 @@ func TestCommonDefaults(t *testing.T) {
 		in   Common
 		want Common
 	}{
-		{"zero", Common{}, Common{OnError: OnErrorStale, Mode: ModeQuery}},
-		{"sync gets interval", Common{Mode: ModeSync}, Common{OnError: OnErrorStale, Mode: ModeSync, SyncInterval: conf.Duration(10 * time.Minute)}},
-		{"explicit kept", Common{OnError: OnErrorZero, Mode: ModeSync, SyncInterval: conf.Duration(time.Hour)},
-			Common{OnError: OnErrorZero, Mode: ModeSync, SyncInterval: conf.Duration(time.Hour)}},
-		{"query leaves interval zero", Common{Mode: ModeQuery}, Common{OnError: OnErrorStale, Mode: ModeQuery}},
+		{"zero", Common{}, Common{OnError: OnErrorStale, Mode: ModeQuery, OnMiss: OnMissNone}},
+		{"sync gets interval", Common{Mode: ModeSync}, Common{OnError: OnErrorStale, Mode: ModeSync, SyncInterval: conf.Duration(10 * time.Minute), OnMiss: OnMissNone}},
+		{"explicit kept", Common{OnError: OnErrorZero, Mode: ModeSync, SyncInterval: conf.Duration(time.Hour), OnMiss: OnMissQuery},
+			Common{OnError: OnErrorZero, Mode: ModeSync, SyncInterval: conf.Duration(time.Hour), OnMiss: OnMissQuery}},
+		{"query leaves interval zero", Common{Mode: ModeQuery}, Common{OnError: OnErrorStale, Mode: ModeQuery, OnMiss: OnMissNone}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

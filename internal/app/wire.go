@@ -113,7 +113,11 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %w", base.Name, err)
 		}
+		var miss aggregate.Provider
 		if base.Mode == providers.ModeSync {
+			if base.OnMiss == providers.OnMissQuery {
+				miss = p // the vendor's query path, for devices the crawl has not seen
+			}
 			l, ok := p.(aggregate.Lister)
 			if !ok {
 				return nil, fmt.Errorf("provider %q: type %s does not support mode: sync", base.Name, base.Type)
@@ -137,6 +141,7 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		sources = append(sources, aggregate.Source{
 			Name: base.Name, Weight: base.Weight, Required: base.Required, OnError: base.OnError,
 			MaxLastSeen: time.Duration(base.MaxLastSeen), Timeout: time.Duration(base.Timeout), Provider: p,
+			Miss: miss,
 		})
 	}
 	a.engine, err = aggregate.New(aggregate.Config{

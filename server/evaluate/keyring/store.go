@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/postured/postured/internal/redisopt"
 )
 
 // Store keeps the signing key ring where every process that signs or
@@ -39,7 +41,7 @@ func Open(cfg Config) (Store, error) {
 		}
 		return newFileStore(cfg.KeyFile), nil
 	case StoreRedis:
-		return newRedisStore(cfg.RedisURL.Reveal(), cfg.RedisPrefix)
+		return newRedisStore(cfg)
 	default:
 		return nil, fmt.Errorf("open key store: unknown key_store %q", cfg.KeyStore)
 	}
@@ -180,19 +182,20 @@ const maxUpdateAttempts = 10
 // redisStore keeps the ring in one Redis string so replicas share it.
 // Updates are WATCH/MULTI transactions, retried when another writer wins.
 type redisStore struct {
-	c   *redis.Client
-	key string
+	c      *redis.Client
+	prefix string
+	key    string
 }
 
-// newRedisStore connects to url lazily; keys live under prefix.
-func newRedisStore(url, prefix string) (*redisStore, error) {
-	opts, err := redis.ParseURL(url)
+// newRedisStore connects to cfg.RedisURL lazily; the ring lives under
+// cfg.RedisPrefix.
+func newRedisStore(cfg Config) (*redisStore, error) {
+	opts, err := redisopt.Options(redisopt.Config{URL: cfg.RedisURL.Reveal(), TLSCAFile: cfg.TLSCAFile})
 	if err != nil {
-		// The URL may carry a password: never echo it.
-		return nil, errors.New("open key store: redis_url is not a valid redis:// URL")
+		return nil, fmt.Errorf("open key store: redis_url: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	return &redisStore{c: redis.NewClient(opts), key: prefix + redisRingKey}, nil
+	return &redisStore{c: redis.NewClient(opts), prefix: cfg.RedisPrefix, key: cfg.RedisPrefix + redisRingKey}, nil
 }
 
 // Load implements Store.

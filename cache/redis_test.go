@@ -100,7 +100,7 @@ type record struct {
 func TestRedisStore(t *testing.T) {
 	url := startRedis(t)
 	ctx := context.Background()
-	r, err := NewRedis[[]record](url, "test|")
+	r, err := NewRedis[[]record](RedisConfig{URL: url, Prefix: "test|"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ func TestRedisStore(t *testing.T) {
 }
 
 func TestRedisURLErrorsDoNotLeakPassword(t *testing.T) {
-	_, err := NewRedis[int]("redis://:hunter2@host:notaport/0", "p")
+	_, err := NewRedis[int](RedisConfig{URL: "redis://:hunter2@host:notaport/0", Prefix: "p"})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestRedisDownIsAMissNotAnError(t *testing.T) {
-	r, err := NewRedis[int]("redis://127.0.0.1:1/0", "p|") // nothing listens on port 1
+	r, err := NewRedis[int](RedisConfig{URL: "redis://127.0.0.1:1/0", Prefix: "p|"}) // nothing listens on port 1
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 		}
 		return m, nil
 	case "redis":
-		return cache.NewRedis[[]providers.Record](c.RedisURL.Reveal(), "postured:lookup:")
+		return cache.NewRedis[[]providers.Record](cache.RedisConfig{URL: c.RedisURL.Reveal(), TLSCAFile: c.RedisTLSCAFile, Prefix: "postured:lookup:"})
 	default:
 		return nil, fmt.Errorf("cache: backend %q is not available", c.Backend)
 	}

@@ -155,6 +155,8 @@ func (c *Config) validateKeyring(errs *errorList) {
 		} else if _, err := redis.ParseURL(k.RedisURL.Reveal()); err != nil {
 			// The URL may carry a password: never echo it.
 			errs.add("redis_url", "is not a valid redis:// or rediss:// URL")
+		} else if k.TLSCAFile != "" && !strings.HasPrefix(k.RedisURL.Reveal(), "rediss://") {
+			errs.add("tls_ca_file", "needs a rediss:// redis_url")
 		}
 	default:
 		errs.add("key_store", "must be file or redis, got %q", k.KeyStore)

@@ -225,7 +225,7 @@ func TestOpen(t *testing.T) {
 		{"file", Config{KeyStore: StoreFile, KeyFile: "/k.pem"}, ""},
 		{"file without a path", Config{KeyStore: StoreFile}, "key_file is required"},
 		{"redis", Config{KeyStore: StoreRedis, RedisURL: "redis://127.0.0.1:1/0"}, ""},
-		{"redis URL not redis", Config{KeyStore: StoreRedis, RedisURL: "http://user:hunter2@x"}, "redis_url is not a valid"},
+		{"redis URL not redis", Config{KeyStore: StoreRedis, RedisURL: "http://user:hunter2@x"}, "redis_url: not a valid"},
 		{"unknown", Config{KeyStore: "s3"}, `unknown key_store "s3"`},
 	}
 	for _, tc := range tests {

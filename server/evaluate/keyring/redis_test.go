@@ -3,6 +3,7 @@ package keyring
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/internal/redistest"
 )
 
 // redisURL returns a Redis to test against: $REDIS_URL if set, else a
@@ -95,6 +97,7 @@ func TestRedisStore(t *testing.T) {
 	})
 	cfg := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(url), RedisPrefix: prefix}
 	cfg.Defaults()
+	initRing(t, cfg)
 	replica := func() *Loaded {
 		l, err := Load(t.Context(), cfg, t0)
 		if err != nil {
@@ -205,5 +208,144 @@ func TestRedisUnreachable(t *testing.T) {
 	_, err := Load(t.Context(), Config{KeyStore: StoreRedis, RedisURL: "redis://:hunter2@127.0.0.1:1/0"}, t0)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// initRing does what `postured keys init` does.
+func initRing(t *testing.T, cfg Config) {
+	t.Helper()
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Init(t.Context(), s, t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uniquePrefix keeps tests apart on a shared $REDIS_URL.
+func uniquePrefix(t *testing.T) string {
+	return fmt.Sprintf("postured-test-%s-%d:", t.Name(), time.Now().UnixNano())
+}
+
+// TestRedisNeverGeneratesAKey: a server never creates the ring in Redis
+// (an evicted ring replaced by a key Access never fetched would fail every
+// evaluation, and a racing replica could sign with it); start fails and
+// says how to create it; `keys init` creates it once and refuses after.
+func TestRedisNeverGeneratesAKey(t *testing.T) {
+	cfg := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(redisURL(t)), RedisPrefix: uniquePrefix(t)}
+	cfg.Defaults()
+	_, err := Load(t.Context(), cfg, t0)
+	if !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("Load on an empty Redis: %v, want ErrNoSigningKey", err)
+	}
+	for _, want := range []string{cfg.RedisPrefix, "postured keys init -c FILE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if r, err := s.Load(t.Context()); err != nil || len(r.Keys) != 0 {
+		t.Fatalf("a failed start wrote %d keys (err %v)", len(r.Keys), err)
+	}
+
+	ring, err := Init(t.Context(), s, t0)
+	if err != nil || len(ring.Keys) != 1 || !ring.Keys[0].SignsFrom.Equal(t0) {
+		t.Fatalf("Init: %v, %+v", err, ring)
+	}
+	if _, err := Init(t.Context(), s, t0); !errors.Is(err, ErrRingExists) {
+		t.Errorf("second Init: %v, want ErrRingExists", err)
+	}
+	l, err := Load(t.Context(), cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, kid, _ := l.Sign(t0, []byte("{}")); kid != ring.Keys[0].ID {
+		t.Errorf("signs with %s, want the initialised %s", kid, ring.Keys[0].ID)
+	}
+}
+
+// TestRedisRingVanishes: a ring evicted or flushed under a running server
+// is reported, never replaced; the server keeps signing with what it has
+// until `keys init` restores a ring.
+func TestRedisRingVanishes(t *testing.T) {
+	url := redisURL(t)
+	cfg := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(url), RedisPrefix: uniquePrefix(t)}
+	cfg.Defaults()
+	initRing(t, cfg)
+	l, err := Load(t.Context(), cfg, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, before, _ := l.Sign(t0, []byte("{}"))
+
+	opts, _ := redis.ParseURL(url)
+	rc := redis.NewClient(opts)
+	defer rc.Close()
+	if err := rc.Del(t.Context(), cfg.RedisPrefix+redisRingKey).Err(); err != nil { // as FLUSHDB or eviction would
+		t.Fatal(err)
+	}
+	if err := l.Reload(t.Context()); !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("Reload of a vanished ring: %v, want ErrNoSigningKey", err)
+	}
+	if !l.Missing() {
+		t.Error("Missing() is false after the ring vanished")
+	}
+	if _, kid, err := l.Sign(t0, []byte("{}")); err != nil || kid != before {
+		t.Errorf("after the ring vanished: signs with %s (%v), want the key in memory %s", kid, err, before)
+	}
+	if n, _ := rc.Exists(t.Context(), cfg.RedisPrefix+redisRingKey).Result(); n != 0 {
+		t.Error("reload wrote a ring into the store")
+	}
+
+	initRing(t, cfg)
+	if err := l.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if l.Missing() {
+		t.Error("Missing() still true after keys init restored a ring")
+	}
+}
+
+// TestRedisTLSAndACL: the ring lives behind rediss:// with an ACL user
+// limited to the ring's prefix; a CA that did not sign the server's
+// certificate fails closed, and so does the system pool.
+func TestRedisTLSAndACL(t *testing.T) {
+	srv := redistest.StartTLS(t, "postured:ee:*")
+	cfg := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(srv.URL), TLSCAFile: srv.CAFile}
+	cfg.Defaults()
+	initRing(t, cfg)
+	l, err := Load(t.Context(), cfg, t0)
+	if err != nil {
+		t.Fatalf("Load over TLS as ACL user: %v", err)
+	}
+	_ = l.Close()
+
+	for name, mut := range map[string]func(*Config){
+		"wrong CA":    func(c *Config) { c.TLSCAFile = srv.OtherCAFile },
+		"system pool": func(c *Config) { c.TLSCAFile = "" },
+		"wrong password": func(c *Config) {
+			c.RedisURL = conf.Secret(strings.Replace(srv.URL, srv.Password, "nope", 1))
+		},
+		"outside the ACL key pattern": func(c *Config) { c.RedisPrefix = "other:" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := cfg
+			mut(&c)
+			_, err := Load(t.Context(), c, t0)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if strings.Contains(err.Error(), srv.Password) {
+				t.Errorf("the password leaked into %q", err)
+			}
+		})
 	}
 }

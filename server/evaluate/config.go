@@ -161,6 +161,9 @@ func (c *Config) validateKeyring(errs *errorList) {
 	default:
 		errs.add("key_store", "must be file or redis, got %q", k.KeyStore)
 	}
+	if _, err := keyring.ParseSealKey(k.SealKey.Reveal()); err != nil {
+		errs.add("seal_key", "%v", err)
+	}
 	if k.RotationOverlap < 0 {
 		errs.add("rotation_overlap", "must not be negative")
 	}

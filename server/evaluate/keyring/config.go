@@ -47,6 +47,11 @@ type Config struct {
 	// TLSCAFile is a PEM CA bundle that verifies a rediss:// server instead
 	// of the system pool (a private CA). Optional.
 	TLSCAFile string `yaml:"tls_ca_file,omitempty"`
+	// SealKey, if set, seals the ring: 32 random bytes, base64, usually
+	// "${POSTURED_SEAL_KEY}". Private keys are then stored AES-256-GCM
+	// encrypted; a sealed ring does not load without it, unsealed keys
+	// still load, and `keys init`/`keys rotate` write the ring sealed.
+	SealKey conf.Secret `yaml:"seal_key,omitempty"`
 	// RotationOverlap is how long `postured keys rotate` publishes a new key
 	// before signing with it, so Access has fetched it. Default: 1h.
 	RotationOverlap conf.Duration `yaml:"rotation_overlap"`

@@ -2,7 +2,10 @@ package keyring
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -348,4 +351,105 @@ func TestRedisTLSAndACL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedisSealedRing: with seal_key the private keys in Redis are
+// AES-256-GCM ciphertext bound to their kid; the ring does not load
+// without the key or with another; an unsealed ring still loads and is
+// sealed at the next rotation.
+func TestRedisSealedRing(t *testing.T) {
+	url := redisURL(t)
+	sealKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	otherKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	opts, _ := redis.ParseURL(url)
+	rc := redis.NewClient(opts)
+	defer rc.Close()
+	stored := func(cfg Config) string {
+		v, err := rc.Get(t.Context(), cfg.RedisPrefix+redisRingKey).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	sealed := Config{KeyStore: StoreRedis, RedisURL: conf.Secret(url), RedisPrefix: uniquePrefix(t), SealKey: conf.Secret(sealKey)}
+	sealed.Defaults()
+	initRing(t, sealed)
+	v := stored(sealed)
+	if strings.Contains(v, "BEGIN PRIVATE KEY") || !strings.Contains(v, "BEGIN "+sealedBlockType) {
+		t.Fatalf("ring stored unsealed:\n%s", v)
+	}
+	l, err := Load(t.Context(), sealed, t0)
+	if err != nil {
+		t.Fatalf("sealed ring with its key: %v", err)
+	}
+	_ = l.Close()
+
+	tampered := strings.Replace(v, "Kid: ", "Kid: 00", 1)
+	for name, tc := range map[string]struct {
+		seal, ring string
+		want       string
+	}{
+		"no seal_key":    {"", v, "sealed but external_evaluation.seal_key is not set"},
+		"wrong seal_key": {otherKey, v, "wrong seal_key"},
+		"kid swapped":    {sealKey, tampered, "wrong seal_key or tampered"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := sealed
+			c.SealKey = conf.Secret(tc.seal)
+			c.RedisPrefix = uniquePrefix(t)
+			if err := rc.Set(t.Context(), c.RedisPrefix+redisRingKey, tc.ring, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(t.Context(), c, t0)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), tc.seal) && tc.seal != "" {
+				t.Error("the seal key leaked into the error")
+			}
+		})
+	}
+
+	// Migration: a ring written before seal_key was set loads with it, and
+	// the next rotation seals every key, with a fresh nonce per write.
+	plain := sealed
+	plain.SealKey = ""
+	plain.RedisPrefix = uniquePrefix(t)
+	initRing(t, plain)
+	migrated := plain
+	migrated.SealKey = conf.Secret(sealKey)
+	l, err = Load(t.Context(), migrated, t0)
+	if err != nil {
+		t.Fatalf("unsealed ring with a seal_key: %v", err)
+	}
+	_ = l.Close()
+	s, err := Open(migrated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Rotate(t.Context(), s, t0, time.Hour, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	first := stored(migrated)
+	if strings.Contains(first, "BEGIN PRIVATE KEY") || strings.Count(first, "BEGIN "+sealedBlockType) != 2 {
+		t.Fatalf("rotation did not seal every key:\n%s", first)
+	}
+	if _, err := Rotate(t.Context(), s, t0.Add(time.Minute), time.Hour, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if second := stored(migrated); strings.Contains(second, pemBody(first, 0)) {
+		t.Error("the first key was sealed under the same nonce twice")
+	}
+}
+
+// pemBody is the base64 body of the i-th PEM block of s.
+func pemBody(s string, i int) string {
+	rest := []byte(s)
+	var b *pem.Block
+	for range i + 1 {
+		b, rest = pem.Decode(rest)
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes)[:64]
 }

@@ -3,11 +3,12 @@ package cache
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/postured/postured/internal/redisopt"
 )
 
 // Redis is a Store shared by every postured replica. Entries are JSON, so
@@ -17,16 +18,27 @@ type Redis[V any] struct {
 	prefix string
 }
 
-// NewRedis connects to url (redis://[:password@]host:port/db) and
-// namespaces every key with prefix. It does not dial until first use.
-func NewRedis[V any](url, prefix string) (*Redis[V], error) {
-	opts, err := redis.ParseURL(url)
+// RedisConfig configures a Redis store.
+type RedisConfig struct {
+	// URL is redis://[user:password@]host:port/db, or rediss://... for
+	// TLS. It may carry a password: it is never echoed.
+	URL string
+	// TLSCAFile, if set, verifies a rediss:// server against this PEM CA
+	// bundle instead of the system pool.
+	TLSCAFile string
+	// Prefix namespaces every key.
+	Prefix string
+}
+
+// NewRedis returns the store cfg describes. It does not dial until first
+// use.
+func NewRedis[V any](cfg RedisConfig) (*Redis[V], error) {
+	opts, err := redisopt.Options(redisopt.Config{URL: cfg.URL, TLSCAFile: cfg.TLSCAFile})
 	if err != nil {
-		// The URL may carry a password: never echo it.
-		return nil, errors.New("cache: redis_url is not a valid redis:// URL")
+		return nil, fmt.Errorf("cache: redis_url: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, time.Second, time.Second
-	return &Redis[V]{c: redis.NewClient(opts), prefix: prefix}, nil
+	return &Redis[V]{c: redis.NewClient(opts), prefix: cfg.Prefix}, nil
 }
 
 // Get implements Store.
@@ -69,7 +81,14 @@ func (r *Redis[V]) GetMulti(ctx context.Context, keys []string) ([]Entry[V], []b
 }
 
 // SetMulti stores many entries with one ttl in one pipelined round trip.
+// ttl must be positive: under a volatile-* eviction policy only keys with
+// a TTL are evicted, so a cache entry without one would crowd out nothing
+// but could never be evicted, and the key ring's keys (no TTL) must be the
+// only ones that are safe from eviction.
 func (r *Redis[V]) SetMulti(ctx context.Context, entries map[string]Entry[V], ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("cache: redis set: ttl %s is not positive", ttl)
+	}
 	pipe := r.c.Pipeline()
 	for k, e := range entries {
 		b, err := json.Marshal(e)

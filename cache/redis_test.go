@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postured/postured/internal/redistest"
 )
 
 // startRedis runs a throwaway redis-server on a free loopback port. Without
@@ -100,7 +102,7 @@ type record struct {
 func TestRedisStore(t *testing.T) {
 	url := startRedis(t)
 	ctx := context.Background()
-	r, err := NewRedis[[]record](url, "test|")
+	r, err := NewRedis[[]record](RedisConfig{URL: url, Prefix: "test|"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +147,14 @@ func TestRedisStore(t *testing.T) {
 }
 
 func TestRedisURLErrorsDoNotLeakPassword(t *testing.T) {
-	_, err := NewRedis[int]("redis://:hunter2@host:notaport/0", "p")
+	_, err := NewRedis[int](RedisConfig{URL: "redis://:hunter2@host:notaport/0", Prefix: "p"})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestRedisDownIsAMissNotAnError(t *testing.T) {
-	r, err := NewRedis[int]("redis://127.0.0.1:1/0", "p|") // nothing listens on port 1
+	r, err := NewRedis[int](RedisConfig{URL: "redis://127.0.0.1:1/0", Prefix: "p|"}) // nothing listens on port 1
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,5 +168,72 @@ func TestRedisDownIsAMissNotAnError(t *testing.T) {
 	})
 	if res["a"].Value != 5 || res["a"].Err != nil {
 		t.Errorf("got %+v", res["a"])
+	}
+}
+
+// TestRedisEntriesAlwaysExpire: an entry without a TTL is refused, so that
+// under volatile-lru the only keys safe from eviction are the key ring's.
+func TestRedisEntriesAlwaysExpire(t *testing.T) {
+	url := startRedis(t)
+	r, err := NewRedis[int](RedisConfig{URL: url, Prefix: "ttl|"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			if err := r.Set(t.Context(), "k", Entry[int]{Value: 1, Found: true}, ttl); err == nil {
+				t.Error("an entry without TTL was stored")
+			}
+			if _, ok, _ := r.Get(t.Context(), "k"); ok {
+				t.Error("the entry is in Redis")
+			}
+		})
+	}
+}
+
+// TestRedisTLSAndACL: the cache works over rediss:// as an ACL user
+// limited to its prefix, and fails closed against a CA that did not sign
+// the server's certificate or the system pool.
+func TestRedisTLSAndACL(t *testing.T) {
+	srv := redistest.StartTLS(t, "postured:lookup:*")
+	cfg := RedisConfig{URL: srv.URL, TLSCAFile: srv.CAFile, Prefix: "postured:lookup:"}
+	r, err := NewRedis[int](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Set(t.Context(), "k", Entry[int]{Value: 7, Found: true}, time.Minute); err != nil {
+		t.Fatalf("set over TLS as ACL user: %v", err)
+	}
+	if e, ok, err := r.Get(t.Context(), "k"); err != nil || !ok || e.Value != 7 {
+		t.Fatalf("get over TLS: %+v %v %v", e, ok, err)
+	}
+
+	for name, mut := range map[string]func(*RedisConfig){
+		"wrong CA":                    func(c *RedisConfig) { c.TLSCAFile = srv.OtherCAFile },
+		"system pool":                 func(c *RedisConfig) { c.TLSCAFile = "" },
+		"wrong password":              func(c *RedisConfig) { c.URL = strings.Replace(srv.URL, srv.Password, "nope", 1) },
+		"outside the ACL key pattern": func(c *RedisConfig) { c.Prefix = "other:" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := cfg
+			mut(&c)
+			r, err := NewRedis[int](c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			err = r.Set(t.Context(), "k", Entry[int]{Value: 1}, time.Minute)
+			if err == nil {
+				t.Fatal("set succeeded")
+			}
+			if strings.Contains(err.Error(), srv.Password) {
+				t.Errorf("the password leaked into %q", err)
+			}
+		})
+	}
+	if _, err := NewRedis[int](RedisConfig{URL: "redis://127.0.0.1:6379/0", TLSCAFile: srv.CAFile}); err == nil {
+		t.Error("tls_ca_file with a plain redis:// URL was accepted")
 	}
 }

@@ -53,6 +53,7 @@ commands:
   explain       -c FILE --identity IDENTITY.json [device flags] [--json]
                                      which External Evaluation rule decides for this identity, and why;
                                      device flags supply the posture of its device
+  keys init     -c FILE              create the External Evaluation key ring (required with key_store: redis)
   keys rotate   -c FILE              publish a new External Evaluation signing key (signs after rotation_overlap)
   keys list     -c FILE [--json]     the signing keys and their state
   audit verify  [--head HASH] FILE...
@@ -236,8 +237,8 @@ func (f fixedPosture) DevicePosture(context.Context, string) (policy.Posture, bo
 }
 
 func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		return errors.New("keys: want `keys rotate -c FILE` or `keys list -c FILE [--json]`")
+	if len(args) == 0 || (args[0] != "init" && args[0] != "rotate" && args[0] != "list") {
+		return errors.New("keys: want `keys init -c FILE`, `keys rotate -c FILE` or `keys list -c FILE [--json]`")
 	}
 	fs, file := newFlags("keys " + args[0])
 	asJSON := fs.Bool("json", false, "print JSON (list)")
@@ -256,9 +257,12 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	defer store.Close()
 	now := time.Now()
 	var ring keyring.Ring
-	if args[0] == "rotate" {
+	switch args[0] {
+	case "init":
+		ring, err = keyring.Init(ctx, store, now)
+	case "rotate":
 		ring, err = keyring.Rotate(ctx, store, now, time.Duration(kc.RotationOverlap), time.Duration(kc.RotationGrace))
-	} else {
+	default:
 		ring, err = store.Load(ctx)
 	}
 	if err != nil {

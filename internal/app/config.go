@@ -20,6 +20,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/conf"
+	"github.com/postured/postured/internal/redisopt"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server/evaluate"
 	"github.com/postured/postured/server/evaluate/keyring"
@@ -80,6 +81,9 @@ type CacheConfig struct {
 	NegativeTTL conf.Duration `yaml:"negative_ttl"`
 	MaxEntries  int           `yaml:"max_entries"`
 	RedisURL    conf.Secret   `yaml:"redis_url,omitempty"`
+	// RedisTLSCAFile verifies a rediss:// redis_url against this PEM CA
+	// bundle instead of the system pool (a private CA).
+	RedisTLSCAFile string `yaml:"redis_tls_ca_file,omitempty"`
 }
 
 // ServerConfig tunes the HTTP server.
@@ -227,6 +231,9 @@ func (c *Config) defaults() {
 	c.ExternalEvaluation.Defaults()
 	if k := &c.ExternalEvaluation.Keyring; k.KeyStore == keyring.StoreRedis && k.RedisURL == "" {
 		k.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
+		if k.TLSCAFile == "" {
+			k.TLSCAFile = c.Cache.RedisTLSCAFile
+		}
 	}
 }
 
@@ -360,6 +367,10 @@ func (c *Config) validateCache(at locator) []error {
 	case "redis":
 		if c.Cache.RedisURL == "" {
 			errs = append(errs, at.errorf("cache.redis_url", "is required with backend: redis"))
+		} else if _, err := redisopt.Options(redisopt.Config{URL: c.Cache.RedisURL.Reveal()}); err != nil {
+			errs = append(errs, at.errorf("cache.redis_url", "%v", err))
+		} else if c.Cache.RedisTLSCAFile != "" && !strings.HasPrefix(c.Cache.RedisURL.Reveal(), "rediss://") {
+			errs = append(errs, at.errorf("cache.redis_tls_ca_file", "needs a rediss:// redis_url"))
 		}
 	default:
 		errs = append(errs, at.errorf("cache.backend", "must be memory or redis, got %q", c.Cache.Backend))

@@ -161,6 +161,14 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	return a, nil
 }
 
+// keyRingStatus names the External Evaluation key ring in /readyz.
+const keyRingStatus = "external_evaluation_keys"
+
+// statusFunc adapts a function to aggregate.StatusReporter.
+type statusFunc func() aggregate.Status
+
+func (f statusFunc) Status() aggregate.Status { return f() }
+
 func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 	switch c.Backend {
 	case "memory":
@@ -171,7 +179,7 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 		}
 		return m, nil
 	case "redis":
-		return cache.NewRedis[[]providers.Record](c.RedisURL.Reveal(), "postured:lookup:")
+		return cache.NewRedis[[]providers.Record](cache.RedisConfig{URL: c.RedisURL.Reveal(), TLSCAFile: c.RedisTLSCAFile, Prefix: "postured:lookup:"})
 	default:
 		return nil, fmt.Errorf("cache: backend %q is not available", c.Backend)
 	}
@@ -252,6 +260,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		}
 		closeFn = h.Close
 		routes = h.Register
+		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,

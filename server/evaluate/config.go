@@ -155,9 +155,14 @@ func (c *Config) validateKeyring(errs *errorList) {
 		} else if _, err := redis.ParseURL(k.RedisURL.Reveal()); err != nil {
 			// The URL may carry a password: never echo it.
 			errs.add("redis_url", "is not a valid redis:// or rediss:// URL")
+		} else if k.TLSCAFile != "" && !strings.HasPrefix(k.RedisURL.Reveal(), "rediss://") {
+			errs.add("tls_ca_file", "needs a rediss:// redis_url")
 		}
 	default:
 		errs.add("key_store", "must be file or redis, got %q", k.KeyStore)
+	}
+	if _, err := keyring.ParseSealKey(k.SealKey.Reveal()); err != nil {
+		errs.add("seal_key", "%v", err)
 	}
 	if k.RotationOverlap < 0 {
 		errs.add("rotation_overlap", "must not be negative")

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/logging"
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate/keyring"
@@ -132,6 +133,9 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		h.revoker = newRevoker(cfg.Revoke, hc, o.Logger, m, o.Now)
 	}
 	if h.ring, err = keyring.Load(ctx, cfg.Keyring, h.now()); err != nil {
+		if errors.Is(err, keyring.ErrNoSigningKey) {
+			return nil, fmt.Errorf("external_evaluation: %w", err)
+		}
 		return nil, fmt.Errorf("external_evaluation: signing key: %w", err)
 	}
 	h.nextReload.Store(h.now().Add(reloadInterval).UnixNano())
@@ -169,6 +173,17 @@ func (h *Handler) reload(ctx context.Context) error {
 	return err
 }
 
+// KeyRingStatus is the key ring's line in /readyz. It stays ready while the
+// store has lost the ring (the server signs with the keys it holds, and
+// taking every replica out would stop all evaluations), but says so.
+func (h *Handler) KeyRingStatus() aggregate.Status {
+	st := aggregate.Status{Ready: true, Records: len(h.ring.Ring().Keys)}
+	if h.ring.Missing() {
+		st.LastError = "signing key ring missing from its store: run `postured keys init -c FILE`"
+	}
+	return st
+}
+
 // maybeReload reloads the ring if reloadInterval has passed since the last
 // attempt. One request does it; the others go on with the current ring.
 func (h *Handler) maybeReload(ctx context.Context) {
@@ -179,7 +194,9 @@ func (h *Handler) maybeReload(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reloadTimeout)
 	defer cancel()
-	if err := h.reload(ctx); err != nil {
+	if err := h.reload(ctx); errors.Is(err, keyring.ErrNoSigningKey) {
+		h.logger.Error("external evaluation: signing key ring missing from its store", "error", err)
+	} else if err != nil {
 		h.logger.Warn("external evaluation: key ring reload failed; keeping the previous ring", "error", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -334,4 +335,54 @@ func TestConcurrentRequestsDuringRotation(t *testing.T) {
 	}
 	wg.Wait()
 	f.verifyAsAccess(t, f.evaluate(t, tok), "n")
+}
+
+// TestKeyRingVanishedKeepsSigning: a ring that disappears from its store
+// under a running server (Redis eviction or FLUSHDB; here the file) is
+// never replaced by a fresh key: the server signs with the key it holds,
+// logs an error and reports it in /readyz until a ring is back.
+func TestKeyRingVanishedKeepsSigning(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	bob := map[string]any{"email": "bob@example.com"}
+	before := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n0", bob))), "n0").kid
+	if st := f.h.KeyRingStatus(); !st.Ready || st.LastError != "" || st.Records != 1 {
+		t.Fatalf("status with a ring: %+v", st)
+	}
+
+	if err := os.Remove(f.cfg.Keyring.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(reloadInterval + time.Second)
+	after := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n1", bob))), "n1").kid
+	if after != before {
+		t.Errorf("signs with %s after the ring vanished, want the key in memory %s", after, before)
+	}
+	if _, err := os.Stat(f.cfg.Keyring.KeyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a reload recreated the key ring: %v", err)
+	}
+	st := f.h.KeyRingStatus()
+	if !st.Ready || !strings.Contains(st.LastError, "keys init") {
+		t.Errorf("status without a ring: %+v", st)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, "signing key ring missing") {
+		t.Errorf("no error logged:\n%s", logs)
+	}
+
+	cli, err := keyring.Open(f.cfg.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ring, err := keyring.Init(t.Context(), cli, f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(reloadInterval + time.Second)
+	restored := f.verifyAsAccess(t, f.evaluate(t, f.team.token(t, claims(f.clock.Now(), "n2", bob))), "n2").kid
+	if restored != ring.Keys[0].ID {
+		t.Errorf("signs with %s after keys init, want %s", restored, ring.Keys[0].ID)
+	}
+	if st := f.h.KeyRingStatus(); st.LastError != "" {
+		t.Errorf("status after keys init: %+v", st)
+	}
 }

@@ -204,6 +204,30 @@ func ensureKey(ctx context.Context, store Store, now time.Time) (Ring, error) {
 	})
 }
 
+// ErrNoSigningKey is returned when a Redis key store holds no ring: a
+// server never generates one there (an evicted or flushed ring must not be
+// silently replaced by a key Access has never seen), `postured keys init`
+// does.
+var ErrNoSigningKey = errors.New("no signing key")
+
+// ErrRingExists is returned by Init when the store already holds keys.
+var ErrRingExists = errors.New("the key store already holds a key ring; use `postured keys rotate` to add a key")
+
+// Init creates the ring with one key that signs from now. It refuses to
+// touch a store that holds keys. It backs `postured keys init`.
+func Init(ctx context.Context, store Store, now time.Time) (Ring, error) {
+	k, err := generateKey(now, now)
+	if err != nil {
+		return Ring{}, err
+	}
+	return store.update(ctx, func(cur Ring) (Ring, error) {
+		if len(cur.Keys) > 0 {
+			return Ring{}, ErrRingExists
+		}
+		return Ring{Keys: []SigningKey{k}}, nil
+	})
+}
+
 // Rotate publishes a new key at now that signs from now+overlap (at once if
 // the ring is empty); every key signing later than that is retired then,
 // and keys retired more than grace ago are removed. It backs `postured keys

@@ -39,7 +39,7 @@ func TestKeyFileRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goodPEM, _ := encodeRing(Ring{Keys: []SigningKey{good}})
+	goodPEM, _ := encodeRing(Ring{Keys: []SigningKey{good}}, nil)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
 	goodDER, _ := x509.MarshalPKCS8PrivateKey(good.Private)
@@ -183,11 +183,11 @@ func TestRingRoundTrip(t *testing.T) {
 	a, _ := generateKey(t0, t0)
 	b, _ := generateKey(t0.Add(time.Minute), t0.Add(time.Hour))
 	a.RetiredAt = b.SignsFrom
-	data, err := encodeRing(Ring{Keys: []SigningKey{a, b}})
+	data, err := encodeRing(Ring{Keys: []SigningKey{a, b}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := decodeRing(data)
+	r, err := decodeRing(data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestOpen(t *testing.T) {
 		{"file", Config{KeyStore: StoreFile, KeyFile: "/k.pem"}, ""},
 		{"file without a path", Config{KeyStore: StoreFile}, "key_file is required"},
 		{"redis", Config{KeyStore: StoreRedis, RedisURL: "redis://127.0.0.1:1/0"}, ""},
-		{"redis URL not redis", Config{KeyStore: StoreRedis, RedisURL: "http://user:hunter2@x"}, "redis_url is not a valid"},
+		{"redis URL not redis", Config{KeyStore: StoreRedis, RedisURL: "http://user:hunter2@x"}, "redis_url: not a valid"},
 		{"unknown", Config{KeyStore: "s3"}, `unknown key_store "s3"`},
 	}
 	for _, tc := range tests {

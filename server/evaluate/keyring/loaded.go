@@ -7,7 +7,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"sync"
@@ -24,8 +23,13 @@ import (
 type Loaded struct {
 	store Store
 	grace time.Duration
+	where string     // the store, for errors: never a URL
 	mu    sync.Mutex // one reload at a time
 	state atomic.Pointer[loadedRing]
+	// missing is set while the last reload found the store empty: the ring
+	// was evicted or flushed under a running server, which keeps signing
+	// with the keys it holds.
+	missing atomic.Bool
 }
 
 // loadedRing is the ring as last loaded, ready to serve.
@@ -40,17 +44,27 @@ func (st *loadedRing) signer(now time.Time) *loadedKey {
 	return st.keys[k.ID]
 }
 
-// Load opens cfg's store, makes sure it holds a key (generating and
-// storing one that signs from now at first start) and loads the ring. ctx
-// bounds the startup I/O only. Close releases the store.
+// Load opens cfg's store and loads the ring. A file store gets a key that
+// signs from now at first start; a Redis store must hold a ring already
+// (ErrNoSigningKey otherwise: `postured keys init` creates it). ctx bounds
+// the startup I/O only. Close releases the store.
 func Load(ctx context.Context, cfg Config, now time.Time) (*Loaded, error) {
 	cfg.Defaults()
 	store, err := Open(cfg)
 	if err != nil {
 		return nil, err
 	}
-	l := &Loaded{store: store, grace: time.Duration(cfg.RotationGrace)}
-	ring, err := ensureKey(ctx, store, now)
+	l := &Loaded{store: store, grace: time.Duration(cfg.RotationGrace), where: "key_file " + cfg.KeyFile}
+	var ring Ring
+	if cfg.KeyStore == StoreRedis {
+		l.where = fmt.Sprintf("redis (prefix %q)", cfg.RedisPrefix)
+		ring, err = store.Load(ctx)
+		if err == nil && len(ring.Keys) == 0 {
+			err = fmt.Errorf("%w in %s: run `postured keys init -c FILE`", ErrNoSigningKey, l.where)
+		}
+	} else {
+		ring, err = ensureKey(ctx, store, now)
+	}
 	if err == nil {
 		err = l.install(ring)
 	}
@@ -62,7 +76,8 @@ func Load(ctx context.Context, cfg Config, now time.Time) (*Loaded, error) {
 }
 
 // Reload reads the ring from the store now. On error the previous ring
-// stays in use.
+// stays in use. A store found empty is never refilled here: the error
+// wraps ErrNoSigningKey and Missing reports it until a reload finds keys.
 func (l *Loaded) Reload(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -71,10 +86,19 @@ func (l *Loaded) Reload(ctx context.Context) error {
 		return err
 	}
 	if len(ring.Keys) == 0 {
-		return errors.New("the key store holds no signing key")
+		l.missing.Store(true)
+		return fmt.Errorf("%w in %s: the ring disappeared (eviction, FLUSHDB?); still signing with the %d keys in memory; run `postured keys init -c FILE`",
+			ErrNoSigningKey, l.where, len(l.state.Load().ring.Keys))
 	}
-	return l.install(ring)
+	if err := l.install(ring); err != nil {
+		return err
+	}
+	l.missing.Store(false)
+	return nil
 }
+
+// Missing reports whether the last reload found the store without a ring.
+func (l *Loaded) Missing() bool { return l.missing.Load() }
 
 // install makes ring the one served, reusing already loaded keys.
 func (l *Loaded) install(ring Ring) error {

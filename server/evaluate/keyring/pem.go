@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -19,13 +20,21 @@ const (
 )
 
 // encodeRing writes each key as a PKCS#8 "PRIVATE KEY" PEM block whose
-// headers carry its kid and schedule.
-func encodeRing(r Ring) ([]byte, error) {
+// headers carry its kid and schedule; with a seal, as a "SEALED PRIVATE
+// KEY" block, the PKCS#8 encrypted (see seal).
+func encodeRing(r Ring, aead cipher.AEAD) ([]byte, error) {
 	var buf bytes.Buffer
 	for _, k := range r.Keys {
 		der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 		if err != nil {
 			return nil, fmt.Errorf("encode key %s: %w", k.ID, err)
+		}
+		typ := "PRIVATE KEY"
+		if aead != nil {
+			if der, err = seal(aead, k.ID, der); err != nil {
+				return nil, err
+			}
+			typ = sealedBlockType
 		}
 		h := map[string]string{
 			hdrKid:         k.ID,
@@ -35,7 +44,7 @@ func encodeRing(r Ring) ([]byte, error) {
 		if !k.RetiredAt.IsZero() {
 			h[hdrRetiredAt] = k.RetiredAt.UTC().Format(time.RFC3339Nano)
 		}
-		if err := pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Headers: h, Bytes: der}); err != nil {
+		if err := pem.Encode(&buf, &pem.Block{Type: typ, Headers: h, Bytes: der}); err != nil {
 			return nil, err
 		}
 	}
@@ -44,8 +53,9 @@ func encodeRing(r Ring) ([]byte, error) {
 
 // decodeRing reads what encodeRing writes, and also a plain RSA private
 // key (PKCS#1 or PKCS#8, as openssl writes it), which then signs from the
-// beginning of time.
-func decodeRing(b []byte) (Ring, error) {
+// beginning of time. Sealed blocks need aead; unsealed ones load with or
+// without it, so a ring sealed later still reads its older keys.
+func decodeRing(b []byte, aead cipher.AEAD) (Ring, error) {
 	var r Ring
 	seen := map[string]bool{}
 	rest := b
@@ -55,7 +65,7 @@ func decodeRing(b []byte) (Ring, error) {
 		if block == nil {
 			break
 		}
-		k, err := decodeKeyBlock(block)
+		k, err := decodeKeyBlock(block, aead)
 		if err != nil {
 			return Ring{}, fmt.Errorf("PEM block %d: %w", i+1, err)
 		}
@@ -71,11 +81,22 @@ func decodeRing(b []byte) (Ring, error) {
 	return r, nil
 }
 
-func decodeKeyBlock(block *pem.Block) (SigningKey, error) {
+func decodeKeyBlock(block *pem.Block, aead cipher.AEAD) (SigningKey, error) {
 	var priv *rsa.PrivateKey
 	switch block.Type {
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "PRIVATE KEY", sealedBlockType:
+		der := block.Bytes
+		if block.Type == sealedBlockType {
+			kid, ok := block.Headers[hdrKid]
+			if !ok {
+				return SigningKey{}, errors.New("sealed key without a Kid header")
+			}
+			var err error
+			if der, err = unseal(aead, kid, der); err != nil {
+				return SigningKey{}, err
+			}
+		}
+		k, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return SigningKey{}, fmt.Errorf("parse PKCS#8 key: %w", err)
 		}

@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/postured/postured/internal/redisopt"
 )
 
 // Store keeps the signing key ring where every process that signs or
@@ -30,16 +33,23 @@ type Store interface {
 // errNoChange tells Store.update to leave the ring as it is.
 var errNoChange = errors.New("no change")
 
-// Open opens the store cfg.KeyStore names (defaults applied).
+// Open opens the store cfg.KeyStore names (defaults applied). With
+// seal_key set, every write seals the private keys.
 func Open(cfg Config) (Store, error) {
+	aead, err := ParseSealKey(cfg.SealKey.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("open key store: seal_key: %w", err)
+	}
 	switch cfg.KeyStore {
 	case StoreFile, "":
 		if cfg.KeyFile == "" {
 			return nil, errors.New("open key store: key_file is required")
 		}
-		return newFileStore(cfg.KeyFile), nil
+		s := newFileStore(cfg.KeyFile)
+		s.seal = aead
+		return s, nil
 	case StoreRedis:
-		return newRedisStore(cfg.RedisURL.Reveal(), cfg.RedisPrefix)
+		return newRedisStore(cfg, aead)
 	default:
 		return nil, fmt.Errorf("open key store: unknown key_store %q", cfg.KeyStore)
 	}
@@ -53,6 +63,7 @@ const maxKeyFileBytes = 1 << 20
 // ring; writers take an flock on "<path>.lock".
 type fileStore struct {
 	path string
+	seal cipher.AEAD // nil: unsealed
 }
 
 // newFileStore returns the store for path; nothing is read yet.
@@ -86,7 +97,7 @@ func (s *fileStore) Load(_ context.Context) (Ring, error) {
 	if len(data) > maxKeyFileBytes {
 		return Ring{}, fmt.Errorf("key_file %s is larger than %d bytes", s.path, maxKeyFileBytes)
 	}
-	r, err := decodeRing(data)
+	r, err := decodeRing(data, s.seal)
 	if err != nil {
 		return Ring{}, fmt.Errorf("key_file %s: %w", s.path, err)
 	}
@@ -114,7 +125,7 @@ func (s *fileStore) update(ctx context.Context, fn func(Ring) (Ring, error)) (Ri
 	if err != nil {
 		return Ring{}, err
 	}
-	data, err := encodeRing(next)
+	data, err := encodeRing(next, s.seal)
 	if err != nil {
 		return Ring{}, err
 	}
@@ -180,19 +191,20 @@ const maxUpdateAttempts = 10
 // redisStore keeps the ring in one Redis string so replicas share it.
 // Updates are WATCH/MULTI transactions, retried when another writer wins.
 type redisStore struct {
-	c   *redis.Client
-	key string
+	c    *redis.Client
+	key  string
+	seal cipher.AEAD // nil: unsealed
 }
 
-// newRedisStore connects to url lazily; keys live under prefix.
-func newRedisStore(url, prefix string) (*redisStore, error) {
-	opts, err := redis.ParseURL(url)
+// newRedisStore connects to cfg.RedisURL lazily; the ring lives under
+// cfg.RedisPrefix.
+func newRedisStore(cfg Config, aead cipher.AEAD) (*redisStore, error) {
+	opts, err := redisopt.Options(redisopt.Config{URL: cfg.RedisURL.Reveal(), TLSCAFile: cfg.TLSCAFile})
 	if err != nil {
-		// The URL may carry a password: never echo it.
-		return nil, errors.New("open key store: redis_url is not a valid redis:// URL")
+		return nil, fmt.Errorf("open key store: redis_url: %w", err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	return &redisStore{c: redis.NewClient(opts), key: prefix + redisRingKey}, nil
+	return &redisStore{c: redis.NewClient(opts), key: cfg.RedisPrefix + redisRingKey, seal: aead}, nil
 }
 
 // Load implements Store.
@@ -208,7 +220,7 @@ func (s *redisStore) load(ctx context.Context, c redis.Cmdable) (Ring, error) {
 	if err != nil {
 		return Ring{}, fmt.Errorf("key store: redis get: %w", err)
 	}
-	r, err := decodeRing(b)
+	r, err := decodeRing(b, s.seal)
 	if err != nil {
 		return Ring{}, fmt.Errorf("key store: redis %s: %w", s.key, err)
 	}
@@ -232,7 +244,7 @@ func (s *redisStore) update(ctx context.Context, fn func(Ring) (Ring, error)) (R
 			if err != nil {
 				return err
 			}
-			data, err := encodeRing(next)
+			data, err := encodeRing(next, s.seal)
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,8 @@ func StartTLS(t *testing.T, keyPattern string) TLSServer {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	_ = ln.Close() // only a free port was wanted
+	// #nosec G204 -- bin is redis-server found on PATH; the arguments are the test's own
 	cmd := exec.Command(bin, "--port", "0", "--tls-port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", srv.CAFile,
 		"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir,
@@ -83,11 +84,11 @@ func StartTLS(t *testing.T, keyPattern string) TLSServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	_ = w.Close() // the child holds its own copy
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		out.Close()
+		_ = out.Close()
 	})
 	// redis-server says when it is ready: wait for that line, not a timer.
 	ready := make(chan error, 1)

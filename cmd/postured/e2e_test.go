@@ -142,8 +142,17 @@ func runServe(t *testing.T, cfg *app.Config) *instance {
 
 func (in *instance) post(t *testing.T, path, token string, body []byte) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, in.url+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	return in.do(t, http.MethodPost, path, token, body)
+}
+
+// do sends one request with an Access token (none if blank) and returns the
+// status and body.
+func (in *instance) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, in.url+path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Cf-Access-Jwt-Assertion", token)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,17 +25,7 @@ func TestExplainAPIMatchesCLI(t *testing.T) {
 	}
 	get := func(t *testing.T, query url.Values, token string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, in.url+"/v1/explain?"+query.Encode(), nil)
-		if token != "" {
-			req.Header.Set("Cf-Access-Jwt-Assertion", token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return in.do(t, http.MethodGet, "/v1/explain?"+query.Encode(), token, nil)
 	}
 
 	tests := []struct {

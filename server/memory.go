@@ -70,6 +70,9 @@ func NewPostureMemory(cfg PostureMemoryConfig) *PostureMemory {
 		c: gocache.New(cfg.Retain, time.Minute), max: cfg.MaxDevices}
 }
 
+// ObserveBatch remembers a batch's results.
+func (m *PostureMemory) ObserveBatch(_ context.Context, b Batch) { m.Record(b.Devices, b.Results) }
+
 // Record stores a batch's results.
 func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.Result) {
 	byID := make(map[string]aggregate.Device, len(devices))

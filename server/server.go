@@ -70,8 +70,9 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight batches may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration
-	// Memory, if set, remembers every batch's results by device_id.
-	Memory *PostureMemory
+	// Observers are told about every answered batch, in order (the posture
+	// memory for External Evaluation is one).
+	Observers []BatchObserver
 	// Routes, if set, adds more routes (External Evaluation) to the router.
 	Routes   func(r gin.IRouter)
 	Logger   *slog.Logger
@@ -245,8 +246,9 @@ func (s *Server) posture(c *gin.Context) {
 		for _, r := range results {
 			out[r.DeviceID] = resultEntry{S2SID: r.S2SID, Score: r.Score}
 		}
-		if s.cfg.Memory != nil {
-			s.cfg.Memory.Record(devices, results)
+		b := Batch{RequestID: c.GetString(ctxRequestID), At: time.Now(), Devices: devices, Results: results, Stats: stats}
+		for _, o := range s.cfg.Observers {
+			o.ObserveBatch(c.Request.Context(), b)
 		}
 		s.metrics.observeBatch(stats)
 		log.Info("posture batch", "devices", stats.Devices, "matched", stats.Matched,

@@ -240,13 +240,13 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	}
 	a.keys = keys
 	closeFn := func() error { return nil }
-	var memory *server.PostureMemory
+	var observers []server.BatchObserver
 	var routes func(gin.IRouter)
 	if ee := c.ExternalEvaluation; ee.Enabled {
 		if keys == nil {
 			return nil, nil, errors.New("external_evaluation: needs the team's Access keys: not allowed with access.insecure_skip_verify")
 		}
-		memory = server.NewPostureMemory(server.PostureMemoryConfig{
+		memory := server.NewPostureMemory(server.PostureMemoryConfig{
 			Engine: a.engine, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
 			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
@@ -258,6 +258,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		if err != nil {
 			return nil, nil, err
 		}
+		observers = append(observers, memory)
 		closeFn = h.Close
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
@@ -278,7 +279,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
-		Memory:            memory,
+		Observers:         observers,
 		Routes:            routes,
 		Logger:            a.logger,
 		Registry:          a.registry,

@@ -7,7 +7,9 @@ import (
 
 type recordingObserver struct{ batches []Batch }
 
-func (r *recordingObserver) ObserveBatch(_ context.Context, b Batch) { r.batches = append(r.batches, b) }
+func (r *recordingObserver) ObserveBatch(_ context.Context, b Batch) {
+	r.batches = append(r.batches, b)
+}
 
 func TestObserversSeeEveryAnsweredBatch(t *testing.T) {
 	first, second := &recordingObserver{}, &recordingObserver{}

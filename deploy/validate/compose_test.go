@@ -182,6 +182,18 @@ func composePublished(t *testing.T, s types.ServiceConfig, target uint32) (strin
 	return "", ""
 }
 
+// composeNetHost is the service whose network namespace s lives in: s
+// itself, or the one its network_mode: service:NAME names. Its name is the
+// host other services reach s by, and s's ports are published on it.
+func composeNetHost(t *testing.T, p *types.Project, s types.ServiceConfig) types.ServiceConfig {
+	t.Helper()
+	name, ok := strings.CutPrefix(s.NetworkMode, "service:")
+	if !ok {
+		return s
+	}
+	return composeService(t, p, name)
+}
+
 // composeBuiltFrom is the Dockerfile and stage a service with build: uses, checked
 // to exist in the repo.
 func composeBuiltFrom(t *testing.T, root string, s types.ServiceConfig) (*composeDockerfile, *composeStage) {
@@ -366,8 +378,14 @@ func TestComposeMockvendors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MOCKVENDORS_URL %q: %v", raw, err)
 	}
-	if host := u.Hostname(); host != "mockvendors" {
-		t.Errorf("MOCKVENDORS_URL host %q, want the service name mockvendors", host)
+	// postured refuses plain http to vendors and Access except on loopback
+	// (issue 10), so it shares mockvendors' network namespace and calls it
+	// on 127.0.0.1.
+	if pd.NetworkMode != "service:mockvendors" {
+		t.Errorf("postured network_mode %q, want service:mockvendors (it reaches the mocks over loopback)", pd.NetworkMode)
+	}
+	if host := u.Hostname(); host != "127.0.0.1" {
+		t.Errorf("MOCKVENDORS_URL host %q, want 127.0.0.1 (postured allows plain http only to loopback)", host)
 	}
 	if got := composePort(t, "MOCKVENDORS_URL", raw); got != lport {
 		t.Errorf("MOCKVENDORS_URL port %d, mockvendors listens on %d (container port, not the published one)", got, lport)
@@ -407,13 +425,14 @@ func TestComposeCloudflare(t *testing.T) {
 		return v
 	}
 	postured, _ := composeEnv(pd)("POSTURED_LISTEN")
+	posturedHost := composeNetHost(t, p, pd).Name
 	mvListen, _ := composeFlag(mv.Command, "listen")
 	for _, tc := range []struct {
 		flag, host, path string
 		port             uint32
 	}{
-		{"target", "postured", "/posture", composePort(t, "POSTURED_LISTEN", postured)},
-		{"ready", "postured", "/readyz", composePort(t, "POSTURED_LISTEN", postured)},
+		{"target", posturedHost, "/posture", composePort(t, "POSTURED_LISTEN", postured)},
+		{"ready", posturedHost, "/readyz", composePort(t, "POSTURED_LISTEN", postured)},
 		{"token-url", "mockvendors", "/access/token", composePort(t, "mockvendors --listen", mvListen)},
 	} {
 		raw := flag(tc.flag)
@@ -505,7 +524,7 @@ func TestComposePosturedConfig(t *testing.T) {
 		t.Errorf("listen %q: must be all interfaces for the published port to reach it", cfg.Listen)
 	}
 	lport := composePort(t, "POSTURED_LISTEN", listen)
-	if pub, _ := composePublished(t, s, lport); pub != strconv.Itoa(int(lport)) {
+	if pub, _ := composePublished(t, composeNetHost(t, p, s), lport); pub != strconv.Itoa(int(lport)) {
 		t.Errorf("postured listens on %d, published on host port %s; the README curls localhost:%d", lport, pub, lport)
 	}
 	if s.Restart != types.RestartPolicyUnlessStopped {
@@ -597,7 +616,7 @@ func TestComposeReadme(t *testing.T) {
 		{"mockvendors", 9000, "/cloudflare/batch.json"},
 		{"postured", 8080, "/posture"},
 	} {
-		pub, _ := composePublished(t, composeService(t, p, tc.service), tc.target)
+		pub, _ := composePublished(t, composeNetHost(t, p, composeService(t, p, tc.service)), tc.target)
 		if want := "localhost:" + pub + tc.path; !bytes.Contains(readme, []byte(want)) {
 			t.Errorf("README.md does not curl %s (compose publishes %s on %s)", want, tc.service, pub)
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -314,8 +313,8 @@ func (c *Config) validateAccess(at locator) []error {
 		}
 	}
 	if a.CertsURL != "" {
-		if u, err := url.Parse(a.CertsURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			errs = append(errs, at.errorf("access.certs_url", "%q is not an absolute http(s) URL", a.CertsURL))
+		if err := conf.CheckURL(a.CertsURL); err != nil {
+			errs = append(errs, at.errorf("access.certs_url", "%v", err))
 		}
 	}
 	for i, cn := range a.AllowedCommonNames {

@@ -94,7 +94,7 @@ func TestDemoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const root = "http://mocks.test:9000"
+	const root = "http://127.0.0.1:9000"
 	env := map[string]string{"MOCKVENDORS_URL": root, "POSTURED_LISTEN": "127.0.0.1:0"}
 	cfg, err := app.Parse(data, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {

@@ -3,7 +3,6 @@ package crowdstrike
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -131,14 +130,13 @@ func (c *Config) apiBase() (string, error) {
 	if u, ok := clouds[strings.ToLower(raw)]; ok {
 		return u, nil
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("base_url must be an http(s) URL or one of us-1, us-2, eu-1, us-gov-1, us-gov-2, got %q", raw)
+	if !strings.Contains(raw, "://") {
+		return "", fmt.Errorf("base_url must be one of us-1, us-2, eu-1, us-gov-1, us-gov-2 or an https URL, got %q", raw)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("base_url must not carry credentials, a query or a fragment")
+	if err := conf.CheckURL(raw); err != nil {
+		return "", fmt.Errorf("base_url %w", err)
 	}
-	return strings.TrimSuffix(u.String(), "/"), nil
+	return strings.TrimSuffix(raw, "/"), nil
 }
 
 // cloudOf names the Falcon cloud a base URL belongs to, "" for others.

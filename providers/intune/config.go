@@ -133,13 +133,13 @@ func (c *Config) Validate() error {
 	if c.ClientSecret == "" {
 		errs = append(errs, errors.New("client_secret is required"))
 	}
-	if err := checkURL(c.BaseURL); err != nil {
+	if err := conf.CheckURL(c.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("base_url %w", err))
 	} else if u, _ := url.Parse(c.BaseURL); strings.HasSuffix(u.Path, "/"+apiVersion) || strings.HasSuffix(u.Path, "/beta") {
 		errs = append(errs, fmt.Errorf("base_url must not include the API version (it is always %s), got %q", apiVersion, c.BaseURL))
 	}
 	if c.TokenURL != "" {
-		if err := checkURL(c.TokenURL); err != nil {
+		if err := conf.CheckURL(c.TokenURL); err != nil {
 			errs = append(errs, fmt.Errorf("token_url %w", err))
 		}
 	}
@@ -159,17 +159,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("default_score must be 0-100, got %d", c.DefaultScore))
 	}
 	return errors.Join(errs...)
-}
-
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("must be an absolute http(s) URL, got %q", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("must not carry a query or fragment, got %q", raw)
-	}
-	return nil
 }
 
 // canonicalState returns the enum spelling of a complianceState, matched

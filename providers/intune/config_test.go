@@ -73,7 +73,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "missing everything", mod: func(c *Config) { c.TenantID, c.ClientID, c.ClientSecret = "", "", "" },
 			want: []string{"tenant_id is required", "client_id is required", "client_secret is required"}},
 		{name: "bad tenant", mod: func(c *Config) { c.TenantID = "contoso/evil" }, want: []string{"tenant_id must be"}},
-		{name: "relative base_url", mod: func(c *Config) { c.BaseURL = "graph.microsoft.com" }, want: []string{"base_url must be an absolute http(s) URL"}},
+		{name: "relative base_url", mod: func(c *Config) { c.BaseURL = "graph.microsoft.com" }, want: []string{"base_url must be an absolute https URL"}},
 		{name: "versioned base_url", mod: func(c *Config) { c.BaseURL = "https://graph.microsoft.com/v1.0" }, want: []string{"base_url must not include the API version"}},
 		{name: "bad token_url", mod: func(c *Config) { c.TokenURL = "ftp://login" }, want: []string{"token_url must be an absolute"}},
 		{name: "unknown state", mod: func(c *Config) { c.ComplianceScores = map[string]int{"compliantish": 100} }, want: []string{`unknown complianceState "compliantish"`}},

@@ -3,7 +3,6 @@ package jamf
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -109,10 +108,8 @@ func (c *Config) Validate() error {
 
 	if c.BaseURL == "" {
 		add("base_url is required")
-	} else if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		add("base_url must be an absolute http(s) URL such as https://example.jamfcloud.com, got %q", c.BaseURL)
-	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		add("base_url must not carry a query, fragment or credentials")
+	} else if err := conf.CheckURL(c.BaseURL); err != nil {
+		add("base_url %v", err)
 	}
 
 	oauth := c.ClientID != "" || c.ClientSecret != ""

@@ -3,7 +3,6 @@ package evaluate
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -184,8 +183,8 @@ func (r *RevokeConfig) validate(rules []policy.Rule, errs *errorList) {
 	if r.APIToken == "" {
 		errs.add("revoke.api_token", "is required with revoke.enabled (e.g. \"${CF_API_TOKEN}\")")
 	}
-	if u, err := url.Parse(r.BaseURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		errs.add("revoke.base_url", "%q is not an absolute http(s) URL", r.BaseURL)
+	if err := conf.CheckURL(r.BaseURL); err != nil {
+		errs.add("revoke.base_url", "%v", err)
 	}
 	if r.Timeout <= 0 {
 		errs.add("revoke.timeout", "must be > 0")

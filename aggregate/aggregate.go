@@ -44,6 +44,11 @@ type Source struct {
 	// cached for NegativeTTL; the vendor client's rate budget and the batch
 	// deadline bound the rest.
 	Miss Provider
+	// RequireEmailFor lists the weak key kinds (MAC, hostname) whose match
+	// counts only when the record carries the email the device sent: for
+	// vendors whose records name the user, so a copied MAC or hostname
+	// alone never selects another user's machine.
+	RequireEmailFor []providers.Kind
 }
 
 // Config configures an Engine.
@@ -284,7 +289,7 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 			}
 			for i := range keys {
 				if v := keys[i].value(kind); v != "" && out[i].rec == nil {
-					apply(&out[i], s, kind, v, keys[i][providers.KindSerial], answers[j], errs[j])
+					apply(&out[i], s, kind, v, &keys[i], answers[j], errs[j])
 				}
 			}
 		}
@@ -308,7 +313,7 @@ func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) []stri
 }
 
 // apply records one kind's answer for one device.
-func apply(o *outcome, s *source, kind providers.Kind, v, devSerial string, found map[string]lookedUp, err error) {
+func apply(o *outcome, s *source, kind providers.Kind, v string, dev *deviceKeys, found map[string]lookedUp, err error) {
 	o.tried = append(o.tried, kind)
 	switch {
 	case err != nil && errors.Is(err, providers.ErrUnsupportedKind):
@@ -323,7 +328,7 @@ func apply(o *outcome, s *source, kind providers.Kind, v, devSerial string, foun
 		o.err = r.err
 		return
 	}
-	pick(o, kind, v, r.recs, devSerial)
+	pick(o, kind, v, r.recs, dev, slices.Contains(s.RequireEmailFor, kind))
 	if o.rec != nil && r.err != nil {
 		o.stale = true
 		o.err = r.err

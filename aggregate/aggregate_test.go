@@ -628,6 +628,44 @@ func TestSerialConflictRejectsWeakerKeys(t *testing.T) {
 	}
 }
 
+// require_email_match_for: a MAC or hostname match counts only when the
+// record carries the device's email, which also covers devices that sent
+// no serial (the serial conflict rule cannot help them).
+func TestRequireEmailMatchFor(t *testing.T) {
+	laptop := rec("laptop-1", 100, mac("74:1d:3e:23:e0:fe"), hostname("mbp-42"), email("jdoe@example.com"))
+	noUser := rec("kiosk-3", 90, hostname("kiosk-3"))
+	tests := []struct {
+		name     string
+		require  []providers.Kind
+		dev      Device
+		wantID   string
+		wantNote string
+	}{
+		{"off: a copied hostname alone matches", nil, Device{Hostname: "mbp-42", Email: "eve@example.com"}, "laptop-1", ""},
+		{"hostname, the record's user", []providers.Kind{providers.KindHostname}, Device{Hostname: "MBP-42", Email: "JDoe@Example.com"}, "laptop-1", ""},
+		{"hostname, another user", []providers.Kind{providers.KindHostname}, Device{Hostname: "mbp-42", Email: "eve@example.com"}, "",
+			"hostname mbp-42 selects record laptop-1, which does not carry the device's email eve@example.com (require_email_match_for): not used"},
+		{"hostname, no email sent", []providers.Kind{providers.KindHostname}, Device{Hostname: "mbp-42"}, "",
+			"hostname mbp-42 selects record laptop-1, but the device sent no email (require_email_match_for): not used"},
+		{"record names no user", []providers.Kind{providers.KindHostname}, Device{Hostname: "kiosk-3", Email: "jdoe@example.com"}, "", "does not carry the device's email"},
+		{"mac checked, hostname not", []providers.Kind{providers.KindMAC}, Device{MAC: "74:1d:3e:23:e0:fe", Hostname: "mbp-42", Email: "eve@example.com"}, "laptop-1",
+			"mac 741d3e23e0fe selects record laptop-1, which does not carry"},
+		{"mac, another user", []providers.Kind{providers.KindMAC, providers.KindHostname}, Device{MAC: "74:1d:3e:23:e0:fe", Email: "eve@example.com"}, "", "mac 741d3e23e0fe selects record laptop-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, Config{Sources: []Source{src("v", 1, newInventory(laptop, noUser), func(s *Source) { s.RequireEmailFor = tc.require })}})
+			r := evalOne(t, e, tc.dev)
+			if r.S2SID != tc.wantID {
+				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explanation)
+			}
+			if note := r.Explanation.Providers[0].Note; !strings.Contains(note, tc.wantNote) {
+				t.Errorf("note %q lacks %q", note, tc.wantNote)
+			}
+		})
+	}
+}
+
 // localIndex stands in for a synced crawl: in-memory, Local, no vendor.
 type localIndex struct{ idx *Index }
 

@@ -59,7 +59,11 @@ type outcome struct {
 // another machine: the match is refused (a "conflict"), and matching goes
 // on with the next key kind. Without this, renaming a laptop after a
 // healthy one would borrow that one's score and s2s_id.
-func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, devSerial string) {
+//
+// requireEmail (require_email_match_for) goes further for a weak key: the
+// record must carry the email the device sent, so a device without a
+// usable serial cannot borrow another user's machine either.
+func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, dev *deviceKeys, requireEmail bool) {
 	var best *providers.Record
 	ids := make(map[string]bool, len(recs))
 	for i := range recs {
@@ -79,10 +83,21 @@ func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, de
 		o.notes = append(o.notes, fmt.Sprintf("email %s has %d records: ambiguous, not used", v, len(ids)))
 		return
 	}
+	devSerial := dev[providers.KindSerial]
 	if kind != providers.KindSerial && devSerial != "" && len(best.Serials) > 0 && !slices.Contains(best.Serials, devSerial) {
 		o.notes = append(o.notes, fmt.Sprintf("conflict: %s %s selects record %s with serial %s, but the device sent serial %s: not used",
 			kind, v, best.ID, strings.Join(best.Serials, ","), devSerial))
 		return
+	}
+	if requireEmail {
+		switch email := dev[providers.KindEmail]; {
+		case email == "":
+			o.notes = append(o.notes, fmt.Sprintf("%s %s selects record %s, but the device sent no email (require_email_match_for): not used", kind, v, best.ID))
+			return
+		case !slices.Contains(best.Emails, email):
+			o.notes = append(o.notes, fmt.Sprintf("%s %s selects record %s, which does not carry the device's email %s (require_email_match_for): not used", kind, v, best.ID, email))
+			return
+		}
 	}
 	rec := *best
 	o.rec, o.kind, o.value, o.candidates = &rec, kind, v, len(ids)

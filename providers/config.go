@@ -51,6 +51,24 @@ type Common struct {
 	// gets: "none" (default: unmatched until the next crawl) or "query"
 	// (looked up in the vendor on demand, cached, negative-cached).
 	OnMiss OnMiss `yaml:"on_miss,omitempty"`
+	// RequireEmailMatchFor lists the weak key kinds ("mac", "hostname")
+	// whose match counts only when the record carries the device's email.
+	RequireEmailMatchFor []string `yaml:"require_email_match_for,omitempty"`
+}
+
+// EmailCheckedKinds is RequireEmailMatchFor as kinds, skipping unknown
+// names (Validate reports them).
+func (c *Common) EmailCheckedKinds() []Kind {
+	var ks []Kind
+	for _, n := range c.RequireEmailMatchFor {
+		switch n {
+		case "mac":
+			ks = append(ks, KindMAC)
+		case "hostname":
+			ks = append(ks, KindHostname)
+		}
+	}
+	return ks
 }
 
 // OnMiss is what a sync-mode provider does for a device not in its index.
@@ -107,6 +125,11 @@ func (c *Common) Validate() error {
 		errs = append(errs, fmt.Errorf("on_miss must be none or query, got %q", c.OnMiss))
 	case c.OnMiss == OnMissQuery && c.Mode != ModeSync:
 		errs = append(errs, errors.New("on_miss: query needs mode: sync (query mode always asks the vendor)"))
+	}
+	for i, n := range c.RequireEmailMatchFor {
+		if n != "mac" && n != "hostname" {
+			errs = append(errs, fmt.Errorf("require_email_match_for[%d] must be mac or hostname, got %q", i, n))
+		}
 	}
 	if c.SyncInterval < 0 || c.MaxLastSeen < 0 || c.Timeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

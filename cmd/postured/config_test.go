@@ -65,6 +65,8 @@ func TestConfigErrors(t *testing.T) {
 		{"leeway over a minute", "access: {team_domain: t.cloudflareaccess.com, audience: [a], leeway: 2m}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
 			[]string{"line 1: access.leeway: must be 0s..60s, got 2m0s"}},
 		{"valid", base(""), nil, nil},
+		{"require_email_match_for serial", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\nproviders:\n  - {name: x, type: static, weight: 1, require_email_match_for: [hostname, serial], file: " + inv + "}\n", nil,
+			[]string{`line 3: providers[0]: provider "x": require_email_match_for[1] must be mac or hostname, got "serial"`}},
 		{"certs_url over http", "access: {team_domain: t.cloudflareaccess.com, audience: [a], certs_url: \"http://mockvendors:9000/certs\"}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
 			[]string{`line 1: access.certs_url: must use https: plain http is allowed only to a loopback host (localhost, 127.0.0.1, ::1), got "http://mockvendors:9000/certs"`}},
 		{"certs_url over http to loopback", "access: {team_domain: t.cloudflareaccess.com, audience: [a], certs_url: \"http://127.0.0.1:9000/certs\"}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil, nil},

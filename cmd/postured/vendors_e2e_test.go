@@ -161,7 +161,8 @@ func TestEndToEndVendorFleet(t *testing.T) {
 			waitReady(t, in)
 			before := set.Calls()
 			var mismatches []string
-			for bi, b := range set.Batches(1000) {
+			for bi, b := range set.Batches(1000 - hostileDevices) {
+				b = append(b, hostile(set, bi, want)...)
 				start := set.Calls()
 				r := postBatch(t, in.url, token, b)
 				calls := diffCalls(set.Calls(), start)
@@ -185,11 +186,44 @@ func TestEndToEndVendorFleet(t *testing.T) {
 				}
 			}
 			if len(mismatches) > 0 {
-				t.Errorf("%d of 5000 devices differ from the fixture, e.g.:\n%s", len(mismatches), strings.Join(mismatches[:min(10, len(mismatches))], "\n"))
+				t.Errorf("%d of %d devices differ from the fixture, e.g.:\n%s", len(mismatches), len(want), strings.Join(mismatches[:min(10, len(mismatches))], "\n"))
 			}
 			t.Logf("total vendor calls for 5 batches: %v", diffCalls(set.Calls(), before))
 		})
 	}
+}
+
+// hostileDevices is how many devices hostile adds to each batch.
+const hostileDevices = 9
+
+// hostile is what an attacker or a broken machine sends alongside the
+// fleet (issue 9): a device with its own serial and a healthy machine's
+// hostname (in another case) or MAC must get neither that machine's score
+// nor its s2s_id; identifiers of 10 KB are no keys and break nothing else
+// in the batch, and a device sending one next to its real serial still
+// matches by serial. Their expectations go into want.
+func hostile(set *mockset.Set, batch int, want map[string]expectation) []fleet.CloudflareDevice {
+	var victims []fleet.Device
+	for _, d := range set.Fleet.Devices {
+		if d.Serial != "" && !d.Unmanaged && d.Hostname != "" && len(d.MACs) > 0 && d.Platform != "iOS" && want[d.CloudflareID].score > 0 {
+			victims = append(victims, d)
+		}
+	}
+	huge := func(c byte) string { return strings.Repeat(string(c), 10<<10) }
+	var out []fleet.CloudflareDevice
+	for i := range 3 {
+		v := victims[(batch*3+i)*7%len(victims)]
+		id := fmt.Sprintf("b%d-%d", batch, i)
+		out = append(out,
+			fleet.CloudflareDevice{DeviceID: "spoof-host-" + id, SerialNumber: "SpOoF" + id, Hostname: strings.ToUpper(v.Hostname)},
+			fleet.CloudflareDevice{DeviceID: "spoof-mac-" + id, SerialNumber: "SPOOF" + id, MACAddress: v.MACs[0], Email: v.Email},
+			fleet.CloudflareDevice{DeviceID: "huge-" + id, SerialNumber: strings.ToLower(v.Serial), Hostname: huge('h'), Email: huge('e') + "@example.com"},
+		)
+		want["spoof-host-"+id] = expectation{ids: map[string]bool{}}
+		want["spoof-mac-"+id] = expectation{ids: map[string]bool{}}
+		want["huge-"+id] = want[v.CloudflareID]
+	}
+	return out
 }
 
 // checkBatchCalls holds every provider to its vendor's call budget for one

@@ -141,7 +141,7 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		sources = append(sources, aggregate.Source{
 			Name: base.Name, Weight: base.Weight, Required: base.Required, OnError: base.OnError,
 			MaxLastSeen: time.Duration(base.MaxLastSeen), Timeout: time.Duration(base.Timeout), Provider: p,
-			Miss: miss,
+			Miss: miss, RequireEmailFor: base.EmailCheckedKinds(),
 		})
 	}
 	a.engine, err = aggregate.New(aggregate.Config{

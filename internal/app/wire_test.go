@@ -174,3 +174,33 @@ func TestStaticReloadsUnderSyncer(t *testing.T) {
 		<-done
 	})
 }
+
+// TestRequireEmailMatchForReachesTheEngine: the provider key is wired to the
+// engine, so a hostname match without the record's user does not count.
+func TestRequireEmailMatchForReachesTheEngine(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "inventory.yaml"),
+		"devices:\n  - {id: asset-1, hostname: mbp-42, email: jdoe@example.com, score: 90}\n", time.Now())
+	for _, tc := range []struct {
+		require string
+		want    string
+	}{{"", "asset-1"}, {"require_email_match_for: [hostname], ", ""}} {
+		cfg, err := Parse([]byte(`
+listen: "127.0.0.1:0"
+access: {insecure_skip_verify: true}
+providers:
+  - {name: inventory, type: static, weight: 1, `+tc.require+`file: "`+filepath.Join(dir, "inventory.yaml")+`"}
+`), Registry(), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := Build(cfg, Registry(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _ := a.Engine().Evaluate(t.Context(), []aggregate.Device{{ID: "d1", Hostname: "MBP-42", Email: "eve@example.com"}})
+		if res[0].S2SID != tc.want {
+			t.Errorf("%q: s2s_id %q, want %q", tc.require, res[0].S2SID, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestCommonDefaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.in
 			c.Defaults()
-			if c != tc.want {
+			if !reflect.DeepEqual(c, tc.want) {
 				t.Fatalf("Defaults() = %+v, want %+v", c, tc.want)
 			}
 			if c.Base() != &c {

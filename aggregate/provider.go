@@ -38,6 +38,15 @@ type (
 	Lister interface {
 		List(ctx context.Context) ([]providers.Record, error)
 	}
+
+	// KindSupporter is a provider that says, without a vendor call,
+	// whether it can look records up by a kind: the Supports twin of
+	// Lookup's providers.ErrUnsupportedKind. What-if and shadow policies,
+	// which never call vendors, need it to tell "cannot look up by MAC"
+	// from "not in the cache".
+	KindSupporter interface {
+		Supports(k providers.Kind) bool
+	}
 )
 
 // Interface guards.

@@ -98,6 +98,12 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	return p, nil
 }
 
+// Supports reports whether Lookup can query by k.
+func (p *Provider) Supports(k providers.Kind) bool {
+	_, ok := planFor(k)
+	return ok
+}
+
 // Lookup returns every Falcon host carrying one of q.Values as an
 // identifier of kind q.Kind, scored: the statements planFor describes, each
 // through the combined endpoint (host records in one call, no details

@@ -201,6 +201,12 @@ var clauses = map[providers.Kind]clause{
 // do not match the filter, as it does for filters it silently ignores.
 var errFilterIgnored = errors.New("graph ignored the $filter and returned unrelated devices")
 
+// Supports reports whether Lookup can query by k.
+func (p *Provider) Supports(k providers.Kind) bool {
+	_, ok := clauses[k]
+	return ok
+}
+
 // Lookup returns the managed devices carrying any of q.Values as a q.Kind
 // identifier: one $filter clause per value, 20 clauses per $batch, batches
 // in parallel, every page of every clause. Values Graph refuses fail alone:

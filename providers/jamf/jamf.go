@@ -135,6 +135,12 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 	}, nil
 }
 
+// Supports reports whether Lookup can query by k.
+func (p *Provider) Supports(k providers.Kind) bool {
+	_, ok := computerFilterField[k]
+	return ok
+}
+
 // Lookup returns every computer (and mobile device) carrying one of
 // q.Values as a q.Kind identifier, plus whatever else the filters matched.
 // When Jamf refuses some values' filters it returns the other values'

@@ -246,9 +246,26 @@ func checkRetries(t *testing.T, h Harness) {
 	})
 }
 
+// kindSupporter is aggregate.KindSupporter: every vendor says, without a
+// call, which kinds it can look up.
+type kindSupporter interface{ Supports(providers.Kind) bool }
+
 // checkUnsupported: kinds the vendor cannot query fail with
-// ErrUnsupportedKind before any vendor call.
+// ErrUnsupportedKind before any vendor call, and Supports says so; the
+// kinds it can query, Supports says so too.
 func checkUnsupported(t *testing.T, h Harness) {
+	t.Run("supports its kinds", func(t *testing.T) {
+		f := start(t, h, 0)
+		ks, ok := f.Provider.(kindSupporter)
+		if !ok {
+			t.Fatal("the provider has no Supports(providers.Kind) bool")
+		}
+		for _, k := range h.Kinds {
+			if !ks.Supports(k) {
+				t.Errorf("Supports(%s) = false, but the harness says it looks up by %s", k, k)
+			}
+		}
+	})
 	samples := map[providers.Kind]string{
 		providers.KindSerial:   "C02UNSUPP01",
 		providers.KindMAC:      "02:00:5e:00:53:01",
@@ -270,6 +287,9 @@ func checkUnsupported(t *testing.T, h Harness) {
 			q := query(k, samples[k])
 			if k == bogus {
 				q = providers.Query{Kind: k, Values: []string{"anything"}}
+			}
+			if ks, ok := f.Provider.(kindSupporter); !ok || ks.Supports(k) {
+				t.Errorf("Supports(%s) is not false: what-if and shadow policies would wait for a cache entry that can never exist", name)
 			}
 			_, err := f.Provider.Lookup(t.Context(), q)
 			f.noSecrets(t, err)

@@ -144,6 +144,12 @@ func newToy(base string, fl flaw, opts providertest.Options) (*toyProvider, erro
 	return p, err
 }
 
+// Supports is honest unless the toy's flaw is to claim every kind.
+func (p *toyProvider) Supports(k providers.Kind) bool {
+	_, ok := toyFields[k]
+	return ok || p.flaw == silentlyUnsupports
+}
+
 func (p *toyProvider) Lookup(ctx context.Context, q providers.Query) ([]providers.Record, error) {
 	field, ok := toyFields[q.Kind]
 	if !ok {

@@ -74,9 +74,11 @@ type Config struct {
 	// memory for External Evaluation is one).
 	Observers []BatchObserver
 	// Routes, if set, adds more routes (External Evaluation) to the router.
-	Routes   func(r gin.IRouter)
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	Routes func(r gin.IRouter)
+	// AdminRoutes, if set, adds routes to the admin listener only (what-if).
+	AdminRoutes func(r gin.IRouter)
+	Logger      *slog.Logger
+	Registry    *prometheus.Registry
 }
 
 // tokenVerifier checks an Access application token.
@@ -197,6 +199,9 @@ func (s *Server) adminRoutes() *gin.Engine {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.readyDetail)
 	r.GET("/metrics", s.metricsHandler())
+	if s.cfg.AdminRoutes != nil {
+		s.cfg.AdminRoutes(r)
+	}
 	return r
 }
 

@@ -56,6 +56,9 @@ commands:
   keys init     -c FILE              create the External Evaluation key ring (required with key_store: redis)
   keys rotate   -c FILE              publish a new External Evaluation signing key (signs after rotation_overlap)
   keys list     -c FILE [--json]     the signing keys and their state
+  whatif        -c FILE --proposed NEW.yaml [--thresholds 50,70,80] [--window 1h] [--json]
+                                     how many devices of the last polling cycle NEW.yaml would move across
+                                     each threshold, asked of the running postured (admin_listen); no vendor calls
   audit verify  [--head HASH] FILE...
                                      check the audit log's hash chain across FILEs, oldest first
   healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(ctx, args[1:], stdout)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout)
+	case "whatif":
+		err = cmdWhatIf(ctx, args[1:], stdout)
 	case "audit":
 		err = cmdAudit(ctx, args[1:], stdout)
 	case "healthcheck":

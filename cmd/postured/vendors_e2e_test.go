@@ -24,7 +24,8 @@ var fleetNow = time.Now().UTC().Truncate(time.Hour)
 // startDemo runs the real serve path with the demo configuration against a
 // mockvendors fleet, with mode replaced as asked ("" keeps the demo's).
 // It returns the parsed config too: weights and policies come from there.
-func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string) (*instance, *app.Config) {
+// edits rewrite the config text last.
+func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string, edits ...func(string) string) (*instance, *app.Config) {
 	t.Helper()
 	mocks := httptest.NewServer(set.Handler())
 	t.Cleanup(mocks.Close)
@@ -45,12 +46,20 @@ func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string) (*i
 		t.Fatal("demo config no longer has deadline: 4s; update this test")
 	}
 	cfgText = strings.Replace(cfgText, "  deadline: 4s\n", "  deadline: 60s\n", 1)
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse([]byte(cfgText), app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	for _, edit := range edits {
+		cfgText = edit(cfgText)
+	}
+	cfg, err := app.Parse([]byte(cfgText), app.Registry(), demoEnv(mocks.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return runServe(t, cfg), cfg
+}
+
+// demoEnv is the environment the demo config reads.
+func demoEnv(mocksURL string) func(string) (string, bool) {
+	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": "127.0.0.1:0"}
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 // expectation is the independently computed answer for one device.
@@ -64,13 +73,15 @@ type expectation struct {
 
 // expectedScores folds each vendor mock's expected view (scores worked out
 // from the vendor's own fields by design.md's table, not by the providers'
-// code) as the configuration says: max_last_seen, weights, s2s_id_from.
+// code) as the configuration says: max_last_seen, required, weights,
+// s2s_id_from.
 func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]expectation {
 	t.Helper()
 	type vendor struct {
 		expected    map[int]mockkit.Expected
 		weight      float64
 		maxLastSeen time.Duration
+		required    bool
 	}
 	byName := map[string]vendor{}
 	var names []string
@@ -80,7 +91,7 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 		if !ok {
 			t.Fatalf("provider %s: no vendor mock of type %s", c.Name, c.Type)
 		}
-		byName[c.Name] = vendor{v.Expected, c.Weight, time.Duration(c.MaxLastSeen)}
+		byName[c.Name] = vendor{v.Expected, c.Weight, time.Duration(c.MaxLastSeen), c.Required}
 		names = append(names, c.Name)
 	}
 	s2sOrder := names
@@ -90,11 +101,13 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 	out := map[string]expectation{}
 	for _, d := range set.Fleet.Devices {
 		var num, den float64
+		failClosed := false
 		e := expectation{ids: map[string]bool{}}
 		for _, name := range names {
 			v := byName[name]
 			r, ok := v.expected[d.Index]
 			if !ok {
+				failClosed = failClosed || v.required
 				continue
 			}
 			score := r.Score
@@ -114,7 +127,7 @@ func expectedScores(t *testing.T, set *mockset.Set, cfg *app.Config) map[string]
 				break
 			}
 		}
-		if den > 0 {
+		if den > 0 && !failClosed {
 			e.score = int(math.Floor(num/den + 0.5 + 1e-9))
 		}
 		out[d.CloudflareID] = e

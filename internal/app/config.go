@@ -37,6 +37,7 @@ type Config struct {
 	Cache              CacheConfig     `yaml:"cache"`
 	Server             ServerConfig    `yaml:"server"`
 	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
+	ShadowPolicies     []ShadowPolicy  `yaml:"shadow_policies,omitempty"`
 
 	// warnings are what Parse found valid but probably a mistake.
 	warnings []error
@@ -256,6 +257,7 @@ func (c *Config) validate(root *yaml.Node) []error {
 		c.validateCache(at),
 		c.validateServer(at),
 		c.validateExternalEvaluation(at, names),
+		c.validateShadowPolicies(at, names),
 	)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate"
 	"github.com/postured/postured/server/evaluate/policy"
+	"github.com/postured/postured/whatif"
 )
 
 // Registry is the one list of provider types postured knows. Adding a
@@ -85,6 +87,16 @@ type App struct {
 	// keys is the team's Access key set NewServer built; nil with
 	// insecure_skip_verify.
 	keys *access.KeySet
+
+	// sources and store are the live engine's, for what-if and shadow
+	// engines that answer from the same cache and indexes.
+	sources []aggregate.Source
+	store   cache.Store[[]providers.Record]
+	// seen remembers recent devices for what-if; nil without admin_listen,
+	// where POST /v1/whatif is served.
+	seen *whatif.Seen
+	// observers see every answered batch (besides the posture memory).
+	observers []server.BatchObserver
 }
 
 // NewLogger builds the process logger from the log: section.
@@ -138,11 +150,7 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		if s, ok := p.(aggregate.StatusReporter); ok {
 			a.statuses[base.Name] = s
 		}
-		sources = append(sources, aggregate.Source{
-			Name: base.Name, Weight: base.Weight, Required: base.Required, OnError: base.OnError,
-			MaxLastSeen: time.Duration(base.MaxLastSeen), Timeout: time.Duration(base.Timeout), Provider: p,
-			Miss: miss, RequireEmailFor: base.EmailCheckedKinds(),
-		})
+		sources = append(sources, sourceFor(base, p, miss))
 	}
 	a.engine, err = aggregate.New(aggregate.Config{
 		Sources:        sources,
@@ -156,6 +164,10 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		Logger:         logger,
 	})
 	if err != nil {
+		return nil, err
+	}
+	a.sources, a.store = sources, store
+	if err := a.buildWhatIf(); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -240,7 +252,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	}
 	a.keys = keys
 	closeFn := func() error { return nil }
-	var observers []server.BatchObserver
+	observers := slices.Clone(a.observers)
 	var routes func(gin.IRouter)
 	if ee := c.ExternalEvaluation; ee.Enabled {
 		if keys == nil {
@@ -281,6 +293,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
 		Observers:         observers,
 		Routes:            routes,
+		AdminRoutes:       a.adminRoutes(),
 		Logger:            a.logger,
 		Registry:          a.registry,
 	})

@@ -198,6 +198,14 @@ func (a *App) Explain(ctx context.Context, d aggregate.Device) aggregate.Explana
 	return res[0].Explanation
 }
 
+// Recheck scores one device with every provider asked again, past the
+// cache (POST /v1/recheck), and says why. The refreshed lookups are cached
+// for the batches that follow.
+func (a *App) Recheck(ctx context.Context, d aggregate.Device) aggregate.Explanation {
+	res, _ := a.engine.EvaluateFresh(ctx, []aggregate.Device{d})
+	return res[0].Explanation
+}
+
 // Config is the configuration the app was built from.
 func (a *App) Config() *Config { return a.cfg }
 
@@ -291,6 +299,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		Engine:            a.engine,
 		Explainer:         a,
 		History:           hist,
+		Rechecker:         a,
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),

@@ -55,6 +55,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 
 // Apply implements Store.
 func (m *Memory) Apply(_ context.Context, at time.Time, updates []Update) error {
+	at = at.UTC()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, u := range updates {

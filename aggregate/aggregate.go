@@ -232,6 +232,15 @@ func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stat
 	return results, stats
 }
 
+// EvaluateFresh is Evaluate for a recheck ("the user fixed their laptop"):
+// no lookup is answered from the cache; every provider is asked again
+// (a sync-mode provider with a Miss through the vendor's query path rather
+// than its last crawl), within the vendor clients' rate budgets, and the
+// answers replace the cached ones for the batches that follow.
+func (e *Engine) EvaluateFresh(ctx context.Context, devices []Device) ([]Result, Stats) {
+	return e.Evaluate(cache.WithRefresh(ctx), devices)
+}
+
 // lookupRounds order the lookups of one provider. Serial first: it settles
 // most devices. The other kinds are then asked concurrently, only for the
 // devices still unmatched: a device absent from a vendor costs one more
@@ -355,6 +364,13 @@ type lookedUp struct {
 func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
 	if s.Miss == nil {
 		return e.ask(ctx, s.Provider, s.loader, kind, values)
+	}
+	if cache.Refreshing(ctx) {
+		// A recheck asks the vendor, not the last crawl, unless the vendor
+		// cannot query this kind.
+		if out, err := e.ask(ctx, s.Miss, s.loader, kind, values); err == nil {
+			return out, nil
+		}
 	}
 	out, err := e.ask(ctx, s.Provider, nil, kind, values)
 	if err != nil {

@@ -720,3 +720,48 @@ func TestSyncOnMissQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateFresh: a recheck after the vendor's record changed gets the
+// new record, where a plain batch still gets the cached one; in query mode
+// the refreshed answer is cached for the batches that follow.
+func TestEvaluateFresh(t *testing.T) {
+	before, after := rec("r1", 20, serial("S1")), rec("r1", 90, serial("S1"))
+	devs := []Device{{ID: "a", Serial: "S1"}}
+	tests := []struct {
+		name string
+		// source builds the source over the vendor.
+		source func(vendor *inventory) Source
+		// wantAfter is what a plain batch gets after the recheck.
+		wantAfter int
+	}{
+		{"query mode", func(v *inventory) Source { return src("intune", 1, v) }, 90},
+		{"sync mode, on_miss query", func(v *inventory) Source {
+			return src("intune", 1, localIndex{NewIndex([]providers.Record{before})}, func(s *Source) { s.Miss = v })
+		}, 20}, // the index holds the last crawl until the next one
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vendor := newInventory(before)
+			e := newEngine(t, Config{Store: memoryStore(t), Sources: []Source{tc.source(vendor)}})
+			ctx := context.Background()
+			if res, _ := e.Evaluate(ctx, devs); res[0].Score != 20 {
+				t.Fatalf("first batch: %+v", res[0])
+			}
+			vendor.mu.Lock()
+			vendor.idx = NewIndex([]providers.Record{after})
+			vendor.mu.Unlock()
+			if res, _ := e.Evaluate(ctx, devs); res[0].Score != 20 {
+				t.Fatalf("plain batch after the change: score %d, want the cached 20", res[0].Score)
+			}
+			calls := vendor.calls.Load()
+			res, _ := e.EvaluateFresh(ctx, devs)
+			if res[0].Score != 90 || vendor.calls.Load() != calls+1 {
+				t.Fatalf("recheck: score %d after %d vendor calls, want 90 after 1", res[0].Score, vendor.calls.Load()-calls)
+			}
+			calls = vendor.calls.Load()
+			if res, _ := e.Evaluate(ctx, devs); res[0].Score != tc.wantAfter || vendor.calls.Load() != calls {
+				t.Errorf("plain batch after the recheck: score %d after %d vendor calls, want %d after 0", res[0].Score, vendor.calls.Load()-calls, tc.wantAfter)
+			}
+		})
+	}
+}

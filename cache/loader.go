@@ -107,6 +107,7 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 	stale := make(map[string]V)
 	var misses []string
 	now := l.now()
+	refresh := Refreshing(ctx)
 	uniq := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if _, dup := out[k]; !dup {
@@ -125,7 +126,7 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 			if !e.Found {
 				ttl = l.cfg.NegativeTTL
 			}
-			if now.Sub(e.Stored) < ttl {
+			if now.Sub(e.Stored) < ttl && !refresh {
 				out[k] = Result[V]{Value: e.Value, Found: e.Found, Cached: true}
 				continue
 			}
@@ -158,7 +159,7 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 	l.mu.Unlock()
 	if mine != nil {
 		waits[mine] = owned
-		go l.run(context.WithoutCancel(ctx), mine, owned, fetch)
+		go l.run(context.WithoutCancel(ctx), mine, owned, fetch, refresh)
 	}
 
 	for f, ks := range waits {
@@ -176,7 +177,7 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 	return out
 }
 
-func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V]) {
+func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V], refresh bool) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.FetchTimeout)
 	defer cancel()
 	defer func() {
@@ -219,7 +220,30 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 		if err := l.setAll(ctx, notFound, l.cfg.NegativeTTL); err != nil {
 			l.cfg.Logger.Warn("cache write failed", "error", err)
 		}
+	} else if refresh {
+		// A recheck found nothing where the store may still hold an old
+		// record: drop it, or the next batch would use it.
+		if err := l.deleteAll(ctx, notFound); err != nil {
+			l.cfg.Logger.Warn("cache delete failed", "error", err)
+		}
 	}
+}
+
+// deleter is a Store that can drop entries (Memory, Redis).
+type deleter interface {
+	Delete(ctx context.Context, keys ...string) error
+}
+
+func (l *Loader[V]) deleteAll(ctx context.Context, entries map[string]Entry[V]) error {
+	d, ok := l.cfg.Store.(deleter)
+	if !ok || len(entries) == 0 {
+		return nil
+	}
+	full := make([]string, 0, len(entries))
+	for k := range entries {
+		full = append(full, l.cfg.Prefix+k)
+	}
+	return d.Delete(ctx, full...)
 }
 
 // multiStore is a Store that reads and writes many keys in one round trip

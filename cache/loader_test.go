@@ -254,3 +254,51 @@ func TestLoaderKeyErrorsFailOnlyThoseKeys(t *testing.T) {
 		t.Errorf("second load: %+v; want a and missing cached, bad fetched again", res)
 	}
 }
+
+func TestLoaderRefresh(t *testing.T) {
+	for _, negativeTTL := range []time.Duration{10 * time.Second, 0} {
+		t.Run(fmt.Sprintf("negative ttl %s", negativeTTL), func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			l, err := NewLoader(LoaderConfig[int]{
+				Store: newTestMemory[int](t, MemoryConfig{}), Prefix: "p|",
+				TTL: time.Minute, StaleTTL: time.Hour, NegativeTTL: negativeTTL, FetchTimeout: time.Second, Now: c.now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &backend{known: map[string]int{"a": 1, "b": 2}}
+			ctx := context.Background()
+			l.Load(ctx, []string{"a", "b"}, b.fetch)
+			// The vendor changes: a's record moves on, b's is gone.
+			b.known = map[string]int{"a": 10}
+			if res := l.Load(ctx, []string{"a", "b"}, b.fetch); res["a"].Value != 1 || res["b"].Value != 2 || b.calls.Load() != 1 {
+				t.Fatalf("plain load within ttl: %+v after %d calls, want the cached answers", res, b.calls.Load())
+			}
+			res := l.Load(WithRefresh(ctx), []string{"a", "b"}, b.fetch)
+			if res["a"].Value != 10 || res["a"].Cached || res["b"].Found || b.calls.Load() != 2 {
+				t.Fatalf("refresh: %+v after %d calls, want the vendor's answers", res, b.calls.Load())
+			}
+			res = l.Load(ctx, []string{"a", "b"}, b.fetch)
+			if !res["a"].Cached || res["a"].Value != 10 || res["b"].Found {
+				t.Errorf("plain load after refresh: %+v, want the refreshed answers", res)
+			}
+			wantCalls := int64(2)
+			if negativeTTL == 0 {
+				wantCalls = 3 // b's old record was dropped, not remembered as absent
+			}
+			if b.calls.Load() != wantCalls {
+				t.Errorf("%d calls, want %d", b.calls.Load(), wantCalls)
+			}
+
+			// A refresh the vendor fails keeps the cached record, stale.
+			down := errors.New("vendor down")
+			b.err.Store(&down)
+			if r := l.Load(WithRefresh(ctx), []string{"a"}, b.fetch)["a"]; !r.Stale || r.Value != 10 || !errors.Is(r.Err, down) {
+				t.Errorf("failed refresh: %+v, want stale 10 with the error", r)
+			}
+			if r := l.Load(ctx, []string{"a"}, b.fetch)["a"]; !r.Cached || r.Value != 10 {
+				t.Errorf("after a failed refresh: %+v, want the cached record", r)
+			}
+		})
+	}
+}

@@ -85,6 +85,14 @@ func (m *Memory[V]) Set(_ context.Context, key string, e Entry[V], ttl time.Dura
 	return nil
 }
 
+// Delete drops keys; absent keys are no error.
+func (m *Memory[V]) Delete(_ context.Context, keys ...string) error {
+	for _, k := range keys {
+		m.c.Delete(k)
+	}
+	return nil
+}
+
 // holds reports whether key is present and unexpired, so that storing it
 // does not grow the cache.
 func (m *Memory[V]) holds(key string) bool {

@@ -103,6 +103,21 @@ func (r *Redis[V]) SetMulti(ctx context.Context, entries map[string]Entry[V], tt
 	return nil
 }
 
+// Delete drops keys in one round trip; absent keys are no error.
+func (r *Redis[V]) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = r.prefix + k
+	}
+	if err := r.c.Del(ctx, full...).Err(); err != nil {
+		return fmt.Errorf("cache: redis del: %w", err)
+	}
+	return nil
+}
+
 // Ping checks the connection.
 func (r *Redis[V]) Ping(ctx context.Context) error {
 	if err := r.c.Ping(ctx).Err(); err != nil {

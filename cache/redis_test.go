@@ -128,6 +128,12 @@ func TestRedisStore(t *testing.T) {
 	if oks[1] || !oks[2] || es[2].Found {
 		t.Errorf("missing %v, negative %+v %v", oks[1], es[2], oks[2])
 	}
+	if err := r.Delete(ctx, "neg", "missing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, oks, err := r.GetMulti(ctx, []string{"k1", "neg"}); err != nil || !oks[0] || oks[1] {
+		t.Errorf("after Delete(neg): present %v, err %v; want k1 only", oks, err)
+	}
 
 	// Through the loader: the second load is answered from Redis.
 	l, err := NewLoader(LoaderConfig[[]record]{Store: r, Prefix: "p|", TTL: time.Minute, NegativeTTL: time.Minute, FetchTimeout: time.Second})

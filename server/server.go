@@ -60,6 +60,12 @@ type Config struct {
 	// Explainer, if set, serves GET /v1/explain behind the same token
 	// checks as /posture.
 	Explainer Explainer
+	// Rechecker, if set, serves POST /v1/recheck behind the same token
+	// checks as /posture.
+	Rechecker Rechecker
+	// History, if set, serves GET /v1/history behind the same token checks
+	// as /posture.
+	History HistoryReader
 	// Statuses are the providers that report data freshness, by name.
 	Statuses map[string]aggregate.StatusReporter
 	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For (or
@@ -175,6 +181,12 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.POST("/posture", s.requireAccess, s.posture)
 	if s.cfg.Explainer != nil {
 		r.GET("/v1/explain", s.requireAccess, s.explain)
+	}
+	if s.cfg.Rechecker != nil {
+		r.POST("/v1/recheck", s.requireAccess, s.recheck)
+	}
+	if s.cfg.History != nil {
+		r.GET("/v1/history", s.requireAccess, s.history)
 	}
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)

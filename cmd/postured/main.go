@@ -6,6 +6,7 @@
 //	postured serve -c postured.yaml
 //	postured check-config -c postured.yaml
 //	postured explain -c postured.yaml --serial C02XK1ZZJGH5 [--json]
+//	postured history -c postured.yaml --device-id ID [--json]
 //	postured --version
 package main
 
@@ -53,6 +54,10 @@ commands:
   explain       -c FILE --identity IDENTITY.json [device flags] [--json]
                                      which External Evaluation rule decides for this identity, and why;
                                      device flags supply the posture of its device
+  history       -c FILE --device-id ID [--json]
+                                     the device's recent score changes and their causes, read from
+                                     Redis (cache.backend: redis); with the memory backend, use
+                                     GET /v1/history?device_id=ID on the server
   keys init     -c FILE              create the External Evaluation key ring (required with key_store: redis)
   keys rotate   -c FILE              publish a new External Evaluation signing key (signs after rotation_overlap)
   keys list     -c FILE [--json]     the signing keys and their state
@@ -79,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
+	case "history":
+		err = cmdHistory(ctx, args[1:], stdout)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout)
 	case "whatif":
@@ -239,6 +246,43 @@ type fixedPosture policy.Posture
 
 func (f fixedPosture) DevicePosture(context.Context, string) (policy.Posture, bool) {
 	return policy.Posture(f), true
+}
+
+func cmdHistory(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, file := newFlags("history")
+	id := fs.String("device-id", "", "the Cloudflare device_id")
+	asJSON := fs.Bool("json", false, "print JSON (as GET /v1/history answers)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errors.New("history: --device-id is required")
+	}
+	cfg, err := loadConfig(fs, *file)
+	if err != nil {
+		return err
+	}
+	d, ok, err := app.ReadHistory(ctx, cfg, *id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("history: device %s not seen in any batch (or forgotten after history.retention)", *id)
+	}
+	if *asJSON {
+		return server.WriteHistory(stdout, d)
+	}
+	fmt.Fprintf(stdout, "device: %s\nscore:  %d (last answered %s)\n\n", d.DeviceID, d.Score, stamp(d.SeenAt))
+	if len(d.Changes) == 0 {
+		fmt.Fprintln(stdout, "no score change recorded")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tOLD\tNEW\tCAUSES")
+	for _, c := range d.Changes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", stamp(c.At), c.OldScore, c.NewScore, strings.Join(c.Causes, "; "))
+	}
+	return tw.Flush()
 }
 
 func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {

@@ -36,6 +36,7 @@ type Config struct {
 	Providers          ProviderList    `yaml:"providers"`
 	Cache              CacheConfig     `yaml:"cache"`
 	Server             ServerConfig    `yaml:"server"`
+	History            HistoryConfig   `yaml:"history"`
 	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
 	ShadowPolicies     []ShadowPolicy  `yaml:"shadow_policies,omitempty"`
 
@@ -84,6 +85,19 @@ type CacheConfig struct {
 	// RedisTLSCAFile verifies a rediss:// redis_url against this PEM CA
 	// bundle instead of the system pool (a private CA).
 	RedisTLSCAFile string `yaml:"redis_tls_ca_file,omitempty"`
+}
+
+// HistoryConfig turns on the per-device score history (GET /v1/history,
+// `postured history`), kept in the cache backend.
+type HistoryConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxChanges is how many score changes are kept per device.
+	MaxChanges int `yaml:"max_changes"`
+	// Retention forgets a device no batch has carried for this long.
+	Retention conf.Duration `yaml:"retention"`
+	// MaxBytes bounds the memory backend's history (devices are also
+	// bounded by cache.max_entries).
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // ServerConfig tunes the HTTP server.
@@ -228,6 +242,9 @@ func (c *Config) defaults() {
 	setDefault(&c.Cache.NegativeTTL, conf.Duration(time.Minute))
 	setDefault(&c.Cache.MaxEntries, 1_000_000)
 	setDefault(&c.Server.ShutdownTimeout, conf.Duration(15*time.Second))
+	setDefault(&c.History.MaxChanges, 20)
+	setDefault(&c.History.Retention, conf.Duration(30*24*time.Hour))
+	setDefault(&c.History.MaxBytes, 64<<20)
 	c.ExternalEvaluation.Defaults()
 	if k := &c.ExternalEvaluation.Keyring; k.KeyStore == keyring.StoreRedis && k.RedisURL == "" {
 		k.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
@@ -256,9 +273,32 @@ func (c *Config) validate(root *yaml.Node) []error {
 		c.validateProviders(at, names),
 		c.validateCache(at),
 		c.validateServer(at),
+		c.validateHistory(at),
 		c.validateExternalEvaluation(at, names),
 		c.validateShadowPolicies(at, names),
 	)
+}
+
+// maxHistoryChanges bounds history.max_changes: every change is kept per
+// device, in memory or in Redis.
+const maxHistoryChanges = 1000
+
+func (c *Config) validateHistory(at locator) []error {
+	h := c.History
+	if !h.Enabled {
+		return nil
+	}
+	var errs []error
+	if h.MaxChanges < 1 || h.MaxChanges > maxHistoryChanges {
+		errs = append(errs, at.errorf("history.max_changes", "must be 1..%d, got %d", maxHistoryChanges, h.MaxChanges))
+	}
+	if h.Retention <= 0 {
+		errs = append(errs, at.errorf("history.retention", "must be > 0"))
+	}
+	if h.MaxBytes < 1<<20 {
+		errs = append(errs, at.errorf("history.max_bytes", "must be >= 1048576 (1 MiB), got %d", h.MaxBytes))
+	}
+	return errs
 }
 
 // locator turns a key path and a message into an error that names the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/cache"
+	"github.com/postured/postured/history"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike"
 	"github.com/postured/postured/providers/intune"
@@ -209,6 +210,14 @@ func (a *App) Explain(ctx context.Context, d aggregate.Device) aggregate.Explana
 	return res[0].Explanation
 }
 
+// Recheck scores one device with every provider asked again, past the
+// cache (POST /v1/recheck), and says why. The refreshed lookups are cached
+// for the batches that follow.
+func (a *App) Recheck(ctx context.Context, d aggregate.Device) aggregate.Explanation {
+	res, _ := a.engine.EvaluateFresh(ctx, []aggregate.Device{d})
+	return res[0].Explanation
+}
+
 // Config is the configuration the app was built from.
 func (a *App) Config() *Config { return a.cfg }
 
@@ -254,8 +263,19 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 	closeFn := func() error { return nil }
 	observers := slices.Clone(a.observers)
 	var routes func(gin.IRouter)
+	var hist server.HistoryReader
+	if c.History.Enabled {
+		rec, closeHist, err := a.openHistory()
+		if err != nil {
+			return nil, nil, err
+		}
+		observers = append(observers, historyObserver{rec: rec, logger: a.logger.With("component", "history")})
+		hist = rec
+		closeFn = closeHist
+	}
 	if ee := c.ExternalEvaluation; ee.Enabled {
 		if keys == nil {
+			_ = closeFn()
 			return nil, nil, errors.New("external_evaluation: needs the team's Access keys: not allowed with access.insecure_skip_verify")
 		}
 		memory := server.NewPostureMemory(server.PostureMemoryConfig{
@@ -268,10 +288,12 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			Registry: a.registry,
 		})
 		if err != nil {
+			_ = closeFn()
 			return nil, nil, err
 		}
 		observers = append(observers, memory)
-		closeFn = h.Close
+		closeHist := closeFn
+		closeFn = func() error { return errors.Join(h.Close(), closeHist()) }
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
@@ -288,6 +310,8 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		MaxDevices:        c.Posture.MaxDevices,
 		Engine:            a.engine,
 		Explainer:         a,
+		History:           hist,
+		Rechecker:         a,
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
@@ -302,6 +326,88 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		return nil, nil, err
 	}
 	return srv, closeFn, nil
+}
+
+// historyPrefix namespaces the history's Redis keys.
+const historyPrefix = "postured:history:"
+
+// openHistory opens the score history in the cache backend, fed by the
+// app's providers' max_last_seen. The returned close releases the store.
+func (a *App) openHistory() (*history.Recorder, func() error, error) {
+	c, h := a.cfg, a.cfg.History
+	maxLastSeen := make(map[string]time.Duration, len(c.Providers.Configs))
+	for _, pc := range c.Providers.Configs {
+		maxLastSeen[pc.Base().Name] = time.Duration(pc.Base().MaxLastSeen)
+	}
+	var store history.Store
+	closeFn := func() error { return nil }
+	switch c.Cache.Backend {
+	case "redis":
+		r, err := newHistoryRedis(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		store, closeFn = r, r.Close
+	default:
+		m, err := history.NewMemory(history.MemoryConfig{
+			MaxDevices: c.Cache.MaxEntries, MaxBytes: h.MaxBytes, MaxChanges: h.MaxChanges, Retention: time.Duration(h.Retention),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		store = m
+	}
+	rec, err := history.New(history.Config{Store: store, MaxLastSeen: maxLastSeen})
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, err
+	}
+	return rec, closeFn, nil
+}
+
+func newHistoryRedis(c *Config) (*history.Redis, error) {
+	return history.NewRedis(history.RedisConfig{
+		URL: c.Cache.RedisURL.Reveal(), TLSCAFile: c.Cache.RedisTLSCAFile, Prefix: historyPrefix,
+		MaxChanges: c.History.MaxChanges, Retention: time.Duration(c.History.Retention),
+	})
+}
+
+// ReadHistory is one device's history as the running postured keeps it,
+// for `postured history`: read from Redis directly. With the memory backend
+// the history is inside the serving process, which another process cannot
+// read; the error says to ask the server instead.
+func ReadHistory(ctx context.Context, c *Config, deviceID string) (history.Device, bool, error) {
+	switch {
+	case !c.History.Enabled:
+		return history.Device{}, false, errors.New("history: not enabled (history.enabled: false)")
+	case c.Cache.Backend != "redis":
+		return history.Device{}, false, fmt.Errorf("history: with cache.backend: %s the history lives in the serving process; "+
+			"ask it with GET /v1/history?device_id=ID (Access JWT, like /posture)", c.Cache.Backend)
+	}
+	r, err := newHistoryRedis(c)
+	if err != nil {
+		return history.Device{}, false, err
+	}
+	defer r.Close()
+	d, ok, err := r.Device(ctx, deviceID)
+	if err != nil {
+		return history.Device{}, false, fmt.Errorf("history: read %s: %w", deviceID, err)
+	}
+	return d, ok, nil
+}
+
+// historyObserver feeds every answered batch to the history. A failed
+// write is logged here: an observer cannot fail a batch Cloudflare is
+// owed an answer for.
+type historyObserver struct {
+	rec    *history.Recorder
+	logger *slog.Logger
+}
+
+func (h historyObserver) ObserveBatch(ctx context.Context, b server.Batch) {
+	if err := h.rec.Record(ctx, b.At, b.Results); err != nil {
+		h.logger.Warn("history not recorded", "request_id", b.RequestID, "devices", len(b.Results), "error", err)
+	}
 }
 
 // postureSource lets External Evaluation rules read the posture postured

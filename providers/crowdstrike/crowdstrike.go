@@ -327,14 +327,19 @@ func hostRecord(h host) providers.Record {
 // cut off whatever its assessment, and stays so while a lift is pending),
 // then the ZTA overall score, then the unassessed default.
 func (p *Provider) score(h host, a assessment, assessed bool) (int, string) {
-	switch status := strings.ToLower(h.Status); status {
+	// The reason always names the status, so a change to it reads as
+	// "status normal -> contained" in a device's history.
+	status := strings.ToLower(h.Status)
+	switch status {
 	case "contained", "containment_pending", "lift_containment_pending":
 		return p.containedScore, "status=" + status
+	case "":
+		status = "normal"
 	}
 	if !assessed || a.Assessment.Overall == nil {
-		return p.unassessedScore, "zta=unassessed"
+		return p.unassessedScore, "status=" + status + " zta=unassessed"
 	}
-	return providers.Clamp(*a.Assessment.Overall), fmt.Sprintf("zta.overall=%d", *a.Assessment.Overall)
+	return providers.Clamp(*a.Assessment.Overall), fmt.Sprintf("status=%s zta.overall=%d", status, *a.Assessment.Overall)
 }
 
 func (p *Provider) logPartial(op string, errs []apiError) {

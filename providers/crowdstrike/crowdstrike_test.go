@@ -397,17 +397,17 @@ func TestScoring(t *testing.T) {
 		{
 			name: "defaults, ZTA 404 partial",
 			want: map[string]want{
-				aid(0): {83, "zta.overall=83"},
+				aid(0): {83, "status=normal zta.overall=83"},
 				aid(1): {0, "status=contained"},
 				aid(2): {0, "status=containment_pending"},
-				aid(3): {50, "zta=unassessed"},
+				aid(3): {50, "status=normal zta=unassessed"},
 				aid(6): {0, "status=lift_containment_pending"}, // still contained
 			},
 		},
 		{
 			name: "ZTA omits unassessed",
 			opts: func(o *crowdstrikemock.Options) { o.ZTAOmitMissing = true },
-			want: map[string]want{aid(0): {83, "zta.overall=83"}, aid(3): {50, "zta=unassessed"}},
+			want: map[string]want{aid(0): {83, "status=normal zta.overall=83"}, aid(3): {50, "status=normal zta=unassessed"}},
 		},
 		{
 			name: "overrides",
@@ -415,7 +415,7 @@ func TestScoring(t *testing.T) {
 				u, k := 20, 5
 				c.UnassessedScore, c.ContainedScore = &u, &k
 			},
-			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "zta=unassessed"}, aid(0): {83, "zta.overall=83"},
+			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "status=normal zta=unassessed"}, aid(0): {83, "status=normal zta.overall=83"},
 				aid(6): {5, "status=lift_containment_pending"}},
 		},
 	}
@@ -490,7 +490,7 @@ func TestList(t *testing.T) {
 	}
 	assessed := 0
 	for _, r := range recs {
-		if r.Reason == "zta.overall=70" {
+		if r.Reason == "status=normal zta.overall=70" {
 			assessed++
 		}
 		if len(r.Serials) != 1 || len(r.MACs) != 1 || len(r.Hostnames) != 1 || r.LastSeen.IsZero() {

@@ -163,18 +163,24 @@ func TestEndToEndVendorFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, mode := range []string{"", "sync"} {
-		name := "demo modes"
-		if mode == "sync" {
-			name = "all sync"
-		}
+	for _, mode := range []string{"", "sync", "query"} {
+		name := map[string]string{"": "demo modes", "sync": "all sync", "query": "all query"}[mode]
 		t.Run(name, func(t *testing.T) {
 			in, cfg := startDemo(t, set, mode, "info")
 			want := expectedScores(t, set, cfg)
 			waitReady(t, in)
 			before := set.Calls()
 			var mismatches []string
-			for bi, b := range set.Batches(1000 - hostileDevices) {
+			batches := set.Batches(1000 - hostileDevices)
+			if mode == "query" {
+				// Intune in query mode spends ~1500 of Graph's 2000 requests
+				// per 20 s ($batch items count one by one) on a cold batch,
+				// so a whole fleet waits for its budget by design (sync is
+				// what the README recommends for Intune); one batch shows
+				// the answers and the calls.
+				batches = batches[:1]
+			}
+			for bi, b := range batches {
 				b = append(b, hostile(set, bi, want)...)
 				start := set.Calls()
 				r := postBatch(t, in.url, token, b)
@@ -199,9 +205,9 @@ func TestEndToEndVendorFleet(t *testing.T) {
 				}
 			}
 			if len(mismatches) > 0 {
-				t.Errorf("%d of %d devices differ from the fixture, e.g.:\n%s", len(mismatches), len(want), strings.Join(mismatches[:min(10, len(mismatches))], "\n"))
+				t.Errorf("%d devices differ from the fixture, e.g.:\n%s", len(mismatches), strings.Join(mismatches[:min(10, len(mismatches))], "\n"))
 			}
-			t.Logf("total vendor calls for 5 batches: %v", diffCalls(set.Calls(), before))
+			t.Logf("total vendor calls for these batches: %v", diffCalls(set.Calls(), before))
 		})
 	}
 }

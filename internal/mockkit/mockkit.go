@@ -145,6 +145,24 @@ func (c *Counter) Total() int {
 	return n
 }
 
+// BatchItem is the endpoint name a mock counts each request inside a
+// batch envelope (Graph's $batch) under: a unit of the vendor's rate
+// budget, but no HTTP request of its own.
+const BatchItem = "batchItem"
+
+// Requests returns the HTTP requests so far: every call but batch items.
+func (c *Counter) Requests() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, v := range c.m {
+		if k != BatchItem {
+			n += v
+		}
+	}
+	return n
+}
+
 // Snapshot copies the counts.
 func (c *Counter) Snapshot() map[string]int {
 	c.mu.Lock()

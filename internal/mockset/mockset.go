@@ -247,7 +247,7 @@ func (s *Set) Batches(size int) [][]fleet.CloudflareDevice {
 func (s *Set) Calls() map[string]int {
 	out := make(map[string]int, len(s.Vendors))
 	for _, v := range s.Vendors {
-		out[v.Name] = v.Calls.Total()
+		out[v.Name] = v.Calls.Requests()
 	}
 	return out
 }

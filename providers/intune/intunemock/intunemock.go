@@ -259,7 +259,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, inBatch bool
 		return
 	}
 	if inBatch {
-		s.Calls.Inc("batchItem")
+		s.Calls.Inc(mockkit.BatchItem)
 	} else {
 		s.Calls.Inc(endpoint)
 	}

@@ -18,6 +18,26 @@ type Explanation struct {
 	// Decision says how the final score was reached.
 	Decision  string           `json:"decision"`
 	Providers []ProviderDetail `json:"providers"`
+	// Adjustments are what changed the folded score afterwards (package
+	// adjust: an override, hysteresis), in the order applied; Score is
+	// the final score.
+	Adjustments []Adjustment `json:"adjustments,omitempty"`
+}
+
+// Adjustment is one change to a device's folded score, or a note on why
+// one did not apply (From == To).
+type Adjustment struct {
+	Kind string `json:"kind"` // "override" or "hysteresis"
+	From int    `json:"from"`
+	To   int    `json:"to"`
+	Note string `json:"note"`
+}
+
+// Adjust sets the device's final score to a.To and records why.
+func (r *Result) Adjust(a Adjustment) {
+	r.Score = a.To
+	r.Explanation.Score = a.To
+	r.Explanation.Adjustments = append(r.Explanation.Adjustments, a)
 }
 
 // Outcome is how one provider fared for one device.
@@ -55,6 +75,8 @@ type ProviderDetail struct {
 	Tried   string `json:"tried,omitempty"`
 	Error   string `json:"error,omitempty"`
 	Note    string `json:"note,omitempty"`
+	// Contained: the matched record is a network-contained host.
+	Contained bool `json:"contained,omitempty"`
 }
 
 // fold combines one device's per-provider outcomes into its result.
@@ -149,7 +171,7 @@ func describeMatch(d *ProviderDetail, s *source, o outcome, now time.Time, notes
 		notes = append(notes, "vendor lookup failed; using cached record (on_error: stale)")
 	}
 	d.MatchedOn, d.MatchedValue, d.Candidates = o.kind.String(), o.value, o.candidates
-	d.RecordID, d.LastSeen, d.Reason = o.rec.ID, o.rec.LastSeen, o.rec.Reason
+	d.RecordID, d.LastSeen, d.Reason, d.Contained = o.rec.ID, o.rec.LastSeen, o.rec.Reason, o.rec.Contained
 	d.Score = providers.Clamp(o.rec.Score)
 	d.Counted = true
 	if o.candidates > 1 {

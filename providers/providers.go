@@ -81,6 +81,10 @@ type Record struct {
 	// Reason says what the score was derived from, e.g.
 	// "complianceState=compliant". It reaches explanations, never Cloudflare.
 	Reason string
+	// Contained is set by an EDR whose host is network-contained (a
+	// CrowdStrike status of contained or containment pending): the drop of
+	// such a device is never delayed by hysteresis.
+	Contained bool `json:",omitempty"`
 }
 
 // Normalize rewrites the identifiers in place to their normalised form and

@@ -304,7 +304,18 @@ func (p *Provider) records(ctx context.Context, hosts []host) ([]providers.Recor
 func (p *Provider) record(h host, a assessment, assessed bool) providers.Record {
 	rec := hostRecord(h)
 	rec.Score, rec.Reason = p.score(h, a, assessed)
+	rec.Contained = contained(h.Status)
 	return rec
+}
+
+// contained reports whether a Falcon host status means the host is, or is
+// about to be, network-contained.
+func contained(status string) bool {
+	switch strings.ToLower(status) {
+	case "contained", "containment_pending", "lift_containment_pending":
+		return true
+	}
+	return false
 }
 
 // hostRecord is the host's identity: id, normalised identifiers, last seen.
@@ -330,10 +341,10 @@ func (p *Provider) score(h host, a assessment, assessed bool) (int, string) {
 	// The reason always names the status, so a change to it reads as
 	// "status normal -> contained" in a device's history.
 	status := strings.ToLower(h.Status)
-	switch status {
-	case "contained", "containment_pending", "lift_containment_pending":
+	switch {
+	case contained(status):
 		return p.containedScore, "status=" + status
-	case "":
+	case status == "":
 		status = "normal"
 	}
 	if !assessed || a.Assessment.Overall == nil {

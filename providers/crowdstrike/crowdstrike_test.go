@@ -385,8 +385,9 @@ func TestLookupKinds(t *testing.T) {
 
 func TestScoring(t *testing.T) {
 	type want struct {
-		score  int
-		reason string
+		score     int
+		reason    string
+		contained bool // hysteresis never delays these
 	}
 	tests := []struct {
 		name  string
@@ -397,17 +398,17 @@ func TestScoring(t *testing.T) {
 		{
 			name: "defaults, ZTA 404 partial",
 			want: map[string]want{
-				aid(0): {83, "status=normal zta.overall=83"},
-				aid(1): {0, "status=contained"},
-				aid(2): {0, "status=containment_pending"},
-				aid(3): {50, "status=normal zta=unassessed"},
-				aid(6): {0, "status=lift_containment_pending"}, // still contained
+				aid(0): {83, "status=normal zta.overall=83", false},
+				aid(1): {0, "status=contained", true},
+				aid(2): {0, "status=containment_pending", true},
+				aid(3): {50, "status=normal zta=unassessed", false},
+				aid(6): {0, "status=lift_containment_pending", true}, // still contained
 			},
 		},
 		{
 			name: "ZTA omits unassessed",
 			opts: func(o *crowdstrikemock.Options) { o.ZTAOmitMissing = true },
-			want: map[string]want{aid(0): {83, "status=normal zta.overall=83"}, aid(3): {50, "status=normal zta=unassessed"}},
+			want: map[string]want{aid(0): {83, "status=normal zta.overall=83", false}, aid(3): {50, "status=normal zta=unassessed", false}},
 		},
 		{
 			name: "overrides",
@@ -415,8 +416,8 @@ func TestScoring(t *testing.T) {
 				u, k := 20, 5
 				c.UnassessedScore, c.ContainedScore = &u, &k
 			},
-			want: map[string]want{aid(1): {5, "status=contained"}, aid(3): {20, "status=normal zta=unassessed"}, aid(0): {83, "status=normal zta.overall=83"},
-				aid(6): {5, "status=lift_containment_pending"}},
+			want: map[string]want{aid(1): {5, "status=contained", true}, aid(3): {20, "status=normal zta=unassessed", false}, aid(0): {83, "status=normal zta.overall=83", false},
+				aid(6): {5, "status=lift_containment_pending", true}},
 		},
 	}
 	for _, tc := range tests {
@@ -434,7 +435,7 @@ func TestScoring(t *testing.T) {
 			}
 			got := map[string]want{}
 			for _, r := range recs {
-				got[r.ID] = want{r.Score, r.Reason}
+				got[r.ID] = want{r.Score, r.Reason, r.Contained}
 			}
 			for id, w := range tc.want {
 				if got[id] != w {

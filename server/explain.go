@@ -37,14 +37,15 @@ func WriteExplanation(w io.Writer, ex aggregate.Explanation) error {
 // explain answers GET /v1/explain?serial=&mac=&hostname=&email=: the help
 // desk's "why was this laptop blocked?" without a shell on the host. It
 // scores live and never feeds the posture memory: an explanation is not
-// posture Cloudflare reported.
+// posture Cloudflare reported. device_id= (optional) reads the device's
+// hysteresis state and device_id overrides, without advancing the state.
 func (s *Server) explain(c *gin.Context) {
 	q := c.Request.URL.Query()
 	var d aggregate.Device
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{"serial", &d.Serial}, {"mac", &d.MAC}, {"hostname", &d.Hostname}, {"email", &d.Email}} {
+	}{{"serial", &d.Serial}, {"mac", &d.MAC}, {"hostname", &d.Hostname}, {"email", &d.Email}, {"device_id", &d.ID}} {
 		v := q.Get(p.name)
 		if len(v) > maxIdentifierBytes {
 			fail(c, http.StatusBadRequest, fmt.Sprintf("%s: longer than %d bytes", p.name, maxIdentifierBytes))

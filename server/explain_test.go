@@ -36,7 +36,9 @@ func TestExplainInput(t *testing.T) {
 	}{
 		{"no identifier", "GET", "", 400, errorBody("give at least one of serial, mac, hostname, email"), aggregate.Device{}},
 		{"only empty identifiers", "GET", "serial=&email=", 400, errorBody("give at least one of serial, mac, hostname, email"), aggregate.Device{}},
-		{"unknown parameter only", "GET", "device_id=x", 400, errorBody("give at least one of serial, mac, hostname, email"), aggregate.Device{}},
+		{"device_id alone", "GET", "device_id=x", 400, errorBody("give at least one of serial, mac, hostname, email"), aggregate.Device{}},
+		{"device_id too long", "GET", "serial=S1&device_id=" + long, 400, errorBody("device_id: longer than 256 bytes"), aggregate.Device{}},
+		{"device_id reaches the explainer", "GET", "serial=S1&device_id=dev-1", 200, "", aggregate.Device{ID: "dev-1", Serial: "S1"}},
 		{"serial too long", "GET", "serial=" + long, 400, errorBody("serial: longer than 256 bytes"), aggregate.Device{}},
 		{"email too long beside a good serial", "GET", "serial=S1&email=" + long, 400, errorBody("email: longer than 256 bytes"), aggregate.Device{}},
 		{"mac too long", "GET", "mac=" + long, 400, errorBody("mac: longer than 256 bytes"), aggregate.Device{}},

@@ -49,8 +49,8 @@ commands:
   serve         -c FILE              run the service
   check-config  -c FILE              validate FILE and print the effective config (secrets redacted);
                                      warnings (valid, but probably a mistake) go to stderr
-  explain       -c FILE --serial S | --mac M | --hostname H | --email E [--json]
-                                     score one device with the real providers and say why
+  explain       -c FILE --serial S | --mac M | --hostname H | --email E [--device-id ID] [--json]
+                                     score one device with the real providers, overrides and hysteresis, and say why
   explain       -c FILE --identity IDENTITY.json [device flags] [--json]
                                      which External Evaluation rule decides for this identity, and why;
                                      device flags supply the posture of its device
@@ -180,6 +180,7 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&d.MAC, "mac", "", "MAC address")
 	fs.StringVar(&d.Hostname, "hostname", "", "hostname")
 	fs.StringVar(&d.Email, "email", "", "user email")
+	fs.StringVar(&d.ID, "device-id", "", "Cloudflare device_id: read its hysteresis state and device_id overrides (optional)")
 	identity := fs.String("identity", "", "External Evaluation: the identity JSON (get-identity or a token payload)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/postured/postured/adjust"
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/conf"
 	"github.com/postured/postured/internal/redisopt"
@@ -39,6 +40,11 @@ type Config struct {
 	History            HistoryConfig   `yaml:"history"`
 	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
 	ShadowPolicies     []ShadowPolicy  `yaml:"shadow_policies,omitempty"`
+	// Overrides are time-boxed exceptions to devices' scores.
+	Overrides []adjust.Spec `yaml:"overrides,omitempty"`
+
+	// overrides are Overrides parsed; validate fills them.
+	overrides []adjust.Override
 
 	// warnings are what Parse found valid but probably a mistake.
 	warnings []error
@@ -72,6 +78,9 @@ type PostureConfig struct {
 	Deadline       conf.Duration `yaml:"deadline"`
 	UnmatchedScore int           `yaml:"unmatched_score"`
 	S2SIDFrom      []string      `yaml:"s2s_id_from,omitempty"`
+	// Hysteresis, if set, holds a falling device's last good score (package
+	// adjust).
+	Hysteresis *adjust.HysteresisConfig `yaml:"hysteresis,omitempty"`
 }
 
 // CacheConfig selects and tunes the lookup cache.
@@ -190,6 +199,11 @@ func (c *Config) warn(root *yaml.Node) []error {
 			"is empty while external_evaluation is enabled: /posture accepts any service token of the team (user tokens are refused), "+
 				"and what a batch carries decides logins; list the posture integration's client id"))
 	}
+	for i, o := range c.overrides {
+		if o.Expired(time.Now()) {
+			warns = append(warns, at.errorf(fmt.Sprintf("overrides[%d].until", i), "%s is in the past: the override no longer applies; remove it", o.Until.Format(time.RFC3339)))
+		}
+	}
 	err := evaluate.LocateErrors(c.ExternalEvaluation.Warnings(), conf.Lookup(root, "external_evaluation"), "external_evaluation.")
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		warns = append(warns, j.Unwrap()...)
@@ -276,8 +290,47 @@ func (c *Config) validate(root *yaml.Node) []error {
 		c.validateHistory(at),
 		c.validateExternalEvaluation(at, names),
 		c.validateShadowPolicies(at, names),
+		c.validateAdjust(at),
 	)
 }
+
+// validateAdjust checks posture.hysteresis and overrides, and keeps the
+// parsed overrides.
+func (c *Config) validateAdjust(at locator) []error {
+	var errs []error
+	located := func(base string, probs []adjust.Problem) {
+		for _, p := range probs {
+			path := base
+			if p.Field != "" {
+				path += "." + p.Field
+			}
+			errs = append(errs, at.errorf(path, "%s", p.Msg))
+		}
+	}
+	if h := c.Posture.Hysteresis; h != nil {
+		located("posture.hysteresis", h.Problems())
+	}
+	c.overrides = nil
+	seen := make(map[string]int, len(c.Overrides))
+	for i, s := range c.Overrides {
+		path := fmt.Sprintf("overrides[%d]", i)
+		o, probs := s.Parse()
+		if len(probs) > 0 {
+			located(path, probs)
+			continue
+		}
+		if j, dup := seen[o.Key()]; dup {
+			errs = append(errs, at.errorf(path, "%s %q already has an override: overrides[%d] (line %d)", o.Kind, o.Value, j, conf.Line(at.root, fmt.Sprintf("overrides[%d]", j))))
+			continue
+		}
+		seen[o.Key()] = i
+		c.overrides = append(c.overrides, o)
+	}
+	return errs
+}
+
+// ParsedOverrides are the config file's overrides, validated.
+func (c *Config) ParsedOverrides() []adjust.Override { return c.overrides }
 
 // maxHistoryChanges bounds history.max_changes: every change is kept per
 // device, in memory or in Redis.

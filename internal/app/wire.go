@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/postured/postured/adjust"
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/cache"
 	"github.com/postured/postured/history"
@@ -78,8 +79,14 @@ func synced[C providers.Config, L aggregate.Lister](newFn func(C, providers.Deps
 
 // App is a fully wired postured.
 type App struct {
-	cfg      *Config
-	engine   *aggregate.Engine
+	cfg    *Config
+	engine *aggregate.Engine
+	// adj applies overrides and hysteresis after the fold. posture is
+	// engine with them, advancing the hysteresis state: what /posture
+	// answers. reader is the same without advancing: explanations,
+	// rechecks and External Evaluation's recomputations.
+	adj             *adjust.Adjuster
+	posture, reader *adjust.Engine
 	runners  []aggregate.Runner
 	syncers  []*aggregate.Syncer
 	statuses map[string]aggregate.StatusReporter
@@ -171,7 +178,63 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	if err := a.buildWhatIf(); err != nil {
 		return nil, err
 	}
+	if a.adj, err = newAdjuster(cfg, logger); err != nil {
+		return nil, err
+	}
+	a.posture, a.reader = a.adj.Engine(a.engine, true), a.adj.Engine(a.engine, false)
 	return a, nil
+}
+
+// Redis keys of package adjust's state, beside the cache's
+// postured:lookup: and the key ring's postured:ee:.
+const (
+	RedisOverridesKey = "postured:overrides"
+	redisStatePrefix  = "postured:hysteresis:"
+)
+
+// newAdjuster builds the overrides and hysteresis stage on the cache
+// backend: with Redis, runtime overrides and hysteresis state are shared
+// by every replica; in memory, the state is bounded by cache.max_entries
+// and only the config file's overrides exist.
+func newAdjuster(cfg *Config, logger *slog.Logger) (*adjust.Adjuster, error) {
+	ac := adjust.Config{Overrides: cfg.ParsedOverrides(), Hysteresis: cfg.Posture.Hysteresis, Logger: logger.With("component", "adjust")}
+	c := cfg.Cache
+	if c.Backend == "redis" {
+		rt, err := RuntimeOverrides(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ac.Runtime = rt
+	}
+	if ac.Hysteresis != nil {
+		switch c.Backend {
+		case "redis":
+			st, err := cache.NewRedis[adjust.State](cache.RedisConfig{URL: c.RedisURL.Reveal(), TLSCAFile: c.RedisTLSCAFile, Prefix: redisStatePrefix})
+			if err != nil {
+				return nil, fmt.Errorf("posture.hysteresis: %w", err)
+			}
+			ac.States = st
+		default:
+			st, err := cache.NewMemory[adjust.State](cache.MemoryConfig{MaxEntries: c.MaxEntries, Cleanup: time.Minute})
+			if err != nil {
+				return nil, fmt.Errorf("posture.hysteresis: %w", err)
+			}
+			ac.States = st
+		}
+	}
+	return adjust.New(ac)
+}
+
+// RuntimeOverrides opens the overrides `postured override add` writes.
+// They live in the Redis of cache.redis_url; with the memory backend a
+// command cannot reach a running postured, and the error says to use the
+// config file.
+func RuntimeOverrides(cfg *Config) (*adjust.RedisOverrides, error) {
+	if cfg.Cache.Backend != "redis" {
+		return nil, fmt.Errorf("overrides: cache.backend is %s: a running postured keeps its state in its own memory, which this command cannot reach; "+
+			"add the override to overrides: in the config file (and restart), or use cache.backend: redis", cfg.Cache.Backend)
+	}
+	return adjust.NewRedisOverrides(adjust.RedisConfig{URL: cfg.Cache.RedisURL.Reveal(), TLSCAFile: cfg.Cache.RedisTLSCAFile, Key: RedisOverridesKey})
 }
 
 // keyRingStatus names the External Evaluation key ring in /readyz.
@@ -201,20 +264,28 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 // Engine is the app's aggregation engine.
 func (a *App) Engine() *aggregate.Engine { return a.engine }
 
-// Explain scores one device with the app's providers and says why: what
-// `postured explain` prints and GET /v1/explain answers, so the two cannot
-// disagree. d.ID is ignored; the explanation names the device "explain".
+// Explain scores one device with the app's providers, overrides and
+// hysteresis, and says why: what `postured explain` prints and GET
+// /v1/explain answers, so the two cannot disagree. d.ID, Cloudflare's
+// device_id, is optional: with it, the device's hysteresis state and
+// device_id overrides are read (never advanced); without it the
+// explanation names the device "explain".
 func (a *App) Explain(ctx context.Context, d aggregate.Device) aggregate.Explanation {
-	d.ID = "explain"
-	res, _ := a.engine.Evaluate(ctx, []aggregate.Device{d})
-	return res[0].Explanation
+	res, _ := a.reader.Evaluate(ctx, []aggregate.Device{d})
+	ex := res[0].Explanation
+	if ex.DeviceID == "" {
+		ex.DeviceID = "explain"
+	}
+	return ex
 }
 
 // Recheck scores one device with every provider asked again, past the
 // cache (POST /v1/recheck), and says why. The refreshed lookups are cached
 // for the batches that follow.
 func (a *App) Recheck(ctx context.Context, d aggregate.Device) aggregate.Explanation {
-	res, _ := a.engine.EvaluateFresh(ctx, []aggregate.Device{d})
+	devices := []aggregate.Device{d}
+	res, _ := a.engine.EvaluateFresh(ctx, devices)
+	a.adj.Apply(ctx, devices, res, false) // the final score, as explain shows it
 	return res[0].Explanation
 }
 
@@ -279,7 +350,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			return nil, nil, errors.New("external_evaluation: needs the team's Access keys: not allowed with access.insecure_skip_verify")
 		}
 		memory := server.NewPostureMemory(server.PostureMemoryConfig{
-			Engine: a.engine, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
+			Engine: a.reader, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
 			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
 		})
 		h, err := evaluate.New(ctx, evaluate.Options{
@@ -308,7 +379,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		// user of the app must not post posture (item 3 of issue 10).
 		ServiceTokensOnly: c.ExternalEvaluation.Enabled,
 		MaxDevices:        c.Posture.MaxDevices,
-		Engine:            a.engine,
+		Engine:            a.posture,
 		Explainer:         a,
 		History:           hist,
 		Rechecker:         a,

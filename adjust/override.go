@@ -75,34 +75,7 @@ type Problem struct {
 func (s Spec) Parse() (Override, []Problem) {
 	var o Override
 	var probs []Problem
-	var kinds []string
-	for _, sel := range []struct {
-		kind, value string
-		norm        func(string) (string, bool)
-		what        string
-	}{
-		{KindSerial, s.Serial, providers.NormalizeSerial, "a usable serial (blank, a placeholder or over 256 bytes)"},
-		{KindDeviceID, s.DeviceID, normalizeDeviceID, "a device id (blank or over 256 bytes)"},
-		{KindEmail, s.Email, providers.NormalizeEmail, "an email address"},
-	} {
-		if sel.value == "" {
-			continue
-		}
-		kinds = append(kinds, sel.kind)
-		v, ok := sel.norm(sel.value)
-		if !ok {
-			probs = append(probs, Problem{sel.kind, fmt.Sprintf("%q is not %s", sel.value, sel.what)})
-			continue
-		}
-		o.Kind, o.Value = sel.kind, v
-	}
-	if len(kinds) != 1 {
-		msg := "needs exactly one of serial, device_id, email"
-		if len(kinds) > 1 {
-			msg += ", got " + strings.Join(kinds, " and ")
-		}
-		probs = append(probs, Problem{"", msg})
-	}
+	o.Kind, o.Value, probs = s.selector()
 	switch {
 	case s.Score == nil:
 		probs = append(probs, Problem{"score", "is required (0..100)"})
@@ -125,6 +98,50 @@ func (s Spec) Parse() (Override, []Problem) {
 		return Override{}, probs
 	}
 	return o, nil
+}
+
+// selector is the spec's one selector, normalised.
+func (s Spec) selector() (kind, value string, probs []Problem) {
+	var kinds []string
+	for _, sel := range []struct {
+		kind, value string
+		norm        func(string) (string, bool)
+		what        string
+	}{
+		{KindSerial, s.Serial, providers.NormalizeSerial, "a usable serial (blank, a placeholder or over 256 bytes)"},
+		{KindDeviceID, s.DeviceID, normalizeDeviceID, "a device id (blank or over 256 bytes)"},
+		{KindEmail, s.Email, providers.NormalizeEmail, "an email address"},
+	} {
+		if sel.value == "" {
+			continue
+		}
+		kinds = append(kinds, sel.kind)
+		v, ok := sel.norm(sel.value)
+		if !ok {
+			probs = append(probs, Problem{sel.kind, fmt.Sprintf("%q is not %s", sel.value, sel.what)})
+			continue
+		}
+		kind, value = sel.kind, v
+	}
+	if len(kinds) != 1 {
+		msg := "needs exactly one of serial, device_id, email"
+		if len(kinds) > 1 {
+			msg += ", got " + strings.Join(kinds, " and ")
+		}
+		probs = append(probs, Problem{"", msg})
+	}
+	return kind, value, probs
+}
+
+// SelectorKey is the Key of the override the spec's selector names (its
+// other fields are ignored): what `override remove` deletes.
+func (s Spec) SelectorKey() (string, error) {
+	kind, value, probs := s.selector()
+	if len(probs) > 0 {
+		p := probs[0]
+		return "", fmt.Errorf("%s", strings.TrimSpace(p.Field+" "+p.Msg))
+	}
+	return kind + ":" + value, nil
 }
 
 // normalizeDeviceID accepts what the posture endpoint accepts as a

@@ -64,6 +64,12 @@ commands:
   whatif        -c FILE --proposed NEW.yaml [--thresholds 50,70,80] [--window 1h] [--json]
                                      how many devices of the last polling cycle NEW.yaml would move across
                                      each threshold, asked of the running postured (admin_listen); no vendor calls
+  override add  -c FILE --serial S | --device-id ID | --email E --score N --until TIME --reason TEXT
+                                     a time-boxed exception to a device's score, kept in Redis (cache.backend: redis;
+                                     with memory, use overrides: in the config file)
+  override list -c FILE [--json]     the config file's and Redis's overrides, expired ones marked
+  override remove -c FILE --serial S | --device-id ID | --email E
+                                     delete an override added with override add
   audit verify  [--head HASH] FILE...
                                      check the audit log's hash chain across FILEs, oldest first
   healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
@@ -92,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdWhatIf(ctx, args[1:], stdout)
 	case "audit":
 		err = cmdAudit(ctx, args[1:], stdout)
+	case "override":
+		err = cmdOverride(ctx, args[1:], stdout, time.Now)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:])
 	case "version", "--version", "-version":

@@ -87,11 +87,11 @@ type App struct {
 	// rechecks and External Evaluation's recomputations.
 	adj             *adjust.Adjuster
 	posture, reader *adjust.Engine
-	runners  []aggregate.Runner
-	syncers  []*aggregate.Syncer
-	statuses map[string]aggregate.StatusReporter
-	logger   *slog.Logger
-	registry *prometheus.Registry
+	runners         []aggregate.Runner
+	syncers         []*aggregate.Syncer
+	statuses        map[string]aggregate.StatusReporter
+	logger          *slog.Logger
+	registry        *prometheus.Registry
 	// keys is the team's Access key set NewServer built; nil with
 	// insecure_skip_verify.
 	keys *access.KeySet

@@ -352,7 +352,11 @@ func printExplanation(w io.Writer, ex aggregate.Explanation) error {
 	if ex.S2SIDFrom != "" {
 		fmt.Fprintf(w, " (from %s)", ex.S2SIDFrom)
 	}
-	fmt.Fprintf(w, "\ndecision: %s\n\n", ex.Decision)
+	fmt.Fprintf(w, "\ndecision: %s\n", ex.Decision)
+	for _, a := range ex.Adjustments {
+		fmt.Fprintf(w, "adjusted: %s %d -> %d: %s\n", a.Kind, a.From, a.To, a.Note)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tWEIGHT\tOUTCOME\tMATCHED ON\tRECORD\tSCORE\tCOUNTED\tREASON\tNOTE")
 	for _, p := range ex.Providers {

@@ -181,6 +181,12 @@ func TestOverrideCLI(t *testing.T) {
 		t.Errorf("after add: score %d, adjustments %+v", ex.Score, ex.Adjustments)
 	}
 
+	var text, errText bytes.Buffer
+	if code := run(context.Background(), []string{"explain", "-c", p, "--serial", "S1"}, &text, &errText); code != 0 ||
+		!strings.Contains(text.String(), "\nadjusted: override 20 -> 100: runtime override on serial until "+future+": loaner, ticket 123\n") {
+		t.Errorf("explain: exit %d\n%s%s", code, text.String(), errText.String())
+	}
+
 	code, out, errb := cli(t, "list", "-c", p, "--json")
 	var listed []struct {
 		Source, Kind, Value, Reason string

@@ -208,3 +208,46 @@ func TestOverrideCLI(t *testing.T) {
 		t.Errorf("after remove: score %d, adjustments %+v", ex.Score, ex.Adjustments)
 	}
 }
+
+// TestExternalEvaluationSeesOverrides: External Evaluation decides on the
+// final score, override included, both from the batch it remembers and
+// when it recomputes a stale one (cache.ttl 1ns: always).
+func TestExternalEvaluationSeesOverrides(t *testing.T) {
+	dir := t.TempDir()
+	writeInventory(t, dir, 100) // asset-7 scores 7
+	until := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	cfgText := strings.ReplaceAll(e2eConfig, "%DIR%", dir) + `
+external_evaluation:
+  enabled: true
+  key_file: "%DIR%/ee-key.pem"
+  rules:
+    - {name: healthy, action: allow, when: {score: {min: 50}}}
+overrides:
+  - {device_id: cf-7, score: 90, until: "` + until + `", reason: "loaner, ticket 123"}
+`
+	for _, tc := range []struct {
+		name, cache string
+	}{{"remembered", ""}, {"recomputed", "cache: {ttl: 1ns}\n"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := startPostured(t, cfgText+tc.cache)
+			token, _ := in.issuer.AppToken(testAUD, time.Minute)
+			if code, b := in.post(t, "/posture", token, batch(0, 10, nil)); code != 200 || !strings.Contains(string(b), `"cf-7":{"s2s_id":"asset-7","score":90}`) {
+				t.Fatalf("posture batch: %d %s", code, b)
+			}
+			for _, dev := range []struct {
+				id    string
+				allow bool
+			}{{"cf-7", true}, {"cf-8", false}} {
+				nonce := "nonce-" + dev.id
+				code, b := evaluateToken(t, in, map[string]any{"nonce": nonce, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
+					"identity": map[string]any{"email": "jdoe@example.com", "device_id": dev.id}})
+				if code != 200 {
+					t.Fatalf("%s: status %d: %s", dev.id, code, b)
+				}
+				if got := verifyAsAccess(t, in, b, nonce); got != dev.allow {
+					t.Errorf("%s: success = %v, want %v", dev.id, got, dev.allow)
+				}
+			}
+		})
+	}
+}

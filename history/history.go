@@ -101,10 +101,21 @@ func (r *Recorder) Device(ctx context.Context, deviceID string) (Device, bool, e
 	return d, ok, nil
 }
 
+// decision is the fold's decision and what adjusted the folded score (an
+// override, hysteresis: package adjust), so that a change no provider
+// field explains is put down to them.
+func decision(ex *aggregate.Explanation) string {
+	d := ex.Decision
+	for _, a := range ex.Adjustments {
+		d += "; " + a.Kind + ": " + a.Note
+	}
+	return d
+}
+
 // state is the compact form of one result.
 func (r *Recorder) state(at time.Time, res *aggregate.Result) State {
 	ex := &res.Explanation
-	st := State{Score: res.Score, Decision: clip(ex.Decision, maxFieldBytes), Providers: make([]ProviderState, len(ex.Providers))}
+	st := State{Score: res.Score, Decision: clip(decision(ex), maxFieldBytes), Providers: make([]ProviderState, len(ex.Providers))}
 	for i, p := range ex.Providers {
 		ps := ProviderState{
 			Name: clip(p.Provider, maxFieldBytes), Outcome: string(p.Outcome), Score: p.Score,

@@ -14,9 +14,9 @@ import (
 )
 
 // TestAdjustmentsWired runs the real app with hysteresis and a config
-// override: /posture, /v1/explain and App.Explain see the same final
-// score, explanations say what adjusted it, and only /posture batches
-// advance the hysteresis state.
+// override: /posture, /v1/explain, /v1/recheck and App.Explain see the same final
+// score, explanations (and rechecks) say what adjusted it, and only
+// /posture batches advance the hysteresis state.
 func TestAdjustmentsWired(t *testing.T) {
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "inventory.yaml")
@@ -108,7 +108,17 @@ overrides:
 		t.Errorf("App.Explain %+v differs from /v1/explain %+v", cli, ex)
 	}
 
-	// Two explanations did not count as low evaluations: the batch holds.
+	// A recheck answers the final score too, and does not advance the state.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/recheck", strings.NewReader(`{"device_id":"cf-1","serial_number":"SER1"}`)))
+	var rechecked aggregate.Explanation
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &rechecked) != nil {
+		t.Fatalf("recheck: %d %s", w.Code, w.Body)
+	}
+	wantAdjusted(t, rechecked, 90, "hysteresis", "low evaluation 1 of hold_evaluations 2")
+
+	// Two explanations and a recheck did not count as low evaluations: the
+	// batch holds.
 	if got := posture(t); got["cf-1"] != 90 {
 		t.Fatalf("first low batch: cf-1 %d, want 90 held", got["cf-1"])
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/postured/postured/internal/redisopt"
 )
 
-// MaxRuntimeOverrides bounds the overrides kept in Redis: every
+// DefaultMaxRuntimeOverrides bounds the overrides kept in Redis: every
 // evaluation reads them all.
-const MaxRuntimeOverrides = 10000
+const DefaultMaxRuntimeOverrides = 10000
 
 // RedisOverrides keeps the overrides `postured override add` writes, in one
 // Redis hash (field: the override's Key) that every replica reads once
@@ -26,6 +26,7 @@ const MaxRuntimeOverrides = 10000
 type RedisOverrides struct {
 	c   *redis.Client
 	key string
+	max int
 	now func() time.Time
 }
 
@@ -37,6 +38,9 @@ type RedisConfig struct {
 	TLSCAFile string
 	// Key is the hash's name.
 	Key string
+	// Max is the most overrides in force Add allows; 0 means
+	// DefaultMaxRuntimeOverrides.
+	Max int
 	// Now is the clock that decides what Add prunes; nil means time.Now.
 	Now func() time.Time
 }
@@ -55,7 +59,10 @@ func NewRedisOverrides(cfg RedisConfig) (*RedisOverrides, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &RedisOverrides{c: redis.NewClient(opts), key: cfg.Key, now: cfg.Now}, nil
+	if cfg.Max <= 0 {
+		cfg.Max = DefaultMaxRuntimeOverrides
+	}
+	return &RedisOverrides{c: redis.NewClient(opts), key: cfg.Key, max: cfg.Max, now: cfg.Now}, nil
 }
 
 // List returns every stored override, expired ones included, ordered by
@@ -81,7 +88,7 @@ func (r *RedisOverrides) List(ctx context.Context) ([]Override, error) {
 
 // Add stores o, replacing an override for the same key, and deletes the
 // expired ones. It refuses an override already expired, and a new one
-// beyond MaxRuntimeOverrides.
+// beyond Max.
 func (r *RedisOverrides) Add(ctx context.Context, o Override) error {
 	now := r.now()
 	if o.Expired(now) {
@@ -101,7 +108,7 @@ func (r *RedisOverrides) Add(ctx context.Context, o Override) error {
 			live++
 		}
 	}
-	if live >= MaxRuntimeOverrides {
+	if live >= r.max {
 		return fmt.Errorf("overrides: add: %d overrides in force, the most allowed; remove some first", live)
 	}
 	o.Added = now.UTC()

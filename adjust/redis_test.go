@@ -67,7 +67,7 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 func TestRedisOverrides(t *testing.T) {
 	srv := redistest.StartTLS(t, "postured:*")
 	clk := newClock()
-	rt, err := NewRedisOverrides(RedisConfig{URL: srv.URL, TLSCAFile: srv.CAFile, Key: "postured:overrides", Now: clk.Now})
+	rt, err := NewRedisOverrides(RedisConfig{URL: srv.URL, TLSCAFile: srv.CAFile, Key: "postured:overrides", Max: 2, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +118,14 @@ func TestRedisOverrides(t *testing.T) {
 	}
 	if ks := keys(); len(ks) != 2 || ks[0] != "device_id:dev-1" || ks[1] != "email:a@example.com" {
 		t.Errorf("after pruning: %v", ks)
+	}
+	// Two in force, the most allowed: a third is refused, replacing one is not.
+	if err := rt.Add(ctx, Override{Kind: KindSerial, Value: "S3", Score: 1, Until: clk.Now().Add(time.Hour), Reason: "r"}); err == nil ||
+		err.Error() != "overrides: add: 2 overrides in force, the most allowed; remove some first" {
+		t.Errorf("third override: %v", err)
+	}
+	if err := rt.Add(ctx, Override{Kind: KindDeviceID, Value: "dev-1", Score: 5, Until: clk.Now().Add(time.Hour), Reason: "lost, score 5"}); err != nil {
+		t.Errorf("replacing one at the bound: %v", err)
 	}
 	for _, tc := range []struct {
 		key   string

@@ -153,6 +153,13 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 		}
 		sources = append(sources, sourceFor(base, p, miss))
 	}
+	names := make([]string, 0, len(cfg.Providers.Configs))
+	for _, pc := range cfg.Providers.Configs {
+		names = append(names, pc.Base().Name)
+	}
+	if err := a.registry.Register(newStatusCollector(names, a.statuses)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	a.engine, err = aggregate.New(aggregate.Config{
 		Sources:        sources,
 		Deadline:       time.Duration(cfg.Posture.Deadline),

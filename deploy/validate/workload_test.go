@@ -149,8 +149,6 @@ type workload struct {
 	deployment appsv1.Deployment
 	container  corev1.Container
 	config     *app.Config
-	// configNode is postured.yaml as written, before expansion.
-	configNode *yaml.Node
 	// env is the container's environment: plain values, and a marker for
 	// each variable read from a Secret.
 	env map[string]envVar
@@ -223,6 +221,18 @@ func checkWorkload(t *testing.T, what string, o objects) workload {
 	if len(c.EnvFrom) > 0 {
 		t.Errorf("%s: envFrom %v: name every variable, so the config's ${NAME}s can be checked", what, c.EnvFrom)
 	}
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(data), &root); err != nil {
+		t.Fatalf("%s: postured.yaml: %v", what, err)
+	}
+	// A Redis URL read from a Secret stands in as one.
+	walkMappings(&root, func(key, val *yaml.Node) {
+		if m := wholeVar.FindStringSubmatch(val.Value); key.Value == "redis_url" && m != nil && w.env[m[1]].fromSecret != nil {
+			e := w.env[m[1]]
+			e.value = "redis://postured:secret@redis.invalid:6379/0"
+			w.env[m[1]] = e
+		}
+	})
 	getenv := func(k string) (string, bool) { v, ok := w.env[k]; return v.value, ok }
 	w.config, err = app.Parse([]byte(data), app.Registry(), getenv)
 	if err != nil {
@@ -231,11 +241,6 @@ func checkWorkload(t *testing.T, what string, o objects) workload {
 	for _, warn := range w.config.Warnings() {
 		t.Errorf("%s: postured.yaml: check-config warns: %v", what, warn)
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal([]byte(data), &root); err != nil {
-		t.Fatal(err)
-	}
-	w.configNode = &root
 	checkConfigSecrets(t, what, &root, w.env)
 	checkConfigHTTPS(t, what, &root, w.env)
 

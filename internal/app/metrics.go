@@ -1,6 +1,8 @@
 package app
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postured/postured/aggregate"
@@ -54,5 +56,27 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		if !s.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.last, prometheus.GaugeValue, float64(s.LastSuccess.UnixNano())/1e9, name)
 		}
+	}
+}
+
+// newVendorResponses counts the answers each provider's vendor API gives,
+// by status class with 429 apart: rate limiting is what a dashboard of
+// vendor health watches, and the class keeps the label bounded.
+func newVendorResponses() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postured_vendor_responses_total",
+		Help: "Vendor API answers per provider and status (2xx, 3xx, 4xx, 429, 5xx; unreachable when none came), each retry attempt counted; not token requests, nor the statuses of items inside one Graph $batch answer.",
+	}, []string{"provider", "status"})
+}
+
+// statusClass is the status label of a vendor answer; 0 is none.
+func statusClass(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "429"
+	case status >= 200 && status < 600:
+		return string(rune('0'+status/100)) + "xx"
+	default:
+		return "unreachable"
 	}
 }

@@ -43,9 +43,11 @@ type dashboard struct {
 }
 
 type grafPanel struct {
-	Type       string          `json:"type"`
-	Title      string          `json:"title"`
-	Datasource json.RawMessage `json:"datasource"`
+	ID         int                      `json:"id"`
+	Type       string                   `json:"type"`
+	Title      string                   `json:"title"`
+	GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
+	Datasource json.RawMessage          `json:"datasource"`
 	Targets    []struct {
 		RefID      string          `json:"refId"`
 		Expr       string          `json:"expr"`
@@ -88,9 +90,26 @@ func dashboardQueries(t *testing.T) []query {
 			t.Errorf("%s: data source %s, want the ${datasource} variable (a fixed uid breaks on import)", where, raw)
 		}
 	}
+	ids := map[int]string{}
+	var placed []grafPanel
 	var walk func(ps []grafPanel)
 	walk = func(ps []grafPanel) {
 		for _, p := range ps {
+			if prev, dup := ids[p.ID]; dup {
+				t.Errorf("panels %q and %q share id %d", prev, p.Title, p.ID)
+			}
+			ids[p.ID] = p.Title
+			g := p.GridPos
+			if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+				t.Errorf("panel %q: gridPos %+v is off the 24-column grid", p.Title, g)
+			}
+			for _, q := range placed {
+				o := q.GridPos
+				if g.X < o.X+o.W && o.X < g.X+g.W && g.Y < o.Y+o.H && o.Y < g.Y+g.H {
+					t.Errorf("panels %q and %q overlap", q.Title, p.Title)
+				}
+			}
+			placed = append(placed, p)
 			if p.Type == "row" {
 				walk(p.Panels)
 				continue
@@ -274,6 +293,7 @@ func TestGrafanaDashboardMetricsExist(t *testing.T) {
 		"postured_batch_devices_sum",                    // devices/s
 		"postured_provider_devices_total",               // vendor errors, stale answers per provider
 		"postured_provider_last_sync_timestamp_seconds", // sync age
+		"postured_vendor_responses_total",               // vendor 429s per provider
 	} {
 		if !used[want] {
 			t.Errorf("no panel queries %s", want)

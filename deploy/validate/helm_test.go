@@ -213,6 +213,9 @@ func TestHelmRefuses(t *testing.T) {
 		{"keys without a Secret", map[string]any{"secrets": map[string]any{"existingSecret": ""}}, "the chart holds no secret values"},
 		{"both Redis URLs", map[string]any{"redis": map[string]any{"url": "redis://r:6379/0", "existingSecretKey": "REDIS_URL"}}, "not both"},
 		{"admin port on the posture port", map[string]any{"adminPort": 8080}, "adminPort must differ from port"},
+		{"a misspelt value", map[string]any{"replicas": 3}, "replicas"},
+		{"listen in config", map[string]any{"config": map[string]any{"listen": ":9999"}}, "config"},
+		{"a Redis URL that is not one", map[string]any{"redis": map[string]any{"url": "redis-master:6379"}}, "/redis/url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmTemplate(t, c, "postured", tc.values)

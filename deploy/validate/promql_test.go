@@ -1,12 +1,12 @@
 package validate
 
 // metricNames finds the metric names a PromQL expression selects, without
-// Prometheus' parser (its module would pull in the TSDB). A name is an
-// identifier that is not a keyword, not a function or aggregation (those
-// are followed by "("), not a label name inside {...} or in a by/without/
-// on/ignoring/group_left/group_right list, and not inside a string, a
-// [range] or a number; {__name__="x"} names x. Grafana's $variables are
-// not names.
+// Prometheus' parser (its package pulls in the TSDB and newer Kubernetes
+// modules than Helm's). A name is an identifier that is not a keyword or
+// aggregation, not a function (followed by "("), not a label name inside
+// {...} or in a by/without/on/ignoring/group_left/group_right list, and
+// not inside a string, a [range] or a number; {__name__="x"} names x.
+// Grafana's $variables are not names.
 
 import (
 	"fmt"

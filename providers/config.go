@@ -154,6 +154,9 @@ type Config interface {
 type Deps struct {
 	// Logger is already scoped to the provider (name, type).
 	Logger *slog.Logger
+	// ObserveResponse, if set, is told the HTTP status of every answer the
+	// vendor's API gives the provider (see ClientOptions.ObserveResponse).
+	ObserveResponse func(status int)
 }
 
 // Factory opens one provider type: NewConfig returns an empty config to

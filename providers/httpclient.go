@@ -115,7 +115,11 @@ type ClientOptions struct {
 	RetryAfter func(*http.Response) (time.Duration, bool)
 	// OnRetry, if set, is told about every retry and the wait before it.
 	OnRetry func(status int, wait time.Duration)
-	Logger  *slog.Logger
+	// ObserveResponse, if set, is told the status of every attempt's
+	// answer, retried ones included, or 0 when the vendor could not be
+	// reached; not attempts the caller's context ended.
+	ObserveResponse func(status int)
+	Logger          *slog.Logger
 }
 
 // Client is the retrying, rate-limited, authenticated HTTP client every
@@ -146,7 +150,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		retryAfter: retryAfter,
 		logger:     logger,
 	}
-	c.rc = newRetryClient(opts.HTTP, retryAfter, opts.OnRetry)
+	c.rc = newRetryClient(opts.HTTP, retryAfter, opts.OnRetry, opts.ObserveResponse)
 	if c.token != nil {
 		c.rc.PrepareRetry = func(req *http.Request) error {
 			// The token may have been refreshed during the backoff.
@@ -164,7 +168,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 // newRetryClient builds the go-retryablehttp client shared by API and token
 // calls: budgeted transport, capped vendor-aware backoff, no logging (it
 // would print query strings, which carry device identifiers).
-func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration, bool), onRetry func(int, time.Duration)) *retryablehttp.Client {
+func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration, bool), onRetry func(int, time.Duration), observe func(int)) *retryablehttp.Client {
 	limiter := rate.NewLimiter(rate.Limit(h.RequestsPerSecond), h.Burst)
 	rc := retryablehttp.NewClient()
 	rc.Logger = nil
@@ -173,7 +177,7 @@ func newRetryClient(h HTTPConfig, retryAfter func(*http.Response) (time.Duration
 	rc.RetryWaitMax = time.Duration(h.RetryWaitMax)
 	rc.HTTPClient = &http.Client{
 		Timeout:   time.Duration(h.RequestTimeout),
-		Transport: &budgetTransport{limiter: limiter, next: http.DefaultTransport},
+		Transport: &budgetTransport{limiter: limiter, next: http.DefaultTransport, observe: observe},
 		// Never follow redirects with a bearer token attached: a vendor
 		// redirect is reported, not obeyed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -234,17 +238,27 @@ type prepareError struct{ err error }
 
 func (e *prepareError) Error() string { return e.err.Error() }
 
-// budgetTransport spends one unit of the request budget per attempt.
+// budgetTransport spends one unit of the request budget per attempt, and
+// reports each attempt's status to observe.
 type budgetTransport struct {
 	limiter *rate.Limiter
 	next    http.RoundTripper
+	observe func(status int)
 }
 
 func (t *budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.limiter.Wait(req.Context()); err != nil {
 		return nil, err
 	}
-	return t.next.RoundTrip(req)
+	resp, err := t.next.RoundTrip(req)
+	if t.observe != nil && req.Context().Err() == nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.observe(status)
+	}
+	return resp, err
 }
 
 // Response is a vendor answer, fully read.

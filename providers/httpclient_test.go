@@ -177,10 +177,10 @@ func TestClientRetries(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v, srv := startVendor(t, tc.replies...)
-			var rl retryLog
+			var rl, observed retryLog
 			h := fastHTTP()
 			h.RetryMax = tc.retryMax
-			c := newClient(t, ClientOptions{HTTP: h, OnRetry: rl.on})
+			c := newClient(t, ClientOptions{HTTP: h, OnRetry: rl.on, ObserveResponse: func(s int) { observed.on(s, 0) }})
 			resp, err := c.Do(t.Context(), "list devices", Request{Method: http.MethodGet, URL: srv.URL + "/devices"})
 			if tc.wantErr == "" {
 				if err != nil {
@@ -204,7 +204,30 @@ func TestClientRetries(t *testing.T) {
 			if statuses, _ := rl.get(); !slices.Equal(statuses, tc.wantRetries) {
 				t.Errorf("OnRetry statuses = %v, want %v", statuses, tc.wantRetries)
 			}
+			// Every attempt is observed: the retried ones and the last.
+			if got, want := first(observed.get()), append(slices.Clone(tc.wantRetries), tc.wantStatus); !slices.Equal(got, want) {
+				t.Errorf("ObserveResponse statuses = %v, want %v", got, want)
+			}
 		})
+	}
+}
+
+func first[A, B any](a A, _ B) A { return a }
+
+// TestClientObservesUnreachableVendor: an attempt that reached no vendor
+// is observed as status 0, one per attempt.
+func TestClientObservesUnreachableVendor(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	var observed retryLog
+	h := fastHTTP()
+	h.RetryMax = 1
+	c := newClient(t, ClientOptions{HTTP: h, ObserveResponse: func(s int) { observed.on(s, 0) }})
+	if _, err := c.Do(t.Context(), "list devices", Request{Method: http.MethodGet, URL: srv.URL + "/devices"}); err == nil {
+		t.Fatal("Do succeeded against a closed server")
+	}
+	if got := first(observed.get()); !slices.Equal(got, []int{0, 0}) {
+		t.Errorf("ObserveResponse statuses = %v, want [0 0]", got)
 	}
 }
 

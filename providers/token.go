@@ -127,7 +127,7 @@ func ClientCredentials(tokenURL, clientID string, secret conf.Secret, scopes []s
 // TokenHTTPClient is the *http.Client for token endpoints: retried like API
 // calls, never following redirects.
 func TokenHTTPClient(h HTTPConfig) *http.Client {
-	hc := newRetryClient(h, StandardRetryAfter, nil).StandardClient()
+	hc := newRetryClient(h, StandardRetryAfter, nil, nil).StandardClient()
 	// The inner client does not follow redirects, but this outer one would,
 	// re-posting the form (client secret included) to wherever a redirect
 	// points.

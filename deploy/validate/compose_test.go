@@ -51,6 +51,12 @@ func composeRepoRoot(t *testing.T) string {
 // the test.
 func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, nil, profiles...)
+}
+
+// loadComposeEnv is loadCompose with env as the caller's environment.
+func loadComposeEnv(t *testing.T, env map[string]string, profiles ...string) *types.Project {
+	t.Helper()
 	root := composeRepoRoot(t)
 	var logged bytes.Buffer
 	// compose-go warns through logrus' standard logger.
@@ -62,7 +68,7 @@ func loadCompose(t *testing.T, profiles ...string) *types.Project {
 
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, composeFile)},
 		cli.WithWorkingDirectory(root),
-		cli.WithEnv(nil),
+		cli.WithEnv(envList(env)),
 		cli.WithProfiles(profiles),
 		cli.WithInterpolation(true),
 		cli.WithNormalization(true),
@@ -251,6 +257,7 @@ func TestComposeLoads(t *testing.T) {
 	}{
 		{nil, []string{"cloudflare", "mockvendors", "postured"}},
 		{[]string{"redis"}, []string{"cloudflare", "mockvendors", "postured", "redis"}},
+		{[]string{"cloudflared"}, []string{"cloudflare", "cloudflared", "mockvendors", "postured"}},
 	} {
 		t.Run(fmt.Sprintf("profiles=%q", tc.profiles), func(t *testing.T) {
 			p := loadCompose(t, tc.profiles...)
@@ -565,7 +572,7 @@ func TestComposeRedisProfile(t *testing.T) {
 }
 
 func TestComposeHardening(t *testing.T) {
-	p := loadCompose(t, "redis")
+	p := loadCompose(t, "redis", "cloudflared")
 	for _, name := range p.ServiceNames() {
 		s := p.Services[name]
 		t.Run(name, func(t *testing.T) {
@@ -619,6 +626,83 @@ func TestComposeReadme(t *testing.T) {
 		pub, _ := composePublished(t, composeNetHost(t, p, composeService(t, p, tc.service)), tc.target)
 		if want := "localhost:" + pub + tc.path; !bytes.Contains(readme, []byte(want)) {
 			t.Errorf("README.md does not curl %s (compose publishes %s on %s)", want, tc.service, pub)
+		}
+	}
+}
+
+// envList is env as KEY=VALUE entries.
+func envList(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// TestComposeCloudflared checks the profile that runs a real Cloudflare
+// Tunnel to postured: off by default, Cloudflare's image running a
+// remotely managed tunnel, its token only ever from the caller's
+// environment, and documented where the README and the compose header say
+// how to start it.
+func TestComposeCloudflared(t *testing.T) {
+	root := composeRepoRoot(t)
+	if p := loadCompose(t); slices.Contains(p.ServiceNames(), "cloudflared") {
+		t.Error("cloudflared runs without its profile; it needs a tunnel token")
+	}
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		token *string
+	}{
+		{"no token set", nil, nil},
+		{"token from the environment", map[string]string{"TUNNEL_TOKEN": "eyJhIjoiMSJ9"}, new("eyJhIjoiMSJ9")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := loadComposeEnv(t, tc.env, "cloudflared")
+			s := composeService(t, p, "cloudflared")
+			if !slices.Equal(s.Profiles, []string{"cloudflared"}) {
+				t.Errorf("profiles %q, want [cloudflared]", s.Profiles)
+			}
+			if !strings.HasPrefix(s.Image, "cloudflare/cloudflared:") || s.Build != nil {
+				t.Errorf("image %q (build %v), want Cloudflare's cloudflare/cloudflared", s.Image, s.Build)
+			}
+			if i := slices.Index(s.Command, "tunnel"); i < 0 || !slices.Contains(s.Command[i:], "run") {
+				t.Errorf("command %q, want tunnel ... run", s.Command)
+			}
+			if !slices.Contains(s.Command, "--no-autoupdate") {
+				t.Errorf("command %q: a container cannot update itself; want --no-autoupdate", s.Command)
+			}
+			for _, a := range s.Command {
+				if strings.HasPrefix(a, "--token") || strings.HasPrefix(a, "--url") {
+					t.Errorf("command %q: %s; the token comes from TUNNEL_TOKEN and the routes from the tunnel's config in Zero Trust", s.Command, a)
+				}
+			}
+			got, ok := s.Environment["TUNNEL_TOKEN"]
+			if !ok {
+				t.Fatal("no TUNNEL_TOKEN in the environment")
+			}
+			if (got == nil) != (tc.token == nil) || got != nil && *got != *tc.token {
+				t.Errorf("TUNNEL_TOKEN = %v, want %v: only ever the caller's", got, tc.token)
+			}
+			if d, ok := s.DependsOn["postured"]; !ok || d.Condition != types.ServiceConditionHealthy {
+				t.Errorf("depends_on postured = %+v, want condition service_healthy", d)
+			}
+			if len(s.Ports) > 0 {
+				t.Errorf("publishes %+v: a tunnel only connects out", s.Ports)
+			}
+		})
+	}
+	raw, err := os.ReadFile(filepath.Join(root, composeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string][]byte{composeFile: raw, "README.md": readme} {
+		if !bytes.Contains(text, []byte("--profile cloudflared up")) {
+			t.Errorf("%s does not say how to start the cloudflared profile", name)
 		}
 	}
 }

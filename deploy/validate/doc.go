@@ -1,4 +1,6 @@
-// Package validate checks docker-compose.yml and the Dockerfile without a
-// Docker engine. It is its own module so that the compose loader and the
-// Dockerfile parser it needs stay out of postured's go.mod.
+// Package validate checks what deploys postured without a Docker engine or
+// a cluster: docker-compose.yml and the Dockerfile, the Kubernetes
+// manifests, the Helm chart and the Grafana dashboard. It is its own
+// module so that the compose loader, the Dockerfile parser, Helm and the
+// Kubernetes API types it needs stay out of postured's go.mod.
 package validate

@@ -125,10 +125,19 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	if err != nil {
 		return nil, err
 	}
+	vendorResponses := newVendorResponses()
+	if err := a.registry.Register(vendorResponses); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	var sources []aggregate.Source
 	for _, pc := range cfg.Providers.Configs {
 		base := pc.Base()
-		deps := providers.Deps{Logger: logger.With("provider", base.Name, "type", base.Type)}
+		deps := providers.Deps{
+			Logger: logger.With("provider", base.Name, "type", base.Type),
+			ObserveResponse: func(status int) {
+				vendorResponses.WithLabelValues(base.Name, statusClass(status)).Inc()
+			},
+		}
 		p, err := reg[base.Type].Open(pc, deps)
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %w", base.Name, err)
@@ -159,6 +168,13 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 			a.statuses[base.Name] = s
 		}
 		sources = append(sources, sourceFor(base, p, miss))
+	}
+	names := make([]string, 0, len(cfg.Providers.Configs))
+	for _, pc := range cfg.Providers.Configs {
+		names = append(names, pc.Base().Name)
+	}
+	if err := a.registry.Register(newStatusCollector(names, a.statuses)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	a.engine, err = aggregate.New(aggregate.Config{
 		Sources:        sources,

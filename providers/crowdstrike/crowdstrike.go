@@ -89,8 +89,9 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 			}
 			return d, ok
 		},
-		OnRetry: onRetry,
-		Logger:  logger,
+		OnRetry:         onRetry,
+		ObserveResponse: deps.ObserveResponse,
+		Logger:          logger,
 	})
 	if err != nil {
 		return nil, err

@@ -88,12 +88,13 @@ func New(cfg *Config, deps providers.Deps) (*Provider, error) {
 	}
 	fetch := providers.ClientCredentials(cfg.TokenURL, cfg.ClientID, cfg.ClientSecret, []string{cfg.Scope}, nil, cfg.HTTPConfig)
 	p.client, err = providers.NewClient(providers.ClientOptions{
-		Provider:   cfg.Name,
-		HTTP:       cfg.HTTPConfig,
-		Token:      providers.NewTokenSource(fetch, tokenEarly),
-		RetryAfter: retryAfter,
-		OnRetry:    p.retried,
-		Logger:     logger,
+		Provider:        cfg.Name,
+		HTTP:            cfg.HTTPConfig,
+		Token:           providers.NewTokenSource(fetch, tokenEarly),
+		RetryAfter:      retryAfter,
+		OnRetry:         p.retried,
+		ObserveResponse: deps.ObserveResponse,
+		Logger:          logger,
 	})
 	if err != nil {
 		return nil, err

@@ -112,11 +112,12 @@ func newProvider(cfg *Config, deps providers.Deps, onRetry func(int, time.Durati
 		return nil, fmt.Errorf("%s: base_url: %w", cfg.Name, err)
 	}
 	client, err := providers.NewClient(providers.ClientOptions{
-		Provider: cfg.Name,
-		HTTP:     cfg.HTTPConfig,
-		Token:    newTokenSource(cfg, base),
-		OnRetry:  onRetry,
-		Logger:   logger,
+		Provider:        cfg.Name,
+		HTTP:            cfg.HTTPConfig,
+		Token:           newTokenSource(cfg, base),
+		OnRetry:         onRetry,
+		ObserveResponse: deps.ObserveResponse,
+		Logger:          logger,
 	})
 	if err != nil {
 		return nil, err

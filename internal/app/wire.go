@@ -26,6 +26,7 @@ import (
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate"
 	"github.com/postured/postured/server/evaluate/policy"
+	"github.com/postured/postured/server/statuspage"
 	"github.com/postured/postured/whatif"
 )
 
@@ -384,6 +385,12 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
+	statusPage, recorder, err := a.newStatusPage()
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, err
+	}
+	observers = append(observers, recorder)
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
 		AdminListen:        c.AdminListen,
@@ -399,6 +406,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		Explainer:         a,
 		History:           hist,
 		Rechecker:         a,
+		StatusPage:        statusPage,
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
@@ -495,6 +503,32 @@ func (h historyObserver) ObserveBatch(ctx context.Context, b server.Batch) {
 	if err := h.rec.Record(ctx, b.At, b.Results); err != nil {
 		h.logger.Warn("history not recorded", "request_id", b.RequestID, "devices", len(b.Results), "error", err)
 	}
+}
+
+// newStatusPage builds GET /status and the batch observer it reads. The
+// per-device scores are bounded like the cache.
+func (a *App) newStatusPage() (*statuspage.Page, *statuspage.Recorder, error) {
+	rec, err := statuspage.NewRecorder(statuspage.RecorderConfig{MaxDevices: a.cfg.Cache.MaxEntries})
+	if err != nil {
+		return nil, nil, err
+	}
+	var infos []statuspage.ProviderInfo
+	for _, pc := range a.cfg.Providers.Configs {
+		b := pc.Base()
+		mode := string(b.Mode)
+		if b.Type == "static" {
+			mode = "file" // reloaded into memory; mode does not apply
+		}
+		infos = append(infos, statuspage.ProviderInfo{Name: b.Name, Type: b.Type, Mode: mode})
+	}
+	page, err := statuspage.New(statuspage.Config{
+		Providers: infos, Statuses: a.statuses, Recorder: rec, Explainer: a,
+		Logger: a.logger.With("component", "status_page"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return page, rec, nil
 }
 
 // postureSource lets External Evaluation rules read the posture postured

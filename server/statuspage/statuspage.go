@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postured/postured/aggregate"
@@ -132,7 +133,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := p.cfg.Recorder.Snapshot()
 	v := view{
 		Now:       now.UTC().Format(timeLayout),
-		Window:    snap.Window.String(),
+		Window:    shortDuration(snap.Window),
 		Providers: p.providerRows(snap, now),
 		Batches:   batchRows(snap.Batches),
 		Chart:     newChart(snap.Deciles),
@@ -171,6 +172,11 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
+}
+
+// shortDuration prints 1h rather than 1h0m0s.
+func shortDuration(d time.Duration) string {
+	return strings.TrimSuffix(strings.TrimSuffix(d.String(), "0s"), "0m")
 }
 
 func (p *Page) providerRows(snap Snapshot, now time.Time) []providerRow {

@@ -76,15 +76,15 @@ func TestPageContent(t *testing.T) {
 	for _, want := range []string{
 		// intune: type, mode, records, last sync, age, devices, errors, 429s, by serial, mac, hostname, email
 		`<td>intune</td><td>intune</td><td>sync</td>
-<td class="num">4321</td><td>2026-12-01 09:28:30Z</td><td>1m30s`,
+<td class="num">4321</td><td class="time">2026-12-01 09:28:30Z</td><td>1m30s`,
 		`<td class="num">3</td><td class="num">0</td><td class="num">0</td>
 <td class="num">33.3% (1)</td><td class="num">33.3% (1)</td><td class="num">0.0% (0)</td><td class="num">0.0% (0)</td>`,
 		// crowdstrike: no freshness to report; its errors and 429s
 		`<td>crowdstrike</td><td>crowdstrike</td><td>query</td>
-<td class="num">-</td><td>-</td><td>-</td>`,
+<td class="num">-</td><td class="time">-</td><td>-</td>`,
 		`<td class="num">3</td><td class="num bad">3</td><td class="num bad">1</td>`,
 		// the batch
-		`<tr class="batch"><td>2026-12-01 09:29:00Z</td><td class="num">3</td><td class="num">1.234s</td>
+		`<tr class="batch"><td class="time">2026-12-01 09:29:00Z</td><td class="num">3</td><td class="num">1.234s</td>
 <td>intune 2</td></tr>`,
 		// the chart: one device each in 0-9, 40-49, 90-100
 		`(3 devices)`,

@@ -146,7 +146,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 
 	fill := []chromedp.Action[chromedp.Void]{}
-	for name, v := range map[string]string{"serial": dev.Serial, "mac": dev.MAC, "hostname": dev.Hostname, "email": dev.Email} {
+	// device_id too: /posture's score includes the device's hysteresis
+	// state and device_id overrides, which explain reads by it.
+	for name, v := range map[string]string{"serial": dev.Serial, "mac": dev.MAC, "hostname": dev.Hostname, "email": dev.Email, "device_id": dev.ID} {
 		if v != "" {
 			fill = append(fill, chromedp.SendKeys(chromedp.CSS(`input[name="`+name+`"]`), v))
 		}

@@ -179,11 +179,6 @@ type Stats struct {
 	Errors   map[string]int // devices per provider whose lookup failed
 	Stale    map[string]int // devices per provider answered from stale cache
 	Duration time.Duration
-
-	// RateLimited counts the Errors that were the vendor's 429 (a
-	// *providers.RateLimitedError: it asked for a longer wait than
-	// retry_wait_max), per provider.
-	RateLimited map[string]int
 }
 
 // Evaluate scores every device; results are in the order of devices. It
@@ -215,7 +210,7 @@ func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stat
 
 	now := e.now()
 	results := make([]Result, len(devices))
-	stats := Stats{Devices: len(devices), Matched: map[string]int{}, Errors: map[string]int{}, RateLimited: map[string]int{}, Stale: map[string]int{}}
+	stats := Stats{Devices: len(devices), Matched: map[string]int{}, Errors: map[string]int{}, Stale: map[string]int{}}
 	per := make([]outcome, len(e.sources))
 	for di, d := range devices {
 		for si := range e.sources {
@@ -229,9 +224,6 @@ func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stat
 				stats.Matched[e.sources[si].Name]++
 			case o.err != nil:
 				stats.Errors[e.sources[si].Name]++
-				if rl := (*providers.RateLimitedError)(nil); errors.As(o.err, &rl) {
-					stats.RateLimited[e.sources[si].Name]++
-				}
 			}
 		}
 		results[di] = e.fold(d.ID, per, now)

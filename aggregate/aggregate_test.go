@@ -765,28 +765,3 @@ func TestEvaluateFresh(t *testing.T) {
 		})
 	}
 }
-
-// Stats tell a vendor's 429 from other failures, with and without a cache
-// in between: the status page's "429s in the last hour" reads them.
-func TestStatsCountRateLimited(t *testing.T) {
-	for _, cached := range []bool{false, true} {
-		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
-			limited := newInventory()
-			limited.setErr(fmt.Errorf("vendor: list: %w", &providers.RateLimitedError{RetryAfter: time.Minute}))
-			broken := newInventory()
-			broken.setErr(errors.New("vendor: status 500"))
-			cfg := Config{Sources: []Source{src("limited", 1, limited), src("broken", 1, broken)}}
-			if cached {
-				cfg.Store = memoryStore(t)
-			}
-			e := newEngine(t, cfg)
-			_, stats := e.Evaluate(context.Background(), []Device{{ID: "a", Serial: "S1"}, {ID: "b", Serial: "S2"}})
-			if stats.Errors["limited"] != 2 || stats.RateLimited["limited"] != 2 {
-				t.Errorf("limited: errors %d, rate limited %d, want 2 and 2", stats.Errors["limited"], stats.RateLimited["limited"])
-			}
-			if stats.Errors["broken"] != 2 || stats.RateLimited["broken"] != 0 {
-				t.Errorf("broken: errors %d, rate limited %d, want 2 and 0", stats.Errors["broken"], stats.RateLimited["broken"])
-			}
-		})
-	}
-}

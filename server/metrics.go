@@ -65,10 +65,6 @@ func (m *metrics) observeBatch(s aggregate.Stats) {
 	for p, n := range s.Stale {
 		m.providerDevice.WithLabelValues(p, "stale").Add(float64(n))
 	}
-	// A subset of "error", as "stale" is of "matched": the vendor's 429.
-	for p, n := range s.RateLimited {
-		m.providerDevice.WithLabelValues(p, "rate_limited").Add(float64(n))
-	}
 }
 
 // methodLabel maps a request method to a fixed set of label values. The

@@ -3,12 +3,7 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/postured/postured/aggregate"
 )
 
 // statusStub stands in for the status page: the routing and token checks
@@ -67,20 +62,4 @@ func TestStatusPageRouting(t *testing.T) {
 			t.Errorf("/status without a page: %d %s", w.Code, w.Body)
 		}
 	})
-}
-
-// TestRateLimitedMetric: devices failed by a vendor's 429 are counted
-// apart, from the same Stats the status page reads.
-func TestRateLimitedMetric(t *testing.T) {
-	ts := newInsecure(t)
-	ts.metrics.observeBatch(aggregate.Stats{Devices: 3, Errors: map[string]int{"intune": 3}, RateLimited: map[string]int{"intune": 2}})
-	want := `
-# HELP postured_provider_devices_total Devices per provider and lookup outcome.
-# TYPE postured_provider_devices_total counter
-postured_provider_devices_total{outcome="error",provider="intune"} 3
-postured_provider_devices_total{outcome="rate_limited",provider="intune"} 2
-`
-	if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "postured_provider_devices_total"); err != nil {
-		t.Error(err)
-	}
 }

@@ -106,6 +106,8 @@ type App struct {
 	seen *whatif.Seen
 	// observers see every answered batch (besides the posture memory).
 	observers []server.BatchObserver
+	// statusRec keeps what GET /status shows: batches and vendor 429s.
+	statusRec *statuspage.Recorder
 }
 
 // NewLogger builds the process logger from the log: section.
@@ -130,6 +132,10 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	if err := a.registry.Register(vendorResponses); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The status page's per-device scores are bounded like the cache.
+	if a.statusRec, err = statuspage.NewRecorder(statuspage.RecorderConfig{MaxDevices: cfg.Cache.MaxEntries}); err != nil {
+		return nil, err
+	}
 	var sources []aggregate.Source
 	for _, pc := range cfg.Providers.Configs {
 		base := pc.Base()
@@ -137,6 +143,7 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 			Logger: logger.With("provider", base.Name, "type", base.Type),
 			ObserveResponse: func(status int) {
 				vendorResponses.WithLabelValues(base.Name, statusClass(status)).Inc()
+				a.statusRec.ObserveResponse(base.Name, status)
 			},
 		}
 		p, err := reg[base.Type].Open(pc, deps)
@@ -385,12 +392,12 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
-	statusPage, recorder, err := a.newStatusPage()
+	statusPage, err := a.newStatusPage()
 	if err != nil {
 		_ = closeFn()
 		return nil, nil, err
 	}
-	observers = append(observers, recorder)
+	observers = append(observers, a.statusRec)
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
 		AdminListen:        c.AdminListen,
@@ -505,13 +512,8 @@ func (h historyObserver) ObserveBatch(ctx context.Context, b server.Batch) {
 	}
 }
 
-// newStatusPage builds GET /status and the batch observer it reads. The
-// per-device scores are bounded like the cache.
-func (a *App) newStatusPage() (*statuspage.Page, *statuspage.Recorder, error) {
-	rec, err := statuspage.NewRecorder(statuspage.RecorderConfig{MaxDevices: a.cfg.Cache.MaxEntries})
-	if err != nil {
-		return nil, nil, err
-	}
+// newStatusPage builds GET /status over the app's status recorder.
+func (a *App) newStatusPage() (*statuspage.Page, error) {
 	var infos []statuspage.ProviderInfo
 	for _, pc := range a.cfg.Providers.Configs {
 		b := pc.Base()
@@ -522,13 +524,13 @@ func (a *App) newStatusPage() (*statuspage.Page, *statuspage.Recorder, error) {
 		infos = append(infos, statuspage.ProviderInfo{Name: b.Name, Type: b.Type, Mode: mode})
 	}
 	page, err := statuspage.New(statuspage.Config{
-		Providers: infos, Statuses: a.statuses, Recorder: rec, Explainer: a,
+		Providers: infos, Statuses: a.statuses, Recorder: a.statusRec, Explainer: a,
 		Logger: a.logger.With("component", "status_page"),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return page, rec, nil
+	return page, nil
 }
 
 // postureSource lets External Evaluation rules read the posture postured

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -38,8 +39,9 @@ const (
 // Recorder is a server.BatchObserver keeping what the status page shows
 // of the answered batches, in bounded memory: the last batches, the latest
 // score of each device, and per-provider counters over a sliding window.
-// It reads the same aggregate.Stats the Prometheus metrics count, so the
-// page and the metrics cannot disagree on errors.
+// It reads what the Prometheus metrics count, so the page and the metrics
+// cannot disagree: a batch's aggregate.Stats (errors), and the vendor
+// answers the providers report (429s, through ObserveResponse).
 type Recorder struct {
 	now func() time.Time
 
@@ -67,9 +69,12 @@ type BatchSummary struct {
 type ProviderCounts struct {
 	// Devices is how many devices the provider was asked about.
 	Devices int
-	// Errors are devices whose lookup failed; RateLimited those of them
-	// failed by the vendor's 429.
-	Errors      int
+	// Errors are devices whose lookup failed, as
+	// postured_provider_devices_total{outcome="error"} counts them.
+	Errors int
+	// RateLimited is the vendor's 429 answers, every retry and sync crawl
+	// included, as postured_vendor_responses_total{status="429"} counts
+	// them.
 	RateLimited int
 	// MatchedBy is devices matched per key kind (serial, mac, hostname,
 	// email).
@@ -144,7 +149,7 @@ func (r *Recorder) ObserveBatch(_ context.Context, b server.Batch) {
 	}
 	bk := r.bucket(now)
 	names := make(map[string]bool)
-	for _, m := range []map[string]int{b.Stats.Matched, b.Stats.Errors, b.Stats.Stale, b.Stats.RateLimited} {
+	for _, m := range []map[string]int{b.Stats.Matched, b.Stats.Errors, b.Stats.Stale} {
 		for name := range m {
 			names[name] = true
 		}
@@ -158,18 +163,36 @@ func (r *Recorder) ObserveBatch(_ context.Context, b server.Batch) {
 		}
 	}
 	for name := range names {
-		pc := bk.providers[name]
-		if pc == nil {
-			pc = &ProviderCounts{MatchedBy: make(map[string]int, len(providers.Kinds))}
-			bk.providers[name] = pc
-		}
+		pc := bk.provider(name)
 		pc.Devices += b.Stats.Devices
 		pc.Errors += b.Stats.Errors[name]
-		pc.RateLimited += b.Stats.RateLimited[name]
 		for k, n := range matchedBy[name] {
 			pc.MatchedBy[k] += n
 		}
 	}
+}
+
+// ObserveResponse is told the HTTP status of every answer a provider's
+// vendor API gives (providers.Deps.ObserveResponse); it counts the 429s.
+// provider must be a configured provider's name: it keys the counters.
+func (r *Recorder) ObserveResponse(provider string, status int) {
+	if status != http.StatusTooManyRequests {
+		return
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bucket(now).provider(provider).RateLimited++
+}
+
+// provider is name's counters in b, created on first use.
+func (b *bucket) provider(name string) *ProviderCounts {
+	pc := b.providers[name]
+	if pc == nil {
+		pc = &ProviderCounts{MatchedBy: make(map[string]int, len(providers.Kinds))}
+		b.providers[name] = pc
+	}
+	return pc
 }
 
 // knownKind keeps the counters' keys bounded to the key kinds.

@@ -113,10 +113,18 @@ func TestRecorderScoreDistribution(t *testing.T) {
 func TestRecorderWindow(t *testing.T) {
 	clk := &clock{t: t0}
 	r := newRecorder(t, RecorderConfig{Now: clk.Now})
-	stats := aggregate.Stats{Errors: map[string]int{"intune": 2}, RateLimited: map[string]int{"intune": 1}}
+	stats := aggregate.Stats{Errors: map[string]int{"intune": 2}}
+	// Every vendor answer is reported; only 429s count.
+	answer := func(statuses ...int) {
+		for _, s := range statuses {
+			r.ObserveResponse("intune", s)
+		}
+	}
 	r.ObserveBatch(t.Context(), batch(clk.Now(), stats, scored{"a", 90, "serial"}, scored{"b", 80, "mac"}, scored{"c", 0, ""}))
+	answer(200, 429, 503)
 	clk.Advance(30 * time.Minute)
 	r.ObserveBatch(t.Context(), batch(clk.Now(), stats, scored{"a", 90, "serial"}))
+	answer(429, 200)
 
 	want := ProviderCounts{Devices: 4, Errors: 4, RateLimited: 2, MatchedBy: map[string]int{"serial": 2, "mac": 1}}
 	check := func(step string, want ProviderCounts) {

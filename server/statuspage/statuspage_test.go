@@ -62,12 +62,14 @@ func get(p *Page, query string) *httptest.ResponseRecorder {
 func TestPageContent(t *testing.T) {
 	p, rec := newPage(t, &fakeExplainer{})
 	stats := aggregate.Stats{Duration: 1234 * time.Millisecond, Matched: map[string]int{"intune": 2},
-		Errors: map[string]int{"crowdstrike": 3}, RateLimited: map[string]int{"crowdstrike": 1}}
+		Errors: map[string]int{"crowdstrike": 3}}
 	b := batch(t0.Add(-time.Minute), stats, scored{"a", 95, "serial"}, scored{"b", 42, "mac"}, scored{"c", 3, ""})
 	for i := range b.Results { // both providers were asked
 		b.Results[i].Explanation.Providers = append(b.Results[i].Explanation.Providers, aggregate.ProviderDetail{Provider: "crowdstrike"})
 	}
 	rec.ObserveBatch(t.Context(), b)
+	rec.ObserveResponse("crowdstrike", 429)
+	rec.ObserveResponse("crowdstrike", 200)
 	w := get(p, "")
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,13 +36,11 @@ func WriteExplanation(w io.Writer, ex aggregate.Explanation) error {
 	return nil
 }
 
-// explain answers GET /v1/explain?serial=&mac=&hostname=&email=: the help
-// desk's "why was this laptop blocked?" without a shell on the host. It
-// scores live and never feeds the posture memory: an explanation is not
-// posture Cloudflare reported. device_id= (optional) reads the device's
-// hysteresis state and device_id overrides, without advancing the state.
-func (s *Server) explain(c *gin.Context) {
-	q := c.Request.URL.Query()
+// ExplainQuery reads the device to explain from
+// ?serial=&mac=&hostname=&email=&device_id=, as GET /v1/explain and the
+// status page's search take it. Its error is the message the caller
+// answers 400 with.
+func ExplainQuery(q url.Values) (aggregate.Device, error) {
 	var d aggregate.Device
 	for _, p := range []struct {
 		name string
@@ -48,13 +48,25 @@ func (s *Server) explain(c *gin.Context) {
 	}{{"serial", &d.Serial}, {"mac", &d.MAC}, {"hostname", &d.Hostname}, {"email", &d.Email}, {"device_id", &d.ID}} {
 		v := q.Get(p.name)
 		if len(v) > maxIdentifierBytes {
-			fail(c, http.StatusBadRequest, fmt.Sprintf("%s: longer than %d bytes", p.name, maxIdentifierBytes))
-			return
+			return aggregate.Device{}, fmt.Errorf("%s: longer than %d bytes", p.name, maxIdentifierBytes)
 		}
 		*p.dst = v
 	}
 	if d.Serial == "" && d.MAC == "" && d.Hostname == "" && d.Email == "" {
-		fail(c, http.StatusBadRequest, "give at least one of serial, mac, hostname, email")
+		return aggregate.Device{}, errors.New("give at least one of serial, mac, hostname, email")
+	}
+	return d, nil
+}
+
+// explain answers GET /v1/explain?serial=&mac=&hostname=&email=: the help
+// desk's "why was this laptop blocked?" without a shell on the host. It
+// scores live and never feeds the posture memory: an explanation is not
+// posture Cloudflare reported. device_id= (optional) reads the device's
+// hysteresis state and device_id overrides, without advancing the state.
+func (s *Server) explain(c *gin.Context) {
+	d, err := ExplainQuery(c.Request.URL.Query())
+	if err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
 	var b bytes.Buffer

@@ -66,6 +66,11 @@ type Config struct {
 	// History, if set, serves GET /v1/history behind the same token checks
 	// as /posture.
 	History HistoryReader
+	// StatusPage, if set, serves GET /status: on the admin listener when
+	// AdminListen is set (reachable by whoever can reach that address, as
+	// /metrics is), else on the public router behind the same token checks
+	// as /posture.
+	StatusPage http.Handler
 	// Statuses are the providers that report data freshness, by name.
 	Statuses map[string]aggregate.StatusReporter
 	// TrustedProxies are the IPs and CIDRs whose X-Forwarded-For (or
@@ -192,6 +197,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 	r.GET("/readyz", s.ready)
 	if s.cfg.AdminListen == "" {
 		r.GET("/metrics", s.metricsHandler())
+		if s.cfg.StatusPage != nil {
+			r.GET("/status", s.requireAccess, gin.WrapH(s.cfg.StatusPage))
+		}
 	}
 	if s.cfg.Routes != nil {
 		s.cfg.Routes(r)
@@ -199,8 +207,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 	return r, nil
 }
 
-// adminRoutes is the admin listener's router: metrics and the detailed
-// readiness, which may name vendor errors and internal addresses.
+// adminRoutes is the admin listener's router: metrics, the detailed
+// readiness and the status page, which may name vendor errors, internal
+// addresses and devices.
 func (s *Server) adminRoutes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -214,6 +223,9 @@ func (s *Server) adminRoutes() *gin.Engine {
 	if s.cfg.AdminRoutes != nil {
 		s.cfg.AdminRoutes(r)
 	}
+	if s.cfg.StatusPage != nil {
+		r.GET("/status", gin.WrapH(s.cfg.StatusPage))
+	}
 	return r
 }
 
@@ -224,7 +236,8 @@ func (s *Server) metricsHandler() gin.HandlerFunc {
 // Handler is the server's public http.Handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// AdminHandler serves /metrics, /readyz (detailed) and /healthz; nil unless
+// AdminHandler serves /metrics, /readyz (detailed), /healthz and /status
+// (with a StatusPage); nil unless
 // AdminListen is set.
 func (s *Server) AdminHandler() http.Handler {
 	if s.admin == nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick ticker) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "address postured listens on")
+	adminListen := fs.String("admin-listen", "127.0.0.1:8081", "postured's admin listener (status page, metrics); empty: none")
 	devices := fs.Int("devices", 5000, "devices in the mock fleet")
 	seed := fs.Uint64("seed", 1, "fleet seed")
 	dir := fs.String("dir", "", "where to write the demo batch and token (default: a new temp dir)")
@@ -70,7 +72,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	// The demo runs the very file it tells the user to explain with.
 	cfgFile := filepath.Join(*dir, "postured.yaml")
 	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
-	if err := writeDemoConfig(cfgFile, env); err != nil {
+	if err := writeDemoConfig(cfgFile, env, *adminListen); err != nil {
 		return err
 	}
 	cfg, err := app.Load(cfgFile, app.Registry(), func(string) (string, bool) { return "", false })
@@ -98,28 +100,37 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	stdout = &lockedWriter{w: stdout} // the poller and the drift print side by side
 	var polling sync.WaitGroup
 	var pollErr error
-	err = app.Serve(ctx, cfg, app.Registry(), stderr, "demo", func(addr string) {
+	err = app.ServeAddrs(ctx, cfg, app.Registry(), stderr, "demo", func(addrs app.Addrs) {
+		addr := addrs.Public
+		fmt.Fprintf(stdout, "\npostured demo is running on http://%s against %d mock devices (mocks at %s).\n", addr, *devices, mocksURL)
+		if addrs.Admin != "" {
+			fmt.Fprintf(stdout, `
+Status page, in a browser: http://%[1]s/status
+(providers, last batches, score chart, device search). It is on the admin
+listener (admin_listen, with /metrics), which asks no token: keep that address
+private. The token below is for the public listener (/posture, /v1/explain).
+`, addrs.Admin)
+		}
 		fmt.Fprintf(stdout, `
-postured demo is running on http://%[1]s against %[2]d mock devices (mocks at %[3]s).
 Score the first 1000 devices, as Cloudflare would:
 
-  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[4]s)" --data @%[5]s http://%[1]s/posture
+  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[2]s)" --data @%[3]s http://%[1]s/posture
 
 Explain one device (from the repository root, while the demo runs):
 
-  go run ./cmd/postured explain -c %[9]s --serial %[10]s
+  go run ./cmd/postured explain -c %[7]s --serial %[8]s
 
 or ask the running postured the same:
 
-  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[4]s)" "http://%[1]s/v1/explain?serial=%[10]s"
+  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[2]s)" "http://%[1]s/v1/explain?serial=%[8]s"
 
 Readiness:            curl -s http://%[1]s/readyz
 Stop with Ctrl-C.
 
-Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line each;
-%[7]v%% of the devices drift in their vendors every %[8]s, so scores move between polls.
+Playing Cloudflare: the whole fleet is polled every %[4]s, a "poll cycle" line each;
+%[5]v%% of the devices drift in their vendors every %[6]s, so scores move between polls.
 
-`, addr, *devices, mocksURL, tokenFile, batchFile, *pollInterval, *drift, *driftInterval, cfgFile, serial)
+`, addr, tokenFile, batchFile, *pollInterval, *drift, *driftInterval, cfgFile, serial)
 		p, err := cfpoll.New(cfpoll.Config{
 			Target: "http://" + addr + "/posture",
 			Tokens: cfpoll.TokenFunc(func(context.Context) (string, error) {
@@ -160,8 +171,8 @@ Playing Cloudflare: the whole fleet is polled every %[6]s, a "poll cycle" line e
 // env's variables expanded, so `postured explain -c path` needs no
 // environment. Expansion goes through the same node walk as loading, so
 // the file means what the demo runs. It holds the mocks' credentials:
-// 0600.
-func writeDemoConfig(path string, env map[string]string) error {
+// 0600. adminListen, if set, is added as admin_listen after listen.
+func writeDemoConfig(path string, env map[string]string, adminListen string) error {
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -172,6 +183,11 @@ func writeDemoConfig(path string, env map[string]string) error {
 	}
 	if err := conf.ExpandEnv(&root, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		return fmt.Errorf("demo: generated config: %w", err)
+	}
+	if adminListen != "" {
+		if err := insertAfter(&root, "listen", "admin_listen", adminListen); err != nil {
+			return fmt.Errorf("demo: generated config: %w", err)
+		}
 	}
 	var out bytes.Buffer
 	out.WriteString("# Written by `mockvendors demo` with MOCKVENDORS_URL and POSTURED_LISTEN\n# expanded: it works while that demo runs.\n")
@@ -187,6 +203,23 @@ func writeDemoConfig(path string, env map[string]string) error {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
 	return nil
+}
+
+// insertAfter adds key: value to the document's top-level mapping, right
+// after the key after.
+func insertAfter(doc *yaml.Node, after, key, value string) error {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return errors.New("not a mapping")
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == after {
+			kv := []*yaml.Node{{Kind: yaml.ScalarNode, Value: key}, {Kind: yaml.ScalarNode, Value: value, Style: yaml.DoubleQuotedStyle}}
+			m.Content = slices.Insert(m.Content, i+2, kv...)
+			return nil
+		}
+	}
+	return fmt.Errorf("no %q key", after)
 }
 
 // demoSerial is a serial worth explaining: the first device with a

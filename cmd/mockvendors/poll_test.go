@@ -105,7 +105,7 @@ func TestDemoPolls(t *testing.T) {
 	stdout, out := lines(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--devices", "300", "--seed", "4", "--dir", t.TempDir(),
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--devices", "300", "--seed", "4", "--dir", t.TempDir(),
 			"--poll-interval", "20s", "--drift", "10", "--drift-interval", "30s"}, stdout, io.Discard, clock.ticker)
 	}()
 	t.Cleanup(func() {
@@ -117,11 +117,13 @@ func TestDemoPolls(t *testing.T) {
 
 	m := expectLine(t, out, `^postured demo is running on (http://\S+) against 300 mock devices \(mocks at (http://\S+)\)\.$`)
 	posture, mocks := m[1]+"/posture", m[2]
+	statusPage := expectLine(t, out, `^Status page, in a browser: (http://\S+/status)$`)[1]
 	explain := demoExplainLines(t, out)
 	expectLine(t, out, `^poll cycle 1: devices=300 batches=1 .* changed=0 errors=0$`)
 	// After the first cycle, which waits for readiness: before Intune's
 	// first sync the running postured could not answer for it yet.
 	explain.check(t)
+	checkStatusPage(t, statusPage)
 	clock.fire(30*time.Second, time.Now())
 	expectLine(t, out, `^drift tick 1: [1-9]\d* devices changed in their vendors \(\d+ re-enrolled\)$`)
 	clock.fire(20*time.Second, time.Now())
@@ -141,6 +143,21 @@ func TestDemoPolls(t *testing.T) {
 		if want := fmt.Sprintf("poll cycle %d: devices=300 batches=3 ", i+1); !strings.HasPrefix(l, want) || !strings.HasSuffix(l, " errors=0") {
 			t.Errorf("line %q, want %q... errors=0", l, want)
 		}
+	}
+}
+
+// checkStatusPage: the printed status page URL answers without a token,
+// and shows the batches of the first cycle.
+func checkStatusPage(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `<tr class="batch">`) {
+		t.Errorf("status page: %d\n%s", resp.StatusCode, body)
 	}
 }
 

@@ -109,7 +109,7 @@ func TestStatusClass(t *testing.T) {
 // TestBuildCountsVendorResponses syncs and runs a lookup through the demo
 // config against the mocks, CrowdStrike's first answer a 429: Build gives
 // every provider an observer that counts its vendor's answers under its
-// name.
+// name, for the metric and the status page alike.
 func TestBuildCountsVendorResponses(t *testing.T) {
 	set, err := mockset.New(20, 1, time.Now())
 	if err != nil {
@@ -155,6 +155,13 @@ func TestBuildCountsVendorResponses(t *testing.T) {
 	for _, key := range []string{"crowdstrike 429", "crowdstrike 2xx", "jamf 2xx", "intune 2xx"} {
 		if counted[key] < 1 {
 			t.Errorf("no %s answer counted; counted %v", key, counted)
+		}
+	}
+	// The status page's 429s are the same answers, from the same hook.
+	snap := a.statusRec.Snapshot()
+	for name, want := range map[string]int{"crowdstrike": int(counted["crowdstrike 429"]), "jamf": 0, "intune": 0} {
+		if got := snap.Providers[name].RateLimited; got != want {
+			t.Errorf("status page: %s 429s %d, metric %d", name, got, want)
 		}
 	}
 }

@@ -16,6 +16,23 @@ import (
 // Serve runs postured until ctx ends. ready, if set, receives the listen
 // address once the server accepts connections.
 func Serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Provider], logw io.Writer, version string, ready func(addr string)) error {
+	return ServeAddrs(ctx, cfg, reg, logw, version, func(a Addrs) {
+		if ready != nil {
+			ready(a.Public)
+		}
+	})
+}
+
+// Addrs are the addresses a running postured accepts connections on.
+type Addrs struct {
+	Public string
+	// Admin is empty without admin_listen.
+	Admin string
+}
+
+// ServeAddrs is Serve telling ready both listeners' addresses, for callers
+// that print the admin listener's pages (the demo's status page).
+func ServeAddrs(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Provider], logw io.Writer, version string, ready func(Addrs)) error {
 	logger := NewLogger(cfg.Log, logw)
 	for _, w := range cfg.Warnings() {
 		logger.Warn("config warning", "warning", w.Error())
@@ -59,14 +76,16 @@ func Serve(ctx context.Context, cfg *Config, reg providers.Registry[aggregate.Pr
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, ln) })
-	attrs := []any{"addr", ln.Addr().String(), "version", version, "providers", len(cfg.Providers.Configs)}
+	addrs := Addrs{Public: ln.Addr().String()}
+	attrs := []any{"addr", addrs.Public, "version", version, "providers", len(cfg.Providers.Configs)}
 	if adminLn != nil {
 		g.Go(func() error { return srv.RunAdmin(gctx, adminLn) })
-		attrs = append(attrs, "admin_addr", adminLn.Addr().String())
+		addrs.Admin = adminLn.Addr().String()
+		attrs = append(attrs, "admin_addr", addrs.Admin)
 	}
 	logger.Info("postured listening", attrs...)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(addrs)
 	}
 	err = g.Wait()
 	cancel()

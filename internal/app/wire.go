@@ -26,6 +26,7 @@ import (
 	"github.com/postured/postured/server/access"
 	"github.com/postured/postured/server/evaluate"
 	"github.com/postured/postured/server/evaluate/policy"
+	"github.com/postured/postured/server/statuspage"
 	"github.com/postured/postured/whatif"
 )
 
@@ -105,6 +106,8 @@ type App struct {
 	seen *whatif.Seen
 	// observers see every answered batch (besides the posture memory).
 	observers []server.BatchObserver
+	// statusRec keeps what GET /status shows: batches and vendor 429s.
+	statusRec *statuspage.Recorder
 }
 
 // NewLogger builds the process logger from the log: section.
@@ -129,6 +132,10 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	if err := a.registry.Register(vendorResponses); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The status page's per-device scores are bounded like the cache.
+	if a.statusRec, err = statuspage.NewRecorder(statuspage.RecorderConfig{MaxDevices: cfg.Cache.MaxEntries}); err != nil {
+		return nil, err
+	}
 	var sources []aggregate.Source
 	for _, pc := range cfg.Providers.Configs {
 		base := pc.Base()
@@ -136,6 +143,7 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 			Logger: logger.With("provider", base.Name, "type", base.Type),
 			ObserveResponse: func(status int) {
 				vendorResponses.WithLabelValues(base.Name, statusClass(status)).Inc()
+				a.statusRec.ObserveResponse(base.Name, status)
 			},
 		}
 		p, err := reg[base.Type].Open(pc, deps)
@@ -384,6 +392,12 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
+	statusPage, err := a.newStatusPage()
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, err
+	}
+	observers = append(observers, a.statusRec)
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
 		AdminListen:        c.AdminListen,
@@ -399,6 +413,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		Explainer:         a,
 		History:           hist,
 		Rechecker:         a,
+		StatusPage:        statusPage,
 		Statuses:          a.statuses,
 		TrustedProxies:    c.Server.TrustedProxies,
 		ShutdownTimeout:   time.Duration(c.Server.ShutdownTimeout),
@@ -495,6 +510,27 @@ func (h historyObserver) ObserveBatch(ctx context.Context, b server.Batch) {
 	if err := h.rec.Record(ctx, b.At, b.Results); err != nil {
 		h.logger.Warn("history not recorded", "request_id", b.RequestID, "devices", len(b.Results), "error", err)
 	}
+}
+
+// newStatusPage builds GET /status over the app's status recorder.
+func (a *App) newStatusPage() (*statuspage.Page, error) {
+	var infos []statuspage.ProviderInfo
+	for _, pc := range a.cfg.Providers.Configs {
+		b := pc.Base()
+		mode := string(b.Mode)
+		if b.Type == "static" {
+			mode = "file" // reloaded into memory; mode does not apply
+		}
+		infos = append(infos, statuspage.ProviderInfo{Name: b.Name, Type: b.Type, Mode: mode})
+	}
+	page, err := statuspage.New(statuspage.Config{
+		Providers: infos, Statuses: a.statuses, Recorder: a.statusRec, Explainer: a,
+		Logger: a.logger.With("component", "status_page"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
 }
 
 // postureSource lets External Evaluation rules read the posture postured

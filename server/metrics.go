@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ type metrics struct {
 	batchDevices   prometheus.Histogram
 	batchDuration  prometheus.Histogram
 	providerDevice *prometheus.CounterVec
+	deviceScores   prometheus.Histogram
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -50,6 +52,20 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		providerDevice: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "postured_provider_devices_total", Help: "Devices per provider and lookup outcome.",
 		}, []string{"provider", "outcome"}),
+		deviceScores: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "postured_device_scores", Help: "Scores answered to Cloudflare, one observation per device, by decile.",
+			// Scores are integers: le=9 holds 0-9, ..., le=89 holds 80-89,
+			// le=100 holds 90-100, the deciles the status page draws.
+			Buckets: []float64{9, 19, 29, 39, 49, 59, 69, 79, 89, 100},
+		}),
+	}
+}
+
+// ObserveBatch counts the batch's answered scores. The server observes
+// every batch itself, before the configured observers.
+func (m *metrics) ObserveBatch(_ context.Context, b Batch) {
+	for i := range b.Results {
+		m.deviceScores.Observe(float64(b.Results[i].Score))
 	}
 }
 

@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type recordingObserver struct{ batches []Batch }
@@ -34,4 +37,26 @@ func TestObserversSeeEveryAnsweredBatch(t *testing.T) {
 			t.Errorf("%s observer: results out of order: %+v", name, b.Results)
 		}
 	}
+
+	// The server's own observer: every answered score lands in its decile
+	// (the echo engine scores len(serial), 2 here).
+	h := histogramOf(t, ts.reg, "postured_device_scores")
+	if h.GetSampleCount() != 3 || h.GetBucket()[0].GetUpperBound() != 9 || h.GetBucket()[0].GetCumulativeCount() != 3 {
+		t.Errorf("postured_device_scores = %v, want 3 answers in le=9", h)
+	}
+}
+
+func histogramOf(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetHistogram()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
 }

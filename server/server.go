@@ -150,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.access, s.keys = v, cfg.Keys
 	}
+	s.cfg.Observers = append([]BatchObserver{s.metrics}, cfg.Observers...)
 	if len(cfg.AllowedCommonNames) > 0 {
 		s.allowed = make(map[string]bool, len(cfg.AllowedCommonNames))
 		for _, cn := range cfg.AllowedCommonNames {

@@ -103,7 +103,7 @@ func (e *Engine) fold(deviceID string, per []outcome, now time.Time) Result {
 			break
 		}
 	}
-	return Result{DeviceID: deviceID, S2SID: ex.S2SID, Score: ex.Score, Explanation: ex}
+	return Result{DeviceID: deviceID, S2SID: ex.S2SID, Score: ex.Score, Explanation: ex, At: now}
 }
 
 // tally is what the providers' details add up to for one device.

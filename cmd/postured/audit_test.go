@@ -47,15 +47,19 @@ func TestAuditVerifyCommand(t *testing.T) {
 			wantStderr: "audit.jsonl:2: edited",
 		},
 		{
-			name:       "line inserted at 2",
-			tamper:     func(t *testing.T, path string) { rewriteLines(t, path, func(l [][]byte) [][]byte { return insertAt(l, 1, l[1]) }) },
+			name: "line inserted at 2",
+			tamper: func(t *testing.T, path string) {
+				rewriteLines(t, path, func(l [][]byte) [][]byte { return insertAt(l, 1, l[1]) })
+			},
 			args:       func(path, _ string) []string { return []string{"audit", "verify", path} },
 			wantCode:   1,
 			wantStderr: "audit.jsonl:2: inserted",
 		},
 		{
-			name:       "line 2 deleted",
-			tamper:     func(t *testing.T, path string) { rewriteLines(t, path, func(l [][]byte) [][]byte { return deleteAt(l, 1) }) },
+			name: "line 2 deleted",
+			tamper: func(t *testing.T, path string) {
+				rewriteLines(t, path, func(l [][]byte) [][]byte { return deleteAt(l, 1) })
+			},
 			args:       func(path, _ string) []string { return []string{"audit", "verify", path} },
 			wantCode:   1,
 			wantStderr: "audit.jsonl:2: seq 3 follows seq 1",

@@ -31,7 +31,8 @@ type RecordedProvider struct {
 	MaxLastSeen time.Duration
 	Outcome     Outcome
 	// RecordID, Score, LastSeen and Reason describe the matched record
-	// (Outcome matched or matched-stale).
+	// (Outcome matched or matched-stale); Score is the record's own, before
+	// max_last_seen (ProviderDetail.RecordScore).
 	RecordID string
 	Score    int
 	LastSeen time.Time

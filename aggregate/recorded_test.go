@@ -17,7 +17,7 @@ func recordedFrom(sources []Source, s2sFrom []string, unmatched int, r Result) R
 		s := sources[i]
 		in.Providers = append(in.Providers, RecordedProvider{
 			Name: s.Name, Weight: s.Weight, Required: s.Required, OnError: s.OnError, MaxLastSeen: s.MaxLastSeen,
-			Outcome: d.Outcome, RecordID: d.RecordID, Score: d.Score, LastSeen: d.LastSeen, Reason: d.Reason, Error: d.Error,
+			Outcome: d.Outcome, RecordID: d.RecordID, Score: d.RecordScore, LastSeen: d.LastSeen, Reason: d.Reason, Error: d.Error,
 		})
 	}
 	return in

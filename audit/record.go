@@ -77,14 +77,15 @@ type Provider struct {
 	MatchedOn    string `json:"matched_on,omitempty"`
 	MatchedValue string `json:"matched_value,omitempty"`
 	RecordID     string `json:"record_id,omitempty"`
-	// Score is what the provider contributed: the matched record's score,
-	// or 0 past max_last_seen.
-	Score    int       `json:"score"`
-	Counted  bool      `json:"counted"`
-	LastSeen time.Time `json:"last_seen,omitzero"`
-	Reason   string    `json:"reason,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Note     string    `json:"note,omitempty"`
+	// RecordScore is the matched record's own score; Score is what the
+	// provider contributed: RecordScore, or 0 past max_last_seen.
+	RecordScore int       `json:"record_score,omitempty"`
+	Score       int       `json:"score"`
+	Counted     bool      `json:"counted"`
+	LastSeen    time.Time `json:"last_seen,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Note        string    `json:"note,omitempty"`
 }
 
 // Break is what a break line records: a partial line left by a crash

@@ -32,6 +32,9 @@ func startAuditedDemo(t *testing.T, set *mockset.Set, dir string) (*instance, st
 	// Under -race on a busy machine a cold batch can outlast the demo's
 	// 4 s deadline; this test checks what is recorded, not speed.
 	text := strings.Replace(string(demo), "  deadline: 4s\n", "  deadline: 60s\n", 1)
+	// A max_last_seen shorter than the demo's puts part of the fleet past
+	// it, so replay must judge staleness as the answer did.
+	text = strings.ReplaceAll(text, "max_last_seen: 30d", "max_last_seen: 2d")
 	text += fmt.Sprintf("audit:\n  enabled: true\n  path: %s\n  max_file_bytes: %d\n", filepath.Join(dir, "audit.jsonl"), 1<<20)
 	t.Setenv("MOCKVENDORS_URL", mocks.URL)
 	t.Setenv("POSTURED_LISTEN", "127.0.0.1:0")

@@ -218,7 +218,7 @@ func (o *Observer) record(requestID string, d aggregate.Device, r aggregate.Resu
 		rec.Providers[i] = audit.Provider{
 			Name: p.Provider, Weight: p.Weight, Required: pol.Required, OnError: string(pol.OnError), MaxLastSeen: maxLastSeen,
 			Outcome: string(p.Outcome), MatchedOn: p.MatchedOn, MatchedValue: p.MatchedValue, RecordID: p.RecordID,
-			Score: p.Score, Counted: p.Counted, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error, Note: p.Note,
+			RecordScore: p.RecordScore, Score: p.Score, Counted: p.Counted, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error, Note: p.Note,
 		}
 	}
 	return rec

@@ -145,8 +145,8 @@ func TestObserverRecordsAndReplays(t *testing.T) {
 	if cs.Outcome != "error" || cs.OnError != "zero" || !cs.Counted || cs.Error == "" {
 		t.Errorf("crowdstrike part %+v", cs)
 	}
-	if d2 := recs[1].Providers[0]; d2.Score != 0 || !d2.Counted {
-		t.Errorf("dev-2 intune past max_last_seen: %+v, want score 0 counted", d2)
+	if d2 := recs[1].Providers[0]; d2.Score != 0 || d2.RecordScore != 80 || !d2.Counted {
+		t.Errorf("dev-2 intune past max_last_seen: %+v, want record score 80, score 0, counted", d2)
 	}
 	if recs[2].Identifiers != (audit.Identifiers{Hostname: "ghost"}) {
 		t.Errorf("placeholder serial recorded: %+v", recs[2].Identifiers)
@@ -166,8 +166,8 @@ func TestReplayFindsDifferences(t *testing.T) {
 	}{
 		{"as recorded", func(*audit.Record) {}, nil},
 		{"answer edited", func(r *audit.Record) { r.Score = 99 }, []string{"score: recorded 99, recomputed 70"}},
-		{"input edited", func(r *audit.Record) { r.Providers[1].Score = 0 },
-			[]string{"score: recorded 70, recomputed 50"}},
+		{"input edited", func(r *audit.Record) { r.Providers[1].RecordScore = 0 },
+			[]string{"score: recorded 70, recomputed 50", "jamf score: recorded 60, recomputed 0"}},
 		{"time moved past max_last_seen", func(r *audit.Record) { r.Time = t0.Add(31 * 24 * time.Hour) },
 			[]string{"score: recorded 70, recomputed 20", "intune score: recorded 100, recomputed 0"}},
 		{"s2s_id edited", func(r *audit.Record) { r.S2SID = "x" }, []string{`s2s_id: recorded "x", recomputed "j-1"`}},

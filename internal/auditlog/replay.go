@@ -35,7 +35,7 @@ func Replay(r audit.Record) (Replayed, error) {
 		}
 		in.Providers = append(in.Providers, aggregate.RecordedProvider{
 			Name: p.Name, Weight: p.Weight, Required: p.Required, OnError: providers.OnError(p.OnError), MaxLastSeen: maxLastSeen,
-			Outcome: aggregate.Outcome(p.Outcome), RecordID: p.RecordID, Score: p.Score, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error,
+			Outcome: aggregate.Outcome(p.Outcome), RecordID: p.RecordID, Score: p.RecordScore, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error,
 		})
 	}
 	res, err := aggregate.FoldRecorded(r.DeviceID, in)

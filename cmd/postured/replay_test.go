@@ -24,7 +24,7 @@ func TestReplayCommand(t *testing.T) {
 			Time: at, RequestID: "req-1", ConfigHash: "c0ffee", DeviceID: dev, S2SID: "i-" + dev, Score: score,
 			S2SIDFrom: "intune", Decision: "weighted mean of 1 provider(s)",
 			Providers: []audit.Provider{{Name: "intune", Weight: 1, OnError: "stale", MaxLastSeen: "720h0m0s",
-				Outcome: "matched", RecordID: "i-" + dev, Score: 80, Counted: true, LastSeen: at.Add(-time.Hour)}},
+				Outcome: "matched", RecordID: "i-" + dev, RecordScore: 80, Score: 80, Counted: true, LastSeen: at.Add(-time.Hour)}},
 		}
 	}
 	if err := w.Append(context.Background(), answer("good", 80), answer("bad", 95)); err != nil {

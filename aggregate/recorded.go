@@ -33,10 +33,11 @@ type RecordedProvider struct {
 	// RecordID, Score, LastSeen and Reason describe the matched record
 	// (Outcome matched or matched-stale); Score is the record's own, before
 	// max_last_seen (ProviderDetail.RecordScore).
-	RecordID string
-	Score    int
-	LastSeen time.Time
-	Reason   string
+	RecordID  string
+	Score     int
+	LastSeen  time.Time
+	Reason    string
+	Contained bool
 	// Error is the lookup failure (Outcome error or matched-stale).
 	Error string
 }
@@ -66,7 +67,7 @@ func FoldRecorded(deviceID string, in Recorded) (Result, error) {
 		}
 		switch p.Outcome {
 		case OutcomeMatched, OutcomeStale:
-			per[i].rec = &providers.Record{ID: p.RecordID, Score: p.Score, LastSeen: p.LastSeen, Reason: p.Reason}
+			per[i].rec = &providers.Record{ID: p.RecordID, Score: p.Score, LastSeen: p.LastSeen, Reason: p.Reason, Contained: p.Contained}
 			per[i].stale = p.Outcome == OutcomeStale
 			per[i].err = err
 		case OutcomeError:

@@ -34,7 +34,8 @@ type Record struct {
 	ConfigHash  string      `json:"config_hash"`
 	DeviceID    string      `json:"device_id"`
 	Identifiers Identifiers `json:"identifiers"`
-	// S2SID and Score are the answer Cloudflare was given.
+	// S2SID and Score are the answer Cloudflare was given: Score is the
+	// final score, after Adjustments.
 	S2SID string `json:"s2s_id"`
 	Score int    `json:"score"`
 	// S2SIDFrom is the provider whose record id is the s2s_id, and
@@ -44,7 +45,19 @@ type Record struct {
 	// Policy is the posture policy the score was folded under.
 	Policy    Policy     `json:"policy"`
 	Providers []Provider `json:"providers"`
-	Prev      string     `json:"prev"`
+	// Adjustments changed the folded score afterwards (an override,
+	// hysteresis), in the order applied, as in the explanation.
+	Adjustments []Adjustment `json:"adjustments,omitempty"`
+	Prev        string       `json:"prev"`
+}
+
+// Adjustment is one change to the folded score, or a note on why one did
+// not apply (From == To).
+type Adjustment struct {
+	Kind string `json:"kind"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
+	Note string `json:"note,omitempty"`
 }
 
 // Policy is the part of the posture policy the fold applies beyond each
@@ -86,6 +99,9 @@ type Provider struct {
 	Reason      string    `json:"reason,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	Note        string    `json:"note,omitempty"`
+	// Contained: the matched record is a network-contained host (which
+	// hysteresis does not hold).
+	Contained bool `json:"contained,omitempty"`
 }
 
 // Break is what a break line records: a partial line left by a crash

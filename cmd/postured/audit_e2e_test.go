@@ -21,7 +21,7 @@ import (
 // startAuditedDemo runs the demo configuration against the mock fleet with
 // the audit log on in dir, and writes that configuration to a file (its
 // variables set in the environment) for the commands that read -c.
-func startAuditedDemo(t *testing.T, set *mockset.Set, dir string) (*instance, string) {
+func startAuditedDemo(t *testing.T, set *mockset.Set, dir, extra string) (*instance, string) {
 	t.Helper()
 	mocks := httptest.NewServer(set.Handler())
 	t.Cleanup(mocks.Close)
@@ -35,7 +35,7 @@ func startAuditedDemo(t *testing.T, set *mockset.Set, dir string) (*instance, st
 	// A max_last_seen shorter than the demo's puts part of the fleet past
 	// it, so replay must judge staleness as the answer did.
 	text = strings.ReplaceAll(text, "max_last_seen: 30d", "max_last_seen: 2d")
-	text += fmt.Sprintf("audit:\n  enabled: true\n  path: %s\n  max_file_bytes: %d\n", filepath.Join(dir, "audit.jsonl"), 1<<20)
+	text += fmt.Sprintf("audit:\n  enabled: true\n  path: %s\n  max_file_bytes: %d\n", filepath.Join(dir, "audit.jsonl"), 1<<20) + extra
 	t.Setenv("MOCKVENDORS_URL", mocks.URL)
 	t.Setenv("POSTURED_LISTEN", "127.0.0.1:0")
 	cfgPath := writeFile(t, t.TempDir(), "postured.yaml", text)
@@ -68,17 +68,24 @@ func TestAuditReplaysARecordedCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	in, cfgPath := startAuditedDemo(t, set, dir)
+	devices := set.Batches(1000)[0]
+	if len(devices) != 1000 {
+		t.Fatalf("%d devices in the batch, want 1000", len(devices))
+	}
+	// One device's answer is an override: replay must reproduce the final
+	// answer, not only the fold.
+	overridden := devices[1]
+	in, cfgPath := startAuditedDemo(t, set, dir, fmt.Sprintf(
+		"overrides:\n  - {device_id: %q, score: 100, until: \"2099-01-01T00:00:00Z\", reason: \"loaner, ticket 123\"}\n", overridden.DeviceID))
 	waitReady(t, in)
 	token, err := set.Access.AppToken(mockset.AccessAudience, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	devices := set.Batches(1000)[0]
-	if len(devices) != 1000 {
-		t.Fatalf("%d devices in the batch, want 1000", len(devices))
-	}
 	first := postBatch(t, in.url, token, devices)
+	if got := first.Result[overridden.DeviceID].Score; got != 100 {
+		t.Fatalf("overridden device answered %d, want 100", got)
+	}
 	between := time.Now()
 	second := postBatch(t, in.url, token, devices)
 
@@ -143,6 +150,19 @@ func TestAuditReplaysARecordedCycle(t *testing.T) {
 		}
 		if !strings.Contains(out, fmt.Sprintf("score     %d", second.Result[d.DeviceID].Score)) {
 			t.Errorf("output does not show the answered score %d:\n%s", second.Result[d.DeviceID].Score, out)
+		}
+	})
+
+	t.Run("an override", func(t *testing.T) {
+		code, out, errb := runCLI("replay", "--dir", dir, "--device-id", overridden.DeviceID)
+		want := []string{"adjustments (as recorded, after the fold):", "override: 0 -> 100", "loaner, ticket 123", "reproduced"}
+		if code != 0 {
+			t.Fatalf("exit %d: %s%s", code, out, errb)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, out)
+			}
 		}
 	})
 

@@ -210,6 +210,14 @@ func printReplayed(w io.Writer, r replayed) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(rec.Adjustments) > 0 {
+		// Overrides and hysteresis hang on state outside the log: they are
+		// applied as recorded, checked only to start from the fold.
+		fmt.Fprintln(w, "\nadjustments (as recorded, after the fold):")
+		for _, a := range rec.Adjustments {
+			fmt.Fprintf(w, "  %s: %d -> %d  %s\n", a.Kind, a.From, a.To, a.Note)
+		}
+	}
 	if r.Reproduced {
 		_, err := fmt.Fprintln(w, "\nreproduced: the recorded inputs give the recorded answer")
 		return err

@@ -219,7 +219,11 @@ func (o *Observer) record(requestID string, d aggregate.Device, r aggregate.Resu
 			Name: p.Provider, Weight: p.Weight, Required: pol.Required, OnError: string(pol.OnError), MaxLastSeen: maxLastSeen,
 			Outcome: string(p.Outcome), MatchedOn: p.MatchedOn, MatchedValue: p.MatchedValue, RecordID: p.RecordID,
 			RecordScore: p.RecordScore, Score: p.Score, Counted: p.Counted, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error, Note: p.Note,
+			Contained: p.Contained,
 		}
+	}
+	for _, a := range ex.Adjustments {
+		rec.Adjustments = append(rec.Adjustments, audit.Adjustment{Kind: a.Kind, From: a.From, To: a.To, Note: a.Note})
 	}
 	return rec
 }

@@ -291,3 +291,59 @@ func TestNewFailsWhenTheLogCannotOpen(t *testing.T) {
 		t.Fatalf("New under a file: %v", err)
 	}
 }
+
+// TestReplayAppliesAdjustments: overrides and hysteresis cannot be
+// recomputed from the log (they depend on state it does not hold), so
+// replay applies the recorded ones to the recomputed fold: the final score
+// is reproduced, and an adjustment that does not start from the fold is a
+// difference.
+func TestReplayAppliesAdjustments(t *testing.T) {
+	e, pol, devices := fleet(t)
+	o := &Observer{hash: "h", policy: pol}
+	b := batch(t, e, devices)
+	tests := []struct {
+		name      string
+		adjust    []aggregate.Adjustment
+		mod       func(r *audit.Record)
+		wantScore int
+		want      []string
+	}{
+		{name: "override", adjust: []aggregate.Adjustment{{Kind: "override", From: 70, To: 100, Note: "loaner, ticket 123"}}, wantScore: 100},
+		{name: "hysteresis then override", adjust: []aggregate.Adjustment{
+			{Kind: "hysteresis", From: 70, To: 90, Note: "held"}, {Kind: "override", From: 90, To: 100, Note: "loaner"},
+		}, wantScore: 100},
+		{name: "a note that changed nothing", adjust: []aggregate.Adjustment{{Kind: "hysteresis", From: 70, To: 70, Note: "contained: not held"}}, wantScore: 70},
+		{name: "adjustment edited", adjust: []aggregate.Adjustment{{Kind: "override", From: 70, To: 100}},
+			mod: func(r *audit.Record) { r.Adjustments[0].From = 60 }, wantScore: 100,
+			want: []string{"adjustment 1 (override) from: recorded 60, recomputed 70"}},
+		{name: "adjustment dropped", adjust: []aggregate.Adjustment{{Kind: "override", From: 70, To: 100}},
+			mod: func(r *audit.Record) { r.Adjustments = nil }, wantScore: 70,
+			want: []string{"score: recorded 100, recomputed 70"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := b.Results[0]
+			res.Explanation.Adjustments = nil
+			for _, a := range tc.adjust {
+				res.Adjust(a)
+			}
+			r := o.record("req", b.Devices[0], res)
+			if len(r.Adjustments) != len(tc.adjust) || r.Score != res.Score {
+				t.Fatalf("recorded adjustments %+v, score %d; want %d adjustments, score %d", r.Adjustments, r.Score, len(tc.adjust), res.Score)
+			}
+			if tc.mod != nil {
+				tc.mod(&r)
+			}
+			rp, err := Replay(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rp.Recomputed.Score != tc.wantScore {
+				t.Errorf("recomputed %d, want %d", rp.Recomputed.Score, tc.wantScore)
+			}
+			if got := strings.Join(rp.Differences, "\n"); got != strings.Join(tc.want, "\n") {
+				t.Errorf("differences %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -36,19 +36,27 @@ func Replay(r audit.Record) (Replayed, error) {
 		in.Providers = append(in.Providers, aggregate.RecordedProvider{
 			Name: p.Name, Weight: p.Weight, Required: p.Required, OnError: providers.OnError(p.OnError), MaxLastSeen: maxLastSeen,
 			Outcome: aggregate.Outcome(p.Outcome), RecordID: p.RecordID, Score: p.RecordScore, LastSeen: p.LastSeen, Reason: p.Reason, Error: p.Error,
+			Contained: p.Contained,
 		})
 	}
 	res, err := aggregate.FoldRecorded(r.DeviceID, in)
 	if err != nil {
 		return Replayed{}, fmt.Errorf("replay %s: %w", r.DeviceID, err)
 	}
-	out := Replayed{Record: r, Recomputed: res}
-	ex := res.Explanation
+	var diffs []string
 	diff := func(field string, recorded, recomputed any) {
 		if recorded != recomputed {
-			out.Differences = append(out.Differences, fmt.Sprintf("%s: recorded %v, recomputed %v", field, recorded, recomputed))
+			diffs = append(diffs, fmt.Sprintf("%s: recorded %v, recomputed %v", field, recorded, recomputed))
 		}
 	}
+	// Overrides and hysteresis depend on state the log does not hold (the
+	// overrides in force, the device's earlier evaluations): their recorded
+	// outcome is applied to the recomputed fold, and must start from it.
+	for i, a := range r.Adjustments {
+		diff(fmt.Sprintf("adjustment %d (%s) from", i+1, a.Kind), a.From, res.Score)
+		res.Adjust(aggregate.Adjustment{Kind: a.Kind, From: a.From, To: a.To, Note: a.Note})
+	}
+	ex := res.Explanation
 	diff("score", r.Score, res.Score)
 	diff("s2s_id", fmt.Sprintf("%q", r.S2SID), fmt.Sprintf("%q", res.S2SID))
 	diff("s2s_id_from", fmt.Sprintf("%q", r.S2SIDFrom), fmt.Sprintf("%q", ex.S2SIDFrom))
@@ -58,5 +66,5 @@ func Replay(r audit.Record) (Replayed, error) {
 		diff(p.Name+" score", p.Score, d.Score)
 		diff(p.Name+" counted", p.Counted, d.Counted)
 	}
-	return out, nil
+	return Replayed{Record: r, Recomputed: res, Differences: diffs}, nil
 }

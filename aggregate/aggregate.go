@@ -170,6 +170,9 @@ type Result struct {
 	S2SID       string
 	Score       int
 	Explanation Explanation
+	// At is the time the score was computed: max_last_seen was judged
+	// against it, so a replay of the result (FoldRecorded) needs it.
+	At time.Time
 }
 
 // Stats summarise a batch for the batch log line and metrics.

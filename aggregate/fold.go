@@ -69,12 +69,16 @@ type ProviderDetail struct {
 	LastSeen     time.Time `json:"last_seen,omitzero"`
 	// Score is what the provider contributes (after max_last_seen and
 	// on_error); Counted says whether it entered the weighted mean.
-	Score   int    `json:"score"`
-	Counted bool   `json:"counted"`
-	Reason  string `json:"reason,omitempty"`
-	Tried   string `json:"tried,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Note    string `json:"note,omitempty"`
+	Score   int  `json:"score"`
+	Counted bool `json:"counted"`
+	// RecordScore is the matched record's own score, before max_last_seen:
+	// what a replay (FoldRecorded) recomputes Score from. Not in the JSON,
+	// whose shape tests hold; Score is what counted.
+	RecordScore int    `json:"-"`
+	Reason      string `json:"reason,omitempty"`
+	Tried       string `json:"tried,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Note        string `json:"note,omitempty"`
 	// Contained: the matched record is a network-contained host.
 	Contained bool `json:"contained,omitempty"`
 }
@@ -103,7 +107,7 @@ func (e *Engine) fold(deviceID string, per []outcome, now time.Time) Result {
 			break
 		}
 	}
-	return Result{DeviceID: deviceID, S2SID: ex.S2SID, Score: ex.Score, Explanation: ex}
+	return Result{DeviceID: deviceID, S2SID: ex.S2SID, Score: ex.Score, Explanation: ex, At: now}
 }
 
 // tally is what the providers' details add up to for one device.
@@ -173,6 +177,7 @@ func describeMatch(d *ProviderDetail, s *source, o outcome, now time.Time, notes
 	d.MatchedOn, d.MatchedValue, d.Candidates = o.kind.String(), o.value, o.candidates
 	d.RecordID, d.LastSeen, d.Reason, d.Contained = o.rec.ID, o.rec.LastSeen, o.rec.Reason, o.rec.Contained
 	d.Score = providers.Clamp(o.rec.Score)
+	d.RecordScore = d.Score
 	d.Counted = true
 	if o.candidates > 1 {
 		notes = append(notes, fmt.Sprintf("%d records carry this %s; took the most recently seen", o.candidates, o.kind))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,40 @@ func Files(path string) ([]string, error) {
 		return nil, fmt.Errorf("audit: list files: %w", err)
 	}
 	return out, nil
+}
+
+// FilesIn finds the log kept in dir, for a reader given a directory rather
+// than the current file's path: the one set of ".jsonl" files there, the
+// current "NAME.jsonl" and its rotated "NAME-<stamp>Z.jsonl", in chain
+// order. It is an error if dir holds none, or files of more than one log.
+func FilesIn(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit: find the log: %w", err)
+	}
+	stems := make(map[string]bool)
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ".jsonl")
+		if !ok || !de.Type().IsRegular() {
+			continue
+		}
+		if i := strings.LastIndexByte(name, '-'); i >= 0 && strings.HasSuffix(name, "Z") {
+			if _, err := time.Parse(stampLayout, name[i+1:len(name)-1]); err == nil {
+				name = name[:i]
+			}
+		}
+		stems[name] = true
+	}
+	switch len(stems) {
+	case 0:
+		return nil, fmt.Errorf("audit: find the log: no .jsonl files in %s", dir)
+	case 1:
+		for stem := range stems {
+			return Files(filepath.Join(dir, stem+".jsonl"))
+		}
+	}
+	names := slices.Sorted(maps.Keys(stems))
+	return nil, fmt.Errorf("audit: find the log: %s holds more than one log (%s.jsonl); name the current file instead", dir, strings.Join(names, ".jsonl, "))
 }
 
 // lineReader reads lines of at most MaxLineBytes, keeping their exact

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,71 @@ func TestFind(t *testing.T) {
 			}
 			if ok && (r.DeviceID != tc.device || r.Seq == 0 || r.Prev == "" || !r.Time.Equal(r.Time.UTC())) {
 				t.Errorf("record %+v", r)
+			}
+		})
+	}
+	all := []struct {
+		at   time.Time
+		want []string // request ids, by device id
+	}{
+		{at: at(-1)},
+		{at: at(0), want: []string{"a", "b"}},
+		{at: at(10), want: []string{"c", "b"}},
+		{at: at(60), want: []string{"f", "d"}},
+	}
+	for _, tc := range all {
+		t.Run("all at "+tc.at.Format(time.Kitchen), func(t *testing.T) {
+			rs, err := audit.FindAll(context.Background(), fs, tc.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rs {
+				got = append(got, r.RequestID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("FindAll = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFilesIn(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   []string
+		want    []string
+		wantErr string
+	}{
+		{name: "current only", files: []string{"audit.jsonl"}, want: []string{"audit.jsonl"}},
+		{
+			name:  "rotated and current, other files ignored",
+			files: []string{"audit.jsonl", "audit-20260310T091402.000000000Z.jsonl", "audit-20260310T091401.000000000Z.jsonl", "notes.txt", "audit.jsonl.tmp"},
+			want:  []string{"audit-20260310T091401.000000000Z.jsonl", "audit-20260310T091402.000000000Z.jsonl", "audit.jsonl"},
+		},
+		{name: "rotated only", files: []string{"log-20260310T091402.000000000Z.jsonl"}, want: []string{"log-20260310T091402.000000000Z.jsonl"}},
+		{name: "dash in the name", files: []string{"posture-audit.jsonl"}, want: []string{"posture-audit.jsonl"}},
+		{name: "none", files: []string{"notes.txt"}, wantErr: "no .jsonl files"},
+		{name: "two logs", files: []string{"a.jsonl", "b-20260310T091402.000000000Z.jsonl"}, wantErr: "more than one log (a.jsonl, b.jsonl)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				writeFile(t, filepath.Join(dir, f), nil)
+			}
+			got, err := audit.FilesIn(dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want ~%q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(base(got), tc.want) {
+				t.Errorf("FilesIn = %v, want %v", base(got), tc.want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,10 +32,21 @@ type Config struct {
 	// oldest rotated files beyond it are deleted at each rotation. Zero
 	// keeps every file (when they are shipped and pruned elsewhere).
 	MaxFiles int
+	// MaxAge deletes the rotated files rotated out longer ago than this
+	// (every line in them is older), at New, at each rotation, and at most
+	// hourly on Append. Zero keeps files of any age.
+	MaxAge time.Duration
+	// Logger reports a failed retention, which does not fail an Append:
+	// the batch is still recorded, and the next retention retries. Nil
+	// discards.
+	Logger *slog.Logger
 	// Now is the clock for record times and rotated names; nil means
 	// time.Now.
 	Now func() time.Time
 }
+
+// retainEvery is how often Append applies MaxAge between rotations.
+const retainEvery = time.Hour
 
 // Writer appends records to the log. It is safe for concurrent use; the
 // batches of concurrent Appends are written one after the other.
@@ -55,6 +67,7 @@ type Writer struct {
 	seq         uint64
 	head        string
 	lastRotated time.Time
+	lastRetain  time.Time
 	failed      error
 	closed      bool
 }
@@ -69,14 +82,17 @@ func New(cfg Config) (*Writer, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("audit: open: no path")
 	}
-	if cfg.MaxBytes < 0 || cfg.MaxFiles < 0 {
-		return nil, fmt.Errorf("audit: open: max_bytes %d and max_files %d must not be negative", cfg.MaxBytes, cfg.MaxFiles)
+	if cfg.MaxBytes < 0 || cfg.MaxFiles < 0 || cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("audit: open: max_bytes %d, max_files %d and max_age %s must not be negative", cfg.MaxBytes, cfg.MaxFiles, cfg.MaxAge)
 	}
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{cfg: cfg, set: newSet(cfg.Path), head: Genesis}
 	if err := os.MkdirAll(w.set.dir, 0o700); err != nil {
@@ -85,6 +101,7 @@ func New(cfg Config) (*Writer, error) {
 	if err := w.resume(); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
+	w.retain()
 	return w, nil
 }
 
@@ -237,6 +254,8 @@ func (w *Writer) Append(ctx context.Context, records ...Record) error {
 		if err := w.rotate(); err != nil {
 			return fmt.Errorf("audit: append: %w", err)
 		}
+	} else if w.cfg.MaxAge > 0 && w.cfg.Now().Sub(w.lastRetain) >= retainEvery {
+		w.retain()
 	}
 	if n, err := w.f.Write(buf.Bytes()); err != nil {
 		if n > 0 {
@@ -256,8 +275,7 @@ func (w *Writer) Append(ctx context.Context, records ...Record) error {
 }
 
 // rotate renames the current file to its rotated name, starts a new one and
-// applies retention. A failed retention is returned but leaves the writer
-// usable; the next rotation retries it.
+// applies retention.
 func (w *Writer) rotate() error {
 	if _, err := w.moveAside(); err != nil {
 		w.failed = fmt.Errorf("rotate: %w", err)
@@ -272,7 +290,8 @@ func (w *Writer) rotate() error {
 		return w.failed
 	}
 	w.f, w.size = f, 0
-	return w.retain()
+	w.retain()
+	return nil
 }
 
 // moveAside closes the current file, if open, and renames it to its rotated
@@ -298,22 +317,32 @@ func (w *Writer) moveAside() (string, error) {
 	return to, syncDir(w.set.dir)
 }
 
-// retain deletes the oldest rotated files beyond MaxFiles.
-func (w *Writer) retain() error {
-	if w.cfg.MaxFiles == 0 {
-		return nil
+// retain deletes the oldest rotated files beyond MaxFiles and those older
+// than MaxAge. A failure is logged, not returned: losing a batch's record
+// over an old file that will not go would be the worse outcome.
+func (w *Writer) retain() {
+	if w.cfg.MaxFiles == 0 && w.cfg.MaxAge == 0 {
+		return
 	}
+	now := w.cfg.Now()
+	w.lastRetain = now
 	rot, err := w.set.rotated()
 	if err != nil {
-		return fmt.Errorf("retention: %w", err)
+		w.cfg.Logger.Warn("audit log retention failed", "error", err)
+		return
 	}
-	for len(rot)+1 > w.cfg.MaxFiles {
+	for len(rot) > 0 {
+		tooMany := w.cfg.MaxFiles > 0 && len(rot)+1 > w.cfg.MaxFiles
+		tooOld := w.cfg.MaxAge > 0 && now.Sub(rot[0].at) > w.cfg.MaxAge
+		if !tooMany && !tooOld {
+			return
+		}
 		if err := os.Remove(rot[0].path); err != nil {
-			return fmt.Errorf("retention: %w", err)
+			w.cfg.Logger.Warn("audit log retention failed", "error", err)
+			return
 		}
 		rot = rot[1:]
 	}
-	return nil
 }
 
 // Head is the seq and hash of the last line written: record it somewhere

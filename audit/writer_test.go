@@ -56,6 +56,7 @@ func TestRotationRetention(t *testing.T) {
 		name      string
 		step      time.Duration // clock advance per record
 		maxFiles  int
+		maxAge    time.Duration
 		wantNames []string
 		wantSeqs  [][]uint64
 	}{
@@ -79,6 +80,13 @@ func TestRotationRetention(t *testing.T) {
 			wantSeqs:  [][]uint64{{3, 4}, {5, 6}, {7, 8}, {9, 10}},
 		},
 		{
+			// Rotated at 2s, 4s, 6s and 8s; at the last rotation the files
+			// rotated out more than 3s before go.
+			name: "by age", step: time.Second, maxAge: 3 * time.Second,
+			wantNames: []string{"audit-20260310T091406.000000000Z.jsonl", "audit-20260310T091408.000000000Z.jsonl", "audit.jsonl"},
+			wantSeqs:  [][]uint64{{5, 6}, {7, 8}, {9, 10}},
+		},
+		{
 			name: "current file only", step: time.Second, maxFiles: 1,
 			wantNames: []string{"audit.jsonl"},
 			wantSeqs:  [][]uint64{{9, 10}},
@@ -89,7 +97,7 @@ func TestRotationRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
 			c := &clock{t: t0}
-			w := open(t, audit.Config{Path: path, MaxBytes: 2*l + l/2, MaxFiles: tc.maxFiles, Now: c.Now})
+			w := open(t, audit.Config{Path: path, MaxBytes: 2*l + l/2, MaxFiles: tc.maxFiles, MaxAge: tc.maxAge, Now: c.Now})
 			for i := range 10 {
 				if err := w.Append(context.Background(), rec(i)); err != nil {
 					t.Fatalf("Append %d: %v", i, err)
@@ -112,6 +120,66 @@ func TestRotationRetention(t *testing.T) {
 				t.Errorf("summary %+v, want head %s, seqs %d..10 in %d files", sum, head, tc.wantSeqs[0][0], len(fs))
 			}
 		})
+	}
+}
+
+// TestRetentionByAge: max_age also applies when the log does not rotate:
+// at New, and on an Append an hour after the last check.
+func TestRetentionByAge(t *testing.T) {
+	l := lineLen(t)
+	tests := []struct {
+		name  string
+		after func(t *testing.T, path string, c *clock) // advances the clock and acts
+		want  []string
+	}{
+		{
+			name:  "young files stay",
+			after: func(t *testing.T, path string, c *clock) { c.Advance(30 * time.Minute); appendOne(t, path, c) },
+			want:  []string{"audit-20260310T091402.000000000Z.jsonl", "audit.jsonl"},
+		},
+		{
+			name:  "New deletes old files",
+			after: func(t *testing.T, path string, c *clock) { c.Advance(3 * time.Hour); openAged(t, path, c).Close() },
+			want:  []string{"audit.jsonl"},
+		},
+		{
+			name: "Append an hour later deletes old files",
+			after: func(t *testing.T, path string, c *clock) {
+				c.Advance(30 * time.Minute)
+				w := openAged(t, path, c)
+				c.Advance(2 * time.Hour)
+				if err := w.Append(context.Background(), rec(9)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"audit.jsonl"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			c := &clock{t: t0}
+			w := open(t, audit.Config{Path: path, MaxBytes: 2*l + l/2, Now: c.Now})
+			appendEach(t, w, c, 0, 3) // one rotation, at 2s
+			w.Close()
+			tc.after(t, path, c)
+			if got := base(files(t, path)); !slices.Equal(got, tc.want) {
+				t.Errorf("files = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// openAged opens the log with a one-hour max_age and no size rotation.
+func openAged(t *testing.T, path string, c *clock) *audit.Writer {
+	t.Helper()
+	return open(t, audit.Config{Path: path, MaxBytes: 1 << 30, MaxAge: time.Hour, Now: c.Now})
+}
+
+func appendOne(t *testing.T, path string, c *clock) {
+	t.Helper()
+	if err := openAged(t, path, c).Append(context.Background(), rec(9)); err != nil {
+		t.Fatal(err)
 	}
 }
 

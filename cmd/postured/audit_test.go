@@ -47,6 +47,24 @@ func TestAuditVerifyCommand(t *testing.T) {
 			wantStderr: "audit.jsonl:2: edited",
 		},
 		{
+			name: "line inserted at 2",
+			tamper: func(t *testing.T, path string) {
+				rewriteLines(t, path, func(l [][]byte) [][]byte { return insertAt(l, 1, l[1]) })
+			},
+			args:       func(path, _ string) []string { return []string{"audit", "verify", path} },
+			wantCode:   1,
+			wantStderr: "audit.jsonl:2: inserted",
+		},
+		{
+			name: "line 2 deleted",
+			tamper: func(t *testing.T, path string) {
+				rewriteLines(t, path, func(l [][]byte) [][]byte { return deleteAt(l, 1) })
+			},
+			args:       func(path, _ string) []string { return []string{"audit", "verify", path} },
+			wantCode:   1,
+			wantStderr: "audit.jsonl:2: seq 3 follows seq 1",
+		},
+		{
 			name: "last line deleted, caught by the head",
 			tamper: func(t *testing.T, path string) {
 				b, err := os.ReadFile(path)
@@ -101,5 +119,16 @@ func TestAuditVerifyCommand(t *testing.T) {
 					code, out.String(), errb.String(), tc.wantCode, tc.wantStdout, tc.wantStderr)
 			}
 		})
+	}
+}
+
+// rewriteLines replaces the file's lines (each with its newline) by
+// edit's.
+func rewriteLines(t *testing.T, path string, edit func([][]byte) [][]byte) {
+	t.Helper()
+	lines := bytes.SplitAfter(readAll(t, path), []byte("\n"))
+	lines = lines[:len(lines)-1]
+	if err := os.WriteFile(path, bytes.Join(edit(lines), nil), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@
 //	postured check-config -c postured.yaml
 //	postured explain -c postured.yaml --serial C02XK1ZZJGH5 [--json]
 //	postured history -c postured.yaml --device-id ID [--json]
+//	postured replay -c postured.yaml --device-id ID --at 2026-12-01T09:14:00Z
 //	postured --version
 package main
 
@@ -72,6 +73,9 @@ commands:
                                      delete an override added with override add
   audit verify  [--head HASH] FILE...
                                      check the audit log's hash chain across FILEs, oldest first
+  replay        -c FILE | --dir DIR [--device-id ID] [--at TIME] [--json]
+                                     recompute answers from the audit log and compare them with what was
+                                     answered (one device, or every device answered by TIME); exit 1 on a difference
   healthcheck   URL                  exit 0 if URL answers 200 (container health checks; the image has no shell)
   version                            print the version (also --version)
 `
@@ -100,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdAudit(ctx, args[1:], stdout)
 	case "override":
 		err = cmdOverride(ctx, args[1:], stdout, time.Now)
+	case "replay":
+		err = cmdReplay(ctx, args[1:], stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:])
 	case "version", "--version", "-version":

@@ -5,6 +5,8 @@ package app
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,7 @@ type Config struct {
 	Cache              CacheConfig     `yaml:"cache"`
 	Server             ServerConfig    `yaml:"server"`
 	History            HistoryConfig   `yaml:"history"`
+	Audit              AuditConfig     `yaml:"audit"`
 	ExternalEvaluation evaluate.Config `yaml:"external_evaluation"`
 	ShadowPolicies     []ShadowPolicy  `yaml:"shadow_policies,omitempty"`
 	// Overrides are time-boxed exceptions to devices' scores.
@@ -115,6 +118,26 @@ type ServerConfig struct {
 	TrustedProxies  []string      `yaml:"trusted_proxies,omitempty"`
 }
 
+// AuditConfig is the audit log of every answer (package audit).
+type AuditConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Path is the current file; rotated files go next to it.
+	Path         string         `yaml:"path,omitempty"`
+	MaxFileBytes int64          `yaml:"max_file_bytes"`
+	Retention    AuditRetention `yaml:"retention"`
+}
+
+// AuditRetention says which rotated audit files are deleted; zero keeps
+// them (when they are shipped and pruned elsewhere).
+type AuditRetention struct {
+	// MaxFiles counts the current file.
+	MaxFiles int           `yaml:"max_files"`
+	MaxAge   conf.Duration `yaml:"max_age"`
+}
+
+// minAuditFileBytes keeps a rotated file larger than any one line.
+const minAuditFileBytes = 1 << 20
+
 // ProviderList is the providers: section. Each entry is decoded into the
 // config type its `type:` names, so it is kept as YAML until the registry
 // is known.
@@ -190,6 +213,24 @@ func Parse(data []byte, reg providers.Registry[aggregate.Provider], getenv func(
 	return &cfg, nil
 }
 
+// Hash is the hex SHA-256 of the effective config as check-config prints
+// it (defaults applied, environment expanded, secrets redacted), which the
+// audit log records with every answer. No secret, nor anything derived
+// from one, goes into it: changing only a secret's value leaves it alone.
+func (c *Config) Hash() (string, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return "", fmt.Errorf("config: hash: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return "", fmt.Errorf("config: hash: %w", err)
+	}
+	sum := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // warn lists what is valid but probably a mistake.
 func (c *Config) warn(root *yaml.Node) []error {
 	at := locator{root}
@@ -259,6 +300,7 @@ func (c *Config) defaults() {
 	setDefault(&c.History.MaxChanges, 20)
 	setDefault(&c.History.Retention, conf.Duration(30*24*time.Hour))
 	setDefault(&c.History.MaxBytes, 64<<20)
+	setDefault(&c.Audit.MaxFileBytes, 64<<20)
 	c.ExternalEvaluation.Defaults()
 	if k := &c.ExternalEvaluation.Keyring; k.KeyStore == keyring.StoreRedis && k.RedisURL == "" {
 		k.RedisURL = c.Cache.RedisURL // one Redis for cache and keys unless told otherwise
@@ -288,6 +330,7 @@ func (c *Config) validate(root *yaml.Node) []error {
 		c.validateCache(at),
 		c.validateServer(at),
 		c.validateHistory(at),
+		c.validateAudit(at),
 		c.validateExternalEvaluation(at, names),
 		c.validateShadowPolicies(at, names),
 		c.validateAdjust(at),
@@ -487,6 +530,32 @@ func (c *Config) validateServer(at locator) []error {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			errs = append(errs, at.errorf("server.trusted_proxies", "%q is not an IP or CIDR", p))
 		}
+	}
+	return errs
+}
+
+// validateAudit checks the audit section when it is enabled: nothing
+// reads it otherwise. The path is not checked here: check-config may run
+// where the volume is not mounted; serve refuses to start without it.
+func (c *Config) validateAudit(at locator) []error {
+	a := &c.Audit
+	if !a.Enabled {
+		return nil
+	}
+	var errs []error
+	if strings.TrimSpace(a.Path) == "" {
+		errs = append(errs, at.errorf("audit.path", "is required with audit.enabled: true"))
+	} else if strings.HasSuffix(a.Path, "/") {
+		errs = append(errs, at.errorf("audit.path", "%q names a directory; name the current file, e.g. %saudit.jsonl", a.Path, a.Path))
+	}
+	if a.MaxFileBytes < minAuditFileBytes {
+		errs = append(errs, at.errorf("audit.max_file_bytes", "must be >= %d (1 MiB), got %d", minAuditFileBytes, a.MaxFileBytes))
+	}
+	if a.Retention.MaxFiles < 0 {
+		errs = append(errs, at.errorf("audit.retention.max_files", "must be >= 0 (0 keeps every file), got %d", a.Retention.MaxFiles))
+	}
+	if a.Retention.MaxAge < 0 {
+		errs = append(errs, at.errorf("audit.retention.max_age", "must be >= 0 (0 keeps files of any age), got %s", a.Retention.MaxAge))
 	}
 	return errs
 }

@@ -15,8 +15,10 @@ import (
 
 	"github.com/postured/postured/adjust"
 	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/audit"
 	"github.com/postured/postured/cache"
 	"github.com/postured/postured/history"
+	"github.com/postured/postured/internal/auditlog"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike"
 	"github.com/postured/postured/providers/intune"
@@ -264,6 +266,32 @@ func RuntimeOverrides(cfg *Config) (*adjust.RedisOverrides, error) {
 // keyRingStatus names the External Evaluation key ring in /readyz.
 const keyRingStatus = "external_evaluation_keys"
 
+// auditStatus names the audit log in /readyz.
+const auditStatus = "audit_log"
+
+// newAuditObserver opens the audit log with the policies the engine folds
+// with, for the records' replay.
+func (a *App) newAuditObserver() (*auditlog.Observer, error) {
+	c := a.cfg
+	hash, err := c.Hash()
+	if err != nil {
+		return nil, err
+	}
+	pol := auditlog.Policy{UnmatchedScore: c.Posture.UnmatchedScore, S2SIDFrom: c.Posture.S2SIDFrom, Providers: map[string]auditlog.ProviderPolicy{}}
+	for _, pc := range c.Providers.Configs {
+		b := pc.Base()
+		pol.Providers[b.Name] = auditlog.ProviderPolicy{Required: b.Required, OnError: b.OnError, MaxLastSeen: time.Duration(b.MaxLastSeen)}
+	}
+	return auditlog.New(auditlog.Config{
+		Log: audit.Config{
+			Path: c.Audit.Path, MaxBytes: c.Audit.MaxFileBytes,
+			MaxFiles: c.Audit.Retention.MaxFiles, MaxAge: time.Duration(c.Audit.Retention.MaxAge),
+		},
+		ConfigHash: hash, Policy: pol,
+		Logger: a.logger.With("component", "audit"), Registerer: a.registry,
+	})
+}
+
 // statusFunc adapts a function to aggregate.StatusReporter.
 type statusFunc func() aggregate.Status
 
@@ -398,6 +426,16 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		return nil, nil, err
 	}
 	observers = append(observers, a.statusRec)
+	if c.Audit.Enabled {
+		obs, err := a.newAuditObserver()
+		if err != nil {
+			return nil, nil, errors.Join(err, closeFn())
+		}
+		observers = append(observers, obs)
+		a.statuses[auditStatus] = obs
+		closeEval := closeFn
+		closeFn = func() error { return errors.Join(closeEval(), obs.Close()) }
+	}
 	srv, err := server.New(server.Config{
 		Listen:             c.Listen,
 		AdminListen:        c.AdminListen,

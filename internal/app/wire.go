@@ -420,7 +420,7 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 		routes = h.Register
 		a.statuses[keyRingStatus] = statusFunc(h.KeyRingStatus)
 	}
-	statusPage, err := a.newStatusPage()
+	statusPage, err := a.newStatusPage(hist)
 	if err != nil {
 		_ = closeFn()
 		return nil, nil, err
@@ -550,8 +550,9 @@ func (h historyObserver) ObserveBatch(ctx context.Context, b server.Batch) {
 	}
 }
 
-// newStatusPage builds GET /status over the app's status recorder.
-func (a *App) newStatusPage() (*statuspage.Page, error) {
+// newStatusPage builds GET /status over the app's status recorder; hist
+// (nil with history disabled) is the reader GET /v1/history uses.
+func (a *App) newStatusPage(hist server.HistoryReader) (*statuspage.Page, error) {
 	var infos []statuspage.ProviderInfo
 	for _, pc := range a.cfg.Providers.Configs {
 		b := pc.Base()
@@ -562,7 +563,7 @@ func (a *App) newStatusPage() (*statuspage.Page, error) {
 		infos = append(infos, statuspage.ProviderInfo{Name: b.Name, Type: b.Type, Mode: mode})
 	}
 	page, err := statuspage.New(statuspage.Config{
-		Providers: infos, Statuses: a.statuses, Recorder: a.statusRec, Explainer: a,
+		Providers: infos, Statuses: a.statuses, Recorder: a.statusRec, Explainer: a, History: hist,
 		Logger: a.logger.With("component", "status_page"),
 	})
 	if err != nil {

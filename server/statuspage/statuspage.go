@@ -3,8 +3,10 @@
 // but no shell or metrics stack. Per provider: mode, records, last sync,
 // errors and 429s and match rate by key over the last hour; the last
 // batches; the distribution of the devices' latest scores; and a search
-// that explains one device with the same Explainer as GET /v1/explain.
-// Its data comes from a Recorder, a server.BatchObserver.
+// that explains one device with the same Explainer as GET /v1/explain and,
+// when the search names a device_id and history is on, shows that device's
+// score changes from the same reader as GET /v1/history. Its data comes
+// from a Recorder, a server.BatchObserver.
 package statuspage
 
 import (
@@ -46,7 +48,14 @@ type Config struct {
 	Recorder *Recorder
 	// Explainer answers the search.
 	Explainer server.Explainer
-	Logger    *slog.Logger
+	// History, if set, is the score history GET /v1/history reads. The
+	// device view shows it only for a search that names a device_id: that
+	// is Cloudflare's identifier, which no vendor record carries, so a
+	// device found by serial, MAC, hostname or email has no device_id the
+	// page could look up. Nil means history is disabled and the view says
+	// nothing of it.
+	History server.HistoryReader
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -118,6 +127,24 @@ type (
 	// section.
 	deviceView struct {
 		Explanation aggregate.Explanation
+		// History is nil when history is disabled.
+		History *historyView
+	}
+	historyView struct {
+		DeviceID string
+		// Unavailable says why the history is not shown: no device_id
+		// given, or the store failed.
+		Unavailable string
+		// Seen is false for a device no batch carried.
+		Seen    bool
+		Score   int
+		SeenAt  string
+		Changes []changeRow
+	}
+	changeRow struct {
+		At                 string
+		OldScore, NewScore int
+		Causes             []string
 	}
 )
 
@@ -153,7 +180,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			v.Search.Error = err.Error()
 			v.Search.Query = aggregate.Device{ID: q.Get("device_id"), Serial: q.Get("serial"), MAC: q.Get("mac"), Hostname: q.Get("hostname"), Email: q.Get("email")}
 		} else {
-			v.Search.Device = &deviceView{Explanation: p.cfg.Explainer.Explain(r.Context(), d)}
+			v.Search.Device = &deviceView{Explanation: p.cfg.Explainer.Explain(r.Context(), d), History: p.history(r, d.ID)}
 		}
 	}
 	var b bytes.Buffer
@@ -172,6 +199,34 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
+}
+
+// history is the device's score history as the device view shows it; nil
+// when history is disabled. A failed read is logged and noted on the page,
+// which still renders: the explanation above it is live and still useful.
+func (p *Page) history(r *http.Request, deviceID string) *historyView {
+	if p.cfg.History == nil {
+		return nil
+	}
+	hv := &historyView{DeviceID: deviceID}
+	if deviceID == "" {
+		hv.Unavailable = "Give the device_id to see this device's score history."
+		return hv
+	}
+	d, ok, err := p.cfg.History.Device(r.Context(), deviceID)
+	if err != nil {
+		p.cfg.Logger.ErrorContext(r.Context(), "status page: history read failed", "error", err)
+		hv.Unavailable = "Score history unavailable: the history store could not be read (see the log)."
+		return hv
+	}
+	if !ok {
+		return hv
+	}
+	hv.Seen, hv.Score, hv.SeenAt = true, d.Score, d.SeenAt.UTC().Format(timeLayout)
+	for _, c := range d.Changes {
+		hv.Changes = append(hv.Changes, changeRow{At: c.At.UTC().Format(timeLayout), OldScore: c.OldScore, NewScore: c.NewScore, Causes: c.Causes})
+	}
+	return hv
 }
 
 // shortDuration prints 1h rather than 1h0m0s.

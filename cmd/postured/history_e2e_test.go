@@ -65,6 +65,18 @@ func TestHistoryAPIAndCLI(t *testing.T) {
 		t.Errorf("history: exit %d %s\n%s", c, errs, out)
 	}
 
+	// The status page's device view reads the same history.
+	code, page := in.do(t, http.MethodGet, "/status?serial=ser00050&device_id=cf-1", token, nil)
+	change := regexp.MustCompile(`<tr class="change"><td class="time">\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ</td><td class="num">1 -&gt; 50</td>` +
+		`<td>inventory re-enrolled: record asset-1 -&gt; asset-50<br>inventory reason &#34;inventory score 1&#34; -&gt; &#34;inventory score 50&#34;</td></tr>`)
+	if code != http.StatusOK || !change.Match(page) {
+		t.Errorf("/status device view: %d, lacks the change:\n%s", code, page)
+	}
+	if code, page := in.do(t, http.MethodGet, "/status?serial=ser00002&device_id=cf-2", token, nil); code != http.StatusOK ||
+		!strings.Contains(string(page), "No change since first seen.") {
+		t.Errorf("/status steady device: %d\n%s", code, page)
+	}
+
 	code, api = in.do(t, http.MethodGet, "/v1/history?device_id=cf-2", token, nil)
 	if code != http.StatusOK || !strings.Contains(string(api), `"changes": []`) || !strings.Contains(string(api), `"score": 2`) {
 		t.Errorf("steady device: %d %s", code, api)

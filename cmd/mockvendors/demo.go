@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -72,17 +73,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, tick 
 	// The demo runs the very file it tells the user to explain with.
 	cfgFile := filepath.Join(*dir, "postured.yaml")
 	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": *listen}
-	if err := writeDemoConfig(cfgFile, env, *adminListen); err != nil {
+	auditFile := filepath.Join(*dir, "audit", "audit.jsonl")
+	if err := writeDemoConfig(cfgFile, env, *adminListen, auditFile); err != nil {
 		return err
 	}
 	cfg, err := app.Load(cfgFile, app.Registry(), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return fmt.Errorf("demo: generated config: %w", err)
 	}
-	serial, err := demoSerial(set.Fleet)
+	demoDev, err := demoDevice(set.Fleet)
 	if err != nil {
 		return err
 	}
+	serial := demoDev.Serial
 	batchFile := filepath.Join(*dir, "batch.json")
 	if _, err := emitDemoFiles(set, batchFile); err != nil {
 		return err
@@ -124,13 +127,20 @@ or ask the running postured the same:
 
   curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[2]s)" "http://%[1]s/v1/explain?serial=%[8]s"
 
+Why was a device blocked? Its score changes and their causes (once drift
+has changed it), and the answers it got, recomputed from the audit log:
+
+  curl -s -H "Cf-Access-Jwt-Assertion: $(cat %[2]s)" "http://%[1]s/v1/history?device_id=%[9]s"
+  go run ./cmd/postured replay -c %[7]s --device-id %[9]s
+  go run ./cmd/postured audit verify %[10]s
+
 Readiness:            curl -s http://%[1]s/readyz
 Stop with Ctrl-C.
 
 Playing Cloudflare: the whole fleet is polled every %[4]s, a "poll cycle" line each;
 %[5]v%% of the devices drift in their vendors every %[6]s, so scores move between polls.
 
-`, addr, tokenFile, batchFile, *pollInterval, *drift, *driftInterval, cfgFile, serial)
+`, addr, tokenFile, batchFile, *pollInterval, *drift, *driftInterval, cfgFile, serial, demoDev.CloudflareID, auditFile)
 		p, err := cfpoll.New(cfpoll.Config{
 			Target: "http://" + addr + "/posture",
 			Tokens: cfpoll.TokenFunc(func(context.Context) (string, error) {
@@ -171,8 +181,10 @@ Playing Cloudflare: the whole fleet is polled every %[4]s, a "poll cycle" line e
 // env's variables expanded, so `postured explain -c path` needs no
 // environment. Expansion goes through the same node walk as loading, so
 // the file means what the demo runs. It holds the mocks' credentials:
-// 0600. adminListen, if set, is added as admin_listen after listen.
-func writeDemoConfig(path string, env map[string]string, adminListen string) error {
+// 0600. adminListen, if set, is added as admin_listen after listen. The
+// demo keeps score history (in memory) and an audit log at auditFile, so
+// "why was this device blocked?" has answers to show.
+func writeDemoConfig(path string, env map[string]string, adminListen, auditFile string) error {
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -189,6 +201,13 @@ func writeDemoConfig(path string, env map[string]string, adminListen string) err
 			return fmt.Errorf("demo: generated config: %w", err)
 		}
 	}
+	var extra yaml.Node
+	if err := yaml.Unmarshal([]byte("history: {enabled: true}\n"+
+		// 5000 devices every 20 s write about 1 MB a second: keep 128 MB.
+		"audit: {enabled: true, path: "+strconv.Quote(auditFile)+", max_file_bytes: 16777216, retention: {max_files: 8}}\n"), &extra); err != nil {
+		return fmt.Errorf("demo: generated config: %w", err)
+	}
+	root.Content[0].Content = append(root.Content[0].Content, extra.Content[0].Content...)
 	var out bytes.Buffer
 	out.WriteString("# Written by `mockvendors demo` with MOCKVENDORS_URL and POSTURED_LISTEN\n# expanded: it works while that demo runs.\n")
 	enc := yaml.NewEncoder(&out)
@@ -222,16 +241,16 @@ func insertAfter(doc *yaml.Node, after, key, value string) error {
 	return fmt.Errorf("no %q key", after)
 }
 
-// demoSerial is a serial worth explaining: the first device with a
-// hardware serial that some vendor manages, has seen lately, and holds one
-// record of, so its explanation shows matches rather than edge cases.
-func demoSerial(f *fleet.Fleet) (string, error) {
+// demoDevice is a device worth explaining: the first with a hardware
+// serial that some vendor manages, has seen lately, and holds one record
+// of, so its explanation shows matches rather than edge cases.
+func demoDevice(f *fleet.Fleet) (fleet.Device, error) {
 	for _, d := range f.Devices {
 		if d.Serial != "" && !d.Unmanaged && !d.Stale && !d.Reenrolled {
-			return d.Serial, nil
+			return d, nil
 		}
 	}
-	return "", errors.New("demo: no managed device with a serial in the fleet")
+	return fleet.Device{}, errors.New("demo: no managed device with a serial in the fleet")
 }
 
 // emitDemoFiles writes the fleet's first batch (1000 devices) to path.

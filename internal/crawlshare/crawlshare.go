@@ -117,7 +117,7 @@ func New(cfg Config) (*Coordinator, error) {
 			return t.C, t.Stop
 		}
 	}
-	base := "{" + cfg.Prefix + cfg.Name + "}:"
+	base := cfg.Prefix + "{" + cfg.Name + "}:"
 	return &Coordinator{
 		cfg:  cfg,
 		keys: keys{lease: base + "lease", fence: base + "fence", meta: base + "meta", data: base + "data:"},

@@ -1,0 +1,123 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// sharedStore is one store seen by several replicas' Loaders, with the
+// locks Redis would give them; lock expiry follows the (bubble's) clock.
+type sharedStore struct {
+	*Memory[int]
+	mu   sync.Mutex
+	held map[string]lockHold
+	next int
+}
+
+type lockHold struct {
+	token   int
+	expires time.Time
+}
+
+func newSharedStore(t *testing.T) *sharedStore {
+	return &sharedStore{Memory: newTestMemory[int](t, MemoryConfig{}), held: map[string]lockHold{}}
+}
+
+func (s *sharedStore) TryLock(_ context.Context, key string, ttl time.Duration) (func(context.Context), bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.held[key]; ok && time.Now().Before(h.expires) {
+		return nil, false, nil
+	}
+	s.next++
+	token := s.next
+	s.held[key] = lockHold{token: token, expires: time.Now().Add(ttl)}
+	return func(context.Context) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.held[key].token == token {
+			delete(s.held, key)
+		}
+	}, true, nil
+}
+
+func replicaLoader(t *testing.T, store Store[int], c *clock) *Loader[int] {
+	t.Helper()
+	l, err := NewLoader(LoaderConfig[int]{
+		Store: store, Prefix: "p|", TTL: time.Minute, NegativeTTL: 10 * time.Second,
+		FetchTimeout: time.Second, Now: c.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestLoaderLockSharesFetchesAcrossReplicas: two replicas asked for the
+// same keys at once make one vendor call; the second reads the first's
+// answer from the shared store. When the first fails, or dies holding the
+// lock, the second asks the vendor itself.
+func TestLoaderLockSharesFetchesAcrossReplicas(t *testing.T) {
+	keys := []string{"a", "b", "c"} // c is unknown to the vendor
+	check := func(t *testing.T, who string, r map[string]Result[int]) {
+		t.Helper()
+		if r["a"].Value != 1 || !r["a"].Found || r["b"].Value != 2 || r["c"].Found || r["a"].Err != nil || r["c"].Err != nil {
+			t.Errorf("%s: %+v", who, r)
+		}
+	}
+	tests := []struct {
+		name string
+		// firstFails: the first replica's vendor call fails. firstDies:
+		// a replica took the lock and died; nothing else asks.
+		firstFails, firstDies bool
+		wantCalls             int64
+	}{
+		{"second reads the first's answer", false, false, 1},
+		{"first fails, second asks", true, false, 2},
+		{"first died holding the lock, second asks after its ttl", false, true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+				store := newSharedStore(t)
+				first, second := replicaLoader(t, store, c), replicaLoader(t, store, c)
+				vendor := &backend{known: map[string]int{"a": 1, "b": 2}}
+				firstVendor := &backend{known: vendor.known, release: make(chan struct{})}
+				if tc.firstFails {
+					err := errors.New("vendor 503")
+					firstVendor.err.Store(&err)
+				}
+				firstDone := make(chan map[string]Result[int], 1)
+				if tc.firstDies {
+					if _, ok, _ := store.TryLock(t.Context(), "p|lock:"+keySetHash(keys), time.Second); !ok {
+						t.Fatal("lock not taken")
+					}
+				} else {
+					go func() { firstDone <- first.Load(t.Context(), keys, firstVendor.fetch) }()
+				}
+				synctest.Wait() // the lock is held; its holder waits on its vendor
+				secondDone := make(chan map[string]Result[int], 1)
+				go func() { secondDone <- second.Load(t.Context(), keys, vendor.fetch) }()
+				synctest.Wait()
+				if n := vendor.calls.Load(); n != 0 {
+					t.Fatalf("second replica asked the vendor %d times while the lock was held", n)
+				}
+				close(firstVendor.release)
+				if !tc.firstDies {
+					if r := <-firstDone; !tc.firstFails {
+						check(t, "first", r)
+					}
+				}
+				check(t, "second", <-secondDone)
+				if got := firstVendor.calls.Load() + vendor.calls.Load(); got != tc.wantCalls {
+					t.Errorf("vendor calls %d, want %d", got, tc.wantCalls)
+				}
+			})
+		})
+	}
+}

@@ -16,6 +16,9 @@ type sharedStore struct {
 	mu   sync.Mutex
 	held map[string]lockHold
 	next int
+	// beforeLock, if set, runs as TryLock starts: another replica acting
+	// just then.
+	beforeLock func()
 }
 
 type lockHold struct {
@@ -28,6 +31,9 @@ func newSharedStore(t *testing.T) *sharedStore {
 }
 
 func (s *sharedStore) TryLock(_ context.Context, key string, ttl time.Duration) (func(context.Context), bool, error) {
+	if s.beforeLock != nil {
+		s.beforeLock()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.held[key]; ok && time.Now().Before(h.expires) {
@@ -119,5 +125,26 @@ func TestLoaderLockSharesFetchesAcrossReplicas(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestLoaderLockRereadsAfterTakingIt: a replica that answered and
+// released its lock between another's read of the store and that one's
+// taking the lock is not asked again.
+func TestLoaderLockRereadsAfterTakingIt(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	store := newSharedStore(t)
+	other := replicaLoader(t, store, c)
+	vendor := &backend{known: map[string]int{"a": 1, "b": 2}}
+	store.beforeLock = func() {
+		store.beforeLock = nil
+		other.Load(t.Context(), []string{"a", "b", "c"}, vendor.fetch)
+	}
+	r := replicaLoader(t, store, c).Load(t.Context(), []string{"a", "b", "c"}, vendor.fetch)
+	if r["a"].Value != 1 || r["b"].Value != 2 || r["c"].Found || r["c"].Err != nil {
+		t.Errorf("got %+v", r)
+	}
+	if n := vendor.calls.Load(); n != 1 {
+		t.Errorf("vendor calls %d, want 1: the answer stored meanwhile was not used", n)
 	}
 }

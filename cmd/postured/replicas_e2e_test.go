@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/internal/cfpoll"
 	"github.com/postured/postured/internal/crawlshare"
 	"github.com/postured/postured/internal/mockset"
@@ -229,4 +231,72 @@ func TestReplicasShareVendorCalls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplicaWithoutRedisCrawlsAlone: a replica whose Redis is down
+// crawls every sync-mode provider itself, serves, and says so in /readyz
+// and in postured_sync_shared.
+func TestReplicaWithoutRedisCrawlsAlone(t *testing.T) {
+	set, err := mockset.New(300, 1, fleetNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mocks := httptest.NewServer(set.Handler())
+	t.Cleanup(mocks.Close)
+	down := redistest.Start(t)
+	down.Stop()
+	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
+	cfg, err := app.Parse([]byte(replicaConfig(t, "sync", down.URL)), app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := runServe(t, cfg)
+	waitReady(t, in)
+
+	resp, err := http.Get(in.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct {
+		Providers map[string]struct {
+			Crawl  string `json:"crawl"`
+			Shared *bool  `json:"shared"`
+		} `json:"providers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := get(t, in.url+"/metrics")
+	for _, name := range mockset.Names() {
+		p := ready.Providers[name]
+		if p.Crawl != crawlshare.SourceLocal || p.Shared == nil || *p.Shared {
+			t.Errorf("/readyz %s: crawl %q shared %v, want %q and false", name, p.Crawl, p.Shared, crawlshare.SourceLocal)
+		}
+		if want := fmt.Sprintf("postured_sync_shared{provider=%q} 0\n", name); !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	token, err := set.Access.AppToken(mockset.AccessAudience, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := postBatch(t, in.url, token, set.Batches(300)[0]); len(r.Result) != 300 {
+		t.Errorf("%d answers for 300 devices", len(r.Result))
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

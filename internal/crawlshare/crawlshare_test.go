@@ -221,8 +221,9 @@ func TestFollowerWaitsForLeader(t *testing.T) {
 	}
 }
 
-// TestLeaseStolenAbortsCrawl: a crawl whose lease another replica took
-// over is cancelled at the next renewal and publishes nothing; the
+// TestLeaseStolenAbortsCrawl: a crawl renews its lease while it holds
+// it; a crawl whose lease another replica took over is cancelled at the
+// next renewal and publishes nothing; the
 // replica that now holds the lease publishes.
 func TestLeaseStolenAbortsCrawl(t *testing.T) {
 	srv := redistest.Start(t)
@@ -234,6 +235,15 @@ func TestLeaseStolenAbortsCrawl(t *testing.T) {
 
 	aDone := crawlAsync(ctx, a, la)
 	<-la.started
+	// While the lease is the crawl's, a renewal extends it.
+	if err := rc.PExpire(ctx, a.keys.lease, 5*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clk.renew <- clk.Now()
+	clk.renew <- clk.Now() // taken only once the first renewal is done
+	if ttl := rc.PTTL(ctx, a.keys.lease).Val(); ttl <= 5*time.Second {
+		t.Errorf("lease ttl %s after renewal, want it extended to %s", ttl, leaseTTL)
+	}
 	if err := rc.Set(ctx, a.keys.lease, "someone else", leaseTTL).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -218,6 +218,11 @@ func TestReplicasShareVendorCalls(t *testing.T) {
 				}
 			}
 			for i, in := range replicas {
+				if want := "postured_sync_shared{provider=\"intune\"} 1\n"; !strings.Contains(get(t, in.url+"/metrics"), want) {
+					t.Errorf("replica %d: /metrics lacks %q", i, want)
+				}
+			}
+			for i, in := range replicas {
 				got := scores(t, set, token, in)
 				var diff []string
 				for id, w := range wantScores {

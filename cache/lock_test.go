@@ -148,3 +148,59 @@ func TestLoaderLockRereadsAfterTakingIt(t *testing.T) {
 		t.Errorf("vendor calls %d, want 1: the answer stored meanwhile was not used", n)
 	}
 }
+
+// TestLoaderLockLeavesNoFlightBehind: keys another replica answered are
+// no longer in flight here, so once they expire they are fetched again
+// rather than answered from the finished flight forever.
+func TestLoaderLockLeavesNoFlightBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		store := newSharedStore(t)
+		first, second := replicaLoader(t, store, c), replicaLoader(t, store, c)
+		vendor := &backend{known: map[string]int{"a": 1}}
+		firstVendor := &backend{known: map[string]int{"a": 1}, release: make(chan struct{})}
+		done := make(chan struct{})
+		go func() { first.Load(t.Context(), []string{"a"}, firstVendor.fetch); close(done) }()
+		synctest.Wait()
+		answered := make(chan map[string]Result[int], 1)
+		go func() { answered <- second.Load(t.Context(), []string{"a"}, vendor.fetch) }()
+		synctest.Wait()
+		close(firstVendor.release)
+		<-done
+		if r := <-answered; r["a"].Value != 1 || vendor.calls.Load() != 0 {
+			t.Fatalf("second replica: %+v after %d vendor calls, want the first's answer", r, vendor.calls.Load())
+		}
+		c.add(2 * time.Minute) // past the TTL
+		if r := second.Load(t.Context(), []string{"a"}, vendor.fetch); r["a"].Value != 1 || r["a"].Cached {
+			t.Errorf("after expiry: %+v", r)
+		}
+		if n := vendor.calls.Load(); n != 1 {
+			t.Errorf("vendor calls after expiry: %d, want 1", n)
+		}
+	})
+}
+
+// TestLoaderRecheckTakesNoLock: a recheck asks the vendor at once, even
+// while another replica holds the lock on the same keys: waiting would
+// only answer it from the store it means to bypass.
+func TestLoaderRecheckTakesNoLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		store := newSharedStore(t)
+		if _, ok, _ := store.TryLock(t.Context(), "p|lock:"+keySetHash([]string{"a"}), time.Hour); !ok {
+			t.Fatal("lock not taken")
+		}
+		vendor := &backend{known: map[string]int{"a": 1}}
+		answered := make(chan map[string]Result[int], 1)
+		go func() {
+			answered <- replicaLoader(t, store, c).Load(WithRefresh(t.Context()), []string{"a"}, vendor.fetch)
+		}()
+		synctest.Wait()
+		if n := vendor.calls.Load(); n != 1 {
+			t.Fatalf("vendor calls %d while another replica holds the lock, want 1", n)
+		}
+		if r := <-answered; r["a"].Value != 1 {
+			t.Errorf("got %+v", r)
+		}
+	})
+}

@@ -175,9 +175,6 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 				if sc.Coordinator, err = share(base.Name, sc.Interval, deps.Logger); err != nil {
 					return nil, fmt.Errorf("provider %q: %w", base.Name, err)
 				}
-				if err := a.registerSharedGauge(base.Name); err != nil {
-					return nil, fmt.Errorf("metrics: %w", err)
-				}
 			}
 			if p, err = aggregate.NewSyncer(sc); err != nil {
 				return nil, fmt.Errorf("provider %q: %w", base.Name, err)
@@ -348,22 +345,6 @@ func newCrawlShare(c CacheConfig) (func(name string, interval time.Duration, log
 		}
 		return c, nil
 	}, nil
-}
-
-// registerSharedGauge exports postured_sync_shared{provider}: 1 while the
-// provider's crawl is shared between replicas, 0 while this replica
-// crawls alone (Redis unavailable).
-func (a *App) registerSharedGauge(name string) error {
-	return a.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "postured_sync_shared",
-		Help:        "1 while the provider's sync crawl is shared between replicas through Redis, 0 while this replica crawls alone.",
-		ConstLabels: prometheus.Labels{"provider": name},
-	}, func() float64 {
-		if st := a.statuses[name].Status(); st.Shared || st.Crawl == "" {
-			return 1
-		}
-		return 0
-	}))
 }
 
 // Engine is the app's aggregation engine.

@@ -47,7 +47,27 @@ type (
 	KindSupporter interface {
 		Supports(k providers.Kind) bool
 	}
+
+	// Coordinator shares a Syncer's crawls between replicas: per interval
+	// one replica calls l.List and publishes the records, the others load
+	// them. It answers providers.ErrUnchanged when this replica already
+	// holds the newest records. Implementations live outside aggregate
+	// (internal/crawlshare, over Redis).
+	Coordinator interface {
+		Crawl(ctx context.Context, l Lister) (Crawl, error)
+	}
 )
+
+// Crawl is one interval's records as a Coordinator obtained them.
+type Crawl struct {
+	Records []providers.Record
+	// Shared is false when this replica crawled alone because the
+	// replicas could not share the crawl.
+	Shared bool
+	// Source says where Records came from, for /readyz, e.g. "crawled
+	// here" or "local (redis unavailable)". A failed Crawl sets it too.
+	Source string
+}
 
 // Interface guards.
 var (

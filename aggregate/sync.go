@@ -22,6 +22,11 @@ type Status struct {
 	// LastError is the most recent load failure, if the last attempt failed.
 	LastError string `json:"last_error,omitempty"`
 	Records   int    `json:"records"`
+	// Crawl, for a provider whose crawl is shared between replicas, says
+	// where the data came from (Crawl.Source); Shared is false while this
+	// replica crawls alone because sharing is unavailable.
+	Crawl  string `json:"crawl,omitempty"`
+	Shared bool   `json:"shared,omitempty"`
 }
 
 // ErrNotSynced is returned by a Syncer asked before its first crawl finished.
@@ -35,7 +40,10 @@ type SyncerConfig struct {
 	// Interval is the time between crawls: sync_interval, or a static
 	// inventory's reload_interval. One crawl may take max(Interval, 1m).
 	Interval time.Duration
-	Logger   *slog.Logger
+	// Coordinator, if set, shares each crawl with other replicas: List is
+	// called through it.
+	Coordinator Coordinator
+	Logger      *slog.Logger
 }
 
 // Syncer serves lookups from a periodic full crawl of a Lister: a vendor in
@@ -45,6 +53,7 @@ type SyncerConfig struct {
 type Syncer struct {
 	name     string
 	list     Lister
+	coord    Coordinator
 	interval time.Duration
 	logger   *slog.Logger
 
@@ -62,7 +71,7 @@ func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
 	if cfg.Interval <= 0 {
 		return nil, fmt.Errorf("syncer %s: interval must be > 0, got %s", cfg.Name, cfg.Interval)
 	}
-	return &Syncer{name: cfg.Name, list: cfg.Lister, interval: cfg.Interval, logger: logging.OrDiscard(cfg.Logger)}, nil
+	return &Syncer{name: cfg.Name, list: cfg.Lister, coord: cfg.Coordinator, interval: cfg.Interval, logger: logging.OrDiscard(cfg.Logger)}, nil
 }
 
 // Lookup answers from the last successful crawl, with no vendor call.
@@ -111,19 +120,28 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, max(s.interval, time.Minute))
 	defer cancel()
 	start := time.Now()
-	recs, err := s.list.List(cctx)
+	var c Crawl
+	var err error
+	if s.coord != nil {
+		c, err = s.coord.Crawl(cctx, s.list)
+	} else {
+		c.Records, err = s.list.List(cctx)
+	}
 	if errors.Is(err, providers.ErrUnchanged) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.Source != "" {
+		s.status.Crawl, s.status.Shared = c.Source, c.Shared
+	}
 	if err != nil {
 		s.status.LastError = err.Error()
 		return fmt.Errorf("sync %s: %w", s.name, err)
 	}
-	ix := NewIndex(recs)
+	ix := NewIndex(c.Records)
 	s.idx.Store(ix)
-	s.status = Status{Ready: true, LastSuccess: time.Now(), Records: ix.Len()}
-	s.logger.Info("inventory synced", "records", ix.Len(), "duration", time.Since(start))
+	s.status = Status{Ready: true, LastSuccess: time.Now(), Records: ix.Len(), Crawl: s.status.Crawl, Shared: s.status.Shared}
+	s.logger.Info("inventory synced", "records", ix.Len(), "duration", time.Since(start), "crawl", c.Source)
 	return nil
 }

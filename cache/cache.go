@@ -3,7 +3,7 @@
 // replicas share one cache); a Loader sits on top and adds what a posture
 // service needs: freshness TTL, stale-on-error, negative caching of "not
 // found", and collapsing of concurrent lookups for the same keys into one
-// vendor call.
+// vendor call, across replicas too when the Store is a Locker (Redis).
 package cache
 
 import (

@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +34,21 @@ type LoaderConfig[V any] struct {
 	Logger       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// lockPoll is how often a fetch waiting for another process's fetch of
+// the same keys (a Store that is a Locker) reads the store for its
+// answer: a vendor call takes tens of milliseconds at best.
+const lockPoll = 20 * time.Millisecond
+
+// Locker is a Store shared by several processes (Redis) that can also
+// hold short locks: a Loader fetching keys takes one for them, so two
+// replicas do not ask the vendor for the same keys at once; the second
+// reads the first one's answer from the store instead.
+type Locker interface {
+	// TryLock takes key for ttl unless someone holds it (ok false).
+	// release gives it back if it is still this holder's.
+	TryLock(ctx context.Context, key string, ttl time.Duration) (release func(context.Context), ok bool, err error)
 }
 
 // FetchFunc looks keys up in the backend. It returns the found values by
@@ -178,8 +196,6 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 }
 
 func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V], refresh bool) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.FetchTimeout)
-	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
 			f.err = fmt.Errorf("cache: fetch panicked: %v", r)
@@ -193,9 +209,39 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 		l.mu.Unlock()
 		close(f.done)
 	}()
-	f.vals, f.err = fetch(ctx, keys)
+	// A recheck asks the vendor whatever the store holds, so it takes no
+	// lock: the lock's waiter answers from the store.
+	rest, cached, release := keys, map[string]V(nil), noRelease
+	if !refresh {
+		rest, cached, release = l.lock(ctx, keys)
+	}
+	defer release(ctx)
+	if len(rest) == 0 {
+		f.vals = cached
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.FetchTimeout)
+	defer cancel()
+	f.vals, f.err = fetch(ctx, rest)
 	if ke := (KeyErrors)(nil); errors.As(f.err, &ke) {
 		f.keyErrs, f.err = ke, nil
+	}
+	if f.err != nil && len(cached) > 0 {
+		// Only the keys fetched here failed; another process answered
+		// the others.
+		f.keyErrs = make(KeyErrors, len(rest))
+		for _, k := range rest {
+			f.keyErrs[k] = f.err
+		}
+		f.vals, f.err = nil, nil
+	}
+	if len(cached) > 0 {
+		if f.vals == nil {
+			f.vals = make(map[string]V, len(cached))
+		}
+		for k, v := range cached {
+			f.vals[k] = v
+		}
 	}
 	if f.err != nil {
 		return // errors are never cached: the next batch asks again
@@ -203,7 +249,7 @@ func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch 
 	stored := l.now()
 	found := make(map[string]Entry[V], len(f.vals))
 	notFound := make(map[string]Entry[V])
-	for _, k := range keys {
+	for _, k := range rest {
 		if _, failed := f.keyErrs[k]; failed {
 			continue
 		}
@@ -244,6 +290,98 @@ func (l *Loader[V]) deleteAll(ctx context.Context, entries map[string]Entry[V]) 
 		full = append(full, l.cfg.Prefix+k)
 	}
 	return d.Delete(ctx, full...)
+}
+
+// lock takes the store's lock on this set of keys before they are
+// fetched, when the store is a Locker. If another process holds it, lock
+// waits for that process's answer to reach the store, returning in cached
+// what it found (keys absent from cached but not in rest were cached as
+// not found) and in rest what is left to fetch: everything once the
+// other process released the lock without answering them (its fetch
+// failed), or its lock expired. Without a Locker, or when the store
+// fails, every key is fetched. release is never nil.
+func (l *Loader[V]) lock(ctx context.Context, keys []string) (rest []string, cached map[string]V, release func(context.Context)) {
+	lk, ok := l.cfg.Store.(Locker)
+	if !ok {
+		return keys, nil, noRelease
+	}
+	name := l.cfg.Prefix + "lock:" + keySetHash(keys)
+	// The lock outlives a fetch only when its holder died: then waiting
+	// for its TTL is the price, and a fetch is made after at most twice
+	// that.
+	ttl := l.cfg.FetchTimeout
+	giveUp := time.NewTimer(2 * ttl)
+	defer giveUp.Stop()
+	rest = keys
+	// reread moves to cached what another process stored meanwhile.
+	reread := func() error {
+		entries, oks, err := l.getAll(ctx, rest)
+		if err != nil {
+			return err
+		}
+		now := l.now()
+		left := rest[:0:0]
+		for i, k := range rest {
+			e := entries[i]
+			switch {
+			case !oks[i] || now.Sub(e.Stored) >= l.cfg.TTL:
+				left = append(left, k)
+			case e.Found:
+				if cached == nil {
+					cached = make(map[string]V, len(rest))
+				}
+				cached[k] = e.Value
+			case now.Sub(e.Stored) >= l.cfg.NegativeTTL:
+				left = append(left, k)
+			}
+		}
+		rest = left
+		return nil
+	}
+	for {
+		release, ok, err := lk.TryLock(ctx, name, ttl)
+		if err != nil {
+			l.cfg.Logger.Warn("cache lock failed, fetching without it", "error", err)
+			return rest, cached, noRelease
+		}
+		if ok {
+			// The previous holder may have answered and released between
+			// Load's read of the store and this lock.
+			if err := reread(); err != nil || len(rest) > 0 {
+				return rest, cached, release
+			}
+			release(ctx)
+			return nil, cached, noRelease
+		}
+		poll := time.NewTimer(lockPoll)
+		select {
+		case <-giveUp.C:
+			poll.Stop()
+			return rest, cached, noRelease
+		case <-poll.C:
+		}
+		if err := reread(); err != nil {
+			return rest, cached, noRelease
+		}
+		if len(rest) == 0 {
+			return nil, cached, noRelease
+		}
+	}
+}
+
+// noRelease is the release of a lock not taken.
+func noRelease(context.Context) {}
+
+// keySetHash names a set of keys independently of their order.
+func keySetHash(keys []string) string {
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	h := sha256.New()
+	for _, k := range sorted {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // multiStore is a Store that reads and writes many keys in one round trip

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -117,6 +118,30 @@ func (r *Redis[V]) Delete(ctx context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+// TryLock implements Locker with SET NX PX and a random owner token.
+func (r *Redis[V]) TryLock(ctx context.Context, key string, ttl time.Duration) (func(context.Context), bool, error) {
+	token := rand.Text()
+	ok, err := r.c.SetNX(ctx, r.prefix+key, token, ttl).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("cache: redis lock: %w", err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func(ctx context.Context) {
+		// Best effort: a lock not released expires with its ttl.
+		_ = unlockScript.Run(ctx, r.c, []string{r.prefix + key}, token).Err()
+	}, true, nil
+}
+
+// unlockScript deletes a lock only if it is still the caller's: one that
+// expired and was taken by another process stays taken.
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
 
 // Ping checks the connection.
 func (r *Redis[V]) Ping(ctx context.Context) error {

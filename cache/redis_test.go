@@ -243,3 +243,42 @@ func TestRedisTLSAndACL(t *testing.T) {
 		t.Error("tls_ca_file with a plain redis:// URL was accepted")
 	}
 }
+
+// TestRedisLock: a lock is exclusive until released or expired, and a
+// holder whose lock expired and was taken by another cannot release the
+// new holder's.
+func TestRedisLock(t *testing.T) {
+	url := startRedis(t)
+	r, err := NewRedis[int](RedisConfig{URL: url, Prefix: "lock|"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := t.Context()
+	release, ok, err := r.TryLock(ctx, "k", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	if _, ok, err := r.TryLock(ctx, "k", time.Minute); err != nil || ok {
+		t.Fatalf("second lock while held: %v %v", ok, err)
+	}
+	release(ctx)
+	if _, ok, err := r.TryLock(ctx, "k", time.Minute); err != nil || !ok {
+		t.Fatalf("lock after release: %v %v", ok, err)
+	}
+	stale, ok, _ := r.TryLock(ctx, "k2", time.Minute)
+	if !ok {
+		t.Fatal("k2 not locked")
+	}
+	// It expires (deleted here, as its TTL would) and another takes it.
+	if err := r.c.Del(ctx, "lock|k2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := r.TryLock(ctx, "k2", time.Minute); !ok {
+		t.Fatal("k2 not retaken")
+	}
+	stale(ctx)
+	if _, ok, _ := r.TryLock(ctx, "k2", time.Minute); ok {
+		t.Error("a stale holder released the new holder's lock")
+	}
+}

@@ -347,6 +347,9 @@ func (s *Server) writeReadiness(c *gin.Context, detail bool) {
 		if detail {
 			p["records"] = st.Records
 		}
+		if st.Crawl != "" {
+			p["crawl"], p["shared"] = st.Crawl, st.Shared
+		}
 		if !st.Ready {
 			ok = false
 		}

@@ -328,6 +328,14 @@ func TestReadiness(t *testing.T) {
 	if w := ts.do("GET", "/healthz", ""); w.Code != 200 {
 		t.Errorf("healthz %d", w.Code)
 	}
+	// A replica crawling alone because Redis is down is still ready, and
+	// says why it does not share.
+	ts = newInsecure(t, func(c *Config) {
+		c.Statuses = map[string]aggregate.StatusReporter{"jamf": fixedStatus{Ready: true, Crawl: "local (redis unavailable)"}}
+	})
+	if w := ts.do("GET", "/readyz", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"jamf":{"crawl":"local (redis unavailable)","ready":true,"shared":false}`) {
+		t.Errorf("crawling alone: %d %s", w.Code, w.Body)
+	}
 }
 
 // closeNotifier is a listener that says when it is closed: the first thing

@@ -61,6 +61,8 @@ func TestConfigErrors(t *testing.T) {
 		{"empty audience", "access: {team_domain: t.cloudflareaccess.com, audience: []}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
 			[]string{"line 1: access.audience: at least one non-empty AUD tag is required"}},
 		{"redis without url", base("cache: {backend: redis}\n"), nil, []string{"line 6: cache.redis_url: is required with backend: redis"}},
+		{"shared crawls without redis", base("cache: {backend: memory, share_crawls: true}\n"), nil, []string{"line 6: cache.share_crawls: needs backend: redis"}},
+		{"shared crawls off without redis", base("cache: {backend: memory, share_crawls: false}\n"), nil, nil},
 		{"unknown s2s source", base("posture: {s2s_id_from: [nope]}\n"), nil, []string{`line 6: posture.s2s_id_from: names unknown provider "nope"`}},
 		{"leeway over a minute", "access: {team_domain: t.cloudflareaccess.com, audience: [a], leeway: 2m}\nproviders:\n  - {name: x, type: static, weight: 1, file: " + inv + "}\n", nil,
 			[]string{"line 1: access.leeway: must be 0s..60s, got 2m0s"}},
@@ -149,6 +151,31 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "on_error: stale") || !strings.Contains(out.String(), "deadline: 4s") {
 		t.Errorf("defaults not shown:\n%s", out.String())
+	}
+}
+
+// TestCheckConfigSharesCrawls: with backend: redis crawls are shared
+// unless share_crawls says otherwise, and the effective config says so.
+func TestCheckConfigSharesCrawls(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yaml", minimalInventory)
+	tests := []struct{ cache, want string }{
+		{"{backend: redis, redis_url: \"redis://localhost:6379/0\"}", "share_crawls: true"},
+		{"{backend: redis, redis_url: \"redis://localhost:6379/0\", share_crawls: false}", "share_crawls: false"},
+		{"{backend: memory}", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cache, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "c.yaml", "access: {team_domain: t.cloudflareaccess.com, audience: [a]}\n"+
+				"cache: "+tc.cache+"\nproviders:\n  - {name: inv, type: static, weight: 1, file: "+inv+"}\n")
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"check-config", "-c", p}, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			if got := strings.Contains(out.String(), "share_crawls"); tc.want == "" && got || tc.want != "" && !strings.Contains(out.String(), tc.want) {
+				t.Errorf("effective config, want %q:\n%s", tc.want, out.String())
+			}
+		})
 	}
 }
 

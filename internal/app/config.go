@@ -97,6 +97,15 @@ type CacheConfig struct {
 	// RedisTLSCAFile verifies a rediss:// redis_url against this PEM CA
 	// bundle instead of the system pool (a private CA).
 	RedisTLSCAFile string `yaml:"redis_tls_ca_file,omitempty"`
+	// ShareCrawls lets replicas sharing the Redis crawl each sync-mode
+	// provider once per interval between them (internal/crawlshare).
+	// Default true with backend: redis; not allowed with memory.
+	ShareCrawls *bool `yaml:"share_crawls,omitempty"`
+}
+
+// SharesCrawls reports whether sync-mode crawls are shared through Redis.
+func (c CacheConfig) SharesCrawls() bool {
+	return c.Backend == "redis" && c.ShareCrawls != nil && *c.ShareCrawls
 }
 
 // HistoryConfig turns on the per-device score history (GET /v1/history,
@@ -296,6 +305,10 @@ func (c *Config) defaults() {
 	setDefault(&c.Cache.StaleTTL, conf.Duration(24*time.Hour))
 	setDefault(&c.Cache.NegativeTTL, conf.Duration(time.Minute))
 	setDefault(&c.Cache.MaxEntries, 1_000_000)
+	if c.Cache.Backend == "redis" && c.Cache.ShareCrawls == nil {
+		on := true
+		c.Cache.ShareCrawls = &on
+	}
 	setDefault(&c.Server.ShutdownTimeout, conf.Duration(15*time.Second))
 	setDefault(&c.History.MaxChanges, 20)
 	setDefault(&c.History.Retention, conf.Duration(30*24*time.Hour))
@@ -511,6 +524,9 @@ func (c *Config) validateCache(at locator) []error {
 		}
 	default:
 		errs = append(errs, at.errorf("cache.backend", "must be memory or redis, got %q", c.Cache.Backend))
+	}
+	if c.Cache.Backend != "redis" && c.Cache.ShareCrawls != nil && *c.Cache.ShareCrawls {
+		errs = append(errs, at.errorf("cache.share_crawls", "needs backend: redis (replicas share crawls through it)"))
 	}
 	if c.Cache.TTL <= 0 || c.Cache.StaleTTL < 0 || c.Cache.NegativeTTL < 0 {
 		errs = append(errs, at.errorf("cache", "ttl must be > 0, stale_ttl and negative_ttl >= 0"))

@@ -18,6 +18,7 @@ type statusCollector struct {
 	ready    *prometheus.Desc
 	last     *prometheus.Desc
 	records  *prometheus.Desc
+	shared   *prometheus.Desc
 }
 
 func newStatusCollector(names []string, statuses map[string]aggregate.StatusReporter) *statusCollector {
@@ -31,6 +32,8 @@ func newStatusCollector(names []string, statuses map[string]aggregate.StatusRepo
 			"Unix time of a synced provider's last successful crawl; absent before the first.", label, nil),
 		records: prometheus.NewDesc("postured_provider_records",
 			"Records a synced provider holds from its last successful crawl.", label, nil),
+		shared: prometheus.NewDesc("postured_sync_shared",
+			"1 while a sync-mode provider's crawl is shared between replicas through Redis, 0 while this replica crawls alone; absent without sharing.", label, nil),
 	}
 }
 
@@ -38,6 +41,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.last
 	ch <- c.records
+	ch <- c.shared
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -55,6 +59,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(s.Records), name)
 		if !s.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.last, prometheus.GaugeValue, float64(s.LastSuccess.UnixNano())/1e9, name)
+		}
+		if s.Crawl != "" {
+			shared := 0.0
+			if s.Shared {
+				shared = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.shared, prometheus.GaugeValue, shared, name)
 		}
 	}
 }

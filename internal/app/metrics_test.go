@@ -22,6 +22,8 @@ func TestStatusCollector(t *testing.T) {
 		name     string
 		statuses map[string]aggregate.StatusReporter
 		want     string
+		// metrics limits the comparison to these names; nil compares all.
+		metrics []string
 	}{
 		{
 			name:     "before the first crawl: not ready, no timestamp",
@@ -55,10 +57,28 @@ postured_provider_ready{provider="intune"} 1
 postured_provider_records{provider="intune"} 4200
 `,
 		},
+		{
+			name: "shared crawl and crawling alone",
+			statuses: map[string]aggregate.StatusReporter{
+				"crowdstrike": statusFunc(func() aggregate.Status {
+					return aggregate.Status{Crawl: "local (redis unavailable)"}
+				}),
+				"intune": statusFunc(func() aggregate.Status {
+					return aggregate.Status{Crawl: "loaded from another replica", Shared: true}
+				}),
+			},
+			want: `
+# HELP postured_sync_shared 1 while a sync-mode provider's crawl is shared between replicas through Redis, 0 while this replica crawls alone; absent without sharing.
+# TYPE postured_sync_shared gauge
+postured_sync_shared{provider="crowdstrike"} 0
+postured_sync_shared{provider="intune"} 1
+`,
+			metrics: []string{"postured_sync_shared"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newStatusCollector([]string{"crowdstrike", "intune"}, tc.statuses)
-			if err := testutil.CollectAndCompare(c, strings.NewReader(tc.want)); err != nil {
+			if err := testutil.CollectAndCompare(c, strings.NewReader(tc.want), tc.metrics...); err != nil {
 				t.Error(err)
 			}
 		})

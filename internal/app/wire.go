@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/postured/postured/adjust"
 	"github.com/postured/postured/aggregate"
@@ -19,6 +20,8 @@ import (
 	"github.com/postured/postured/cache"
 	"github.com/postured/postured/history"
 	"github.com/postured/postured/internal/auditlog"
+	"github.com/postured/postured/internal/crawlshare"
+	"github.com/postured/postured/internal/redisopt"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/providers/crowdstrike"
 	"github.com/postured/postured/providers/intune"
@@ -138,6 +141,10 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	if a.statusRec, err = statuspage.NewRecorder(statuspage.RecorderConfig{MaxDevices: cfg.Cache.MaxEntries}); err != nil {
 		return nil, err
 	}
+	share, err := newCrawlShare(cfg.Cache)
+	if err != nil {
+		return nil, err
+	}
 	var sources []aggregate.Source
 	for _, pc := range cfg.Providers.Configs {
 		base := pc.Base()
@@ -161,10 +168,15 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 			if !ok {
 				return nil, fmt.Errorf("provider %q: type %s does not support mode: sync", base.Name, base.Type)
 			}
-			p, err = aggregate.NewSyncer(aggregate.SyncerConfig{
+			sc := aggregate.SyncerConfig{
 				Name: base.Name, Lister: l, Interval: time.Duration(base.SyncInterval), Logger: deps.Logger,
-			})
-			if err != nil {
+			}
+			if share != nil {
+				if sc.Coordinator, err = share(base.Name, sc.Interval, deps.Logger); err != nil {
+					return nil, fmt.Errorf("provider %q: %w", base.Name, err)
+				}
+			}
+			if p, err = aggregate.NewSyncer(sc); err != nil {
 				return nil, fmt.Errorf("provider %q: %w", base.Name, err)
 			}
 		}
@@ -311,6 +323,28 @@ func newStore(c CacheConfig) (cache.Store[[]providers.Record], error) {
 	default:
 		return nil, fmt.Errorf("cache: backend %q is not available", c.Backend)
 	}
+}
+
+// newCrawlShare returns what makes each sync-mode provider's Coordinator,
+// all over one Redis client; nil when crawls are not shared.
+func newCrawlShare(c CacheConfig) (func(name string, interval time.Duration, logger *slog.Logger) (aggregate.Coordinator, error), error) {
+	if !c.SharesCrawls() {
+		return nil, nil
+	}
+	opts, err := redisopt.Options(redisopt.Config{URL: c.RedisURL.Reveal(), TLSCAFile: c.RedisTLSCAFile})
+	if err != nil {
+		return nil, fmt.Errorf("cache: redis_url: %w", err)
+	}
+	// Published crawls are megabytes: reads get longer than a lookup's.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
+	client := redis.NewClient(opts)
+	return func(name string, interval time.Duration, logger *slog.Logger) (aggregate.Coordinator, error) {
+		c, err := crawlshare.New(crawlshare.Config{Client: client, Prefix: "postured:crawl:", Name: name, Interval: interval, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}, nil
 }
 
 // Engine is the app's aggregation engine.

@@ -1,6 +1,7 @@
-// Package redistest starts throwaway redis-server processes for tests that
-// need TLS and ACL users, which the plain unix-socket servers of the
-// package tests cannot show. It is imported by tests only.
+// Package redistest starts throwaway redis-server processes for tests: a
+// plain one that a test can stop mid-way to simulate an outage, and one
+// with TLS and ACL users, which the plain servers cannot show. It is
+// imported by tests only.
 package redistest
 
 import (

@@ -282,7 +282,7 @@ func supersededMatch(d fleet.CloudflareDevice, gotID string, gotScore int, w exp
 // timer. The deadline only bounds a start that never gets ready.
 func waitReady(t *testing.T, in *instance) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	for crawls := 1; ; crawls++ {
 		resp, err := http.Get(in.url + "/readyz")

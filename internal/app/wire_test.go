@@ -133,6 +133,9 @@ func TestStaticReloadsUnderSyncer(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { p.(aggregate.Runner).Run(ctx); close(done) }()
+		// Run syncs at once: let that read finish before the file changes
+		// under it (file I/O is not durably blocking, Wait covers it).
+		synctest.Wait()
 
 		tick := func() {
 			time.Sleep(interval)

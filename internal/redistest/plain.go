@@ -1,17 +1,13 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Server is a plain redis-server on a loopback port that a test can stop
@@ -61,28 +57,7 @@ func Start(t *testing.T) *Server {
 		close(s.exited)
 	}()
 	t.Cleanup(s.Stop)
-	ready := make(chan error, 1)
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
-				ready <- nil
-				_, _ = io.Copy(io.Discard, out) // keep redis-server from blocking on a full pipe
-				return
-			}
-		}
-		ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", log.String())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("redis-server did not say it was ready within 30s")
-	}
+	waitForReady(t, out, "")
 	s.URL = (&url.URL{Scheme: "redis", Host: fmt.Sprintf("127.0.0.1:%d", port), Path: "/0"}).String()
 	return s
 }

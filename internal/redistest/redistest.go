@@ -91,29 +91,7 @@ func StartTLS(t *testing.T, keyPattern string) TLSServer {
 		_ = cmd.Wait()
 		_ = out.Close()
 	})
-	// redis-server says when it is ready: wait for that line, not a timer.
-	ready := make(chan error, 1)
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
-				ready <- nil
-				_, _ = io.Copy(io.Discard, out) // keep redis-server from blocking on a full pipe
-				return
-			}
-		}
-		ready <- fmt.Errorf("redis-server exited before it was ready (built without TLS?):\n%s", log.String())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("redis-server did not say it was ready within 30s")
-	}
+	waitForReady(t, out, " (built without TLS?)")
 	u := url.URL{Scheme: "rediss", User: url.UserPassword(srv.User, srv.Password), Host: fmt.Sprintf("127.0.0.1:%d", port), Path: "/0"}
 	srv.URL = u.String()
 	return srv
@@ -177,4 +155,33 @@ func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// waitForReady waits for redis-server to say it is ready on out (its
+// stdout), not for a timer, then keeps draining out so the server never
+// blocks on a full pipe. hint is added to the error when it exits first.
+func waitForReady(t *testing.T, out io.Reader, hint string) {
+	t.Helper()
+	ready := make(chan error, 1)
+	go func() {
+		var log strings.Builder
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(strings.ToLower(sc.Text()), "ready to accept connections") {
+				ready <- nil
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+		}
+		ready <- fmt.Errorf("redis-server exited before it was ready%s:\n%s", hint, log.String())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("redis-server did not say it was ready within 30s")
+	}
 }

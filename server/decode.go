@@ -41,29 +41,44 @@ func badRequest(format string, args ...any) *requestError {
 	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeBatch reads a posture batch. An empty body, null, {} and an empty
-// list are all an empty batch (Cloudflare's "Test" button may send any of
-// them). Duplicate device ids collapse to the first occurrence.
+// decodeBatch reads a posture batch from body; see DecodeBatch.
 func decodeBatch(body io.Reader, maxDevices int) ([]aggregate.Device, error) {
-	data, err := io.ReadAll(body)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := readBody(&buf, body); err != nil {
+		return nil, err
+	}
+	return DecodeBatch(buf.Bytes(), maxDevices)
+}
+
+// readBody reads body into buf, answering 413 for a body over the
+// http.MaxBytesReader limit.
+func readBody(buf *bytes.Buffer, body io.Reader) error {
+	if _, err := buf.ReadFrom(body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &requestError{status: http.StatusRequestEntityTooLarge,
+			return &requestError{status: http.StatusRequestEntityTooLarge,
 				msg: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
-		return nil, badRequest("read request body: %v", err)
+		return badRequest("read request body: %v", err)
 	}
+	return nil
+}
+
+// DecodeBatch parses a posture batch as the posture endpoint does (the
+// load tool and the JSON floor benchmark measure it). An empty body, null,
+// {} and an empty list are all an empty batch (Cloudflare's "Test" button
+// may send any of them). Duplicate device ids collapse to the first
+// occurrence. The devices do not alias data.
+func DecodeBatch(data []byte, maxDevices int) ([]aggregate.Device, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
 	var req postureRequest
-	if err := dec.Decode(&req); err != nil {
-		return nil, describeJSONError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, badRequest("invalid JSON: unexpected data after the top-level object")
+	// Unmarshal accepts exactly what Decode followed by io.EOF accepts,
+	// without the Decoder's copy of the body; a bad body is decoded again
+	// for the Decoder's more precise errors.
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, explainBadBody(data)
 	}
 	if len(req.Devices) > maxDevices {
 		return nil, &requestError{status: http.StatusRequestEntityTooLarge,
@@ -86,6 +101,17 @@ func decodeBatch(body io.Reader, maxDevices int) ([]aggregate.Device, error) {
 		out = append(out, aggregate.Device{ID: id, Serial: d.SerialNumber, MAC: d.MACAddress, Hostname: d.Hostname, Email: d.Email})
 	}
 	return out, nil
+}
+
+// explainBadBody is the client's error for a body json.Unmarshal refused,
+// in the words of the streaming Decoder, which says where it went wrong.
+func explainBadBody(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var req postureRequest
+	if err := dec.Decode(&req); err != nil {
+		return describeJSONError(err)
+	}
+	return badRequest("invalid JSON: unexpected data after the top-level object")
 }
 
 // describeJSONError turns a decoder error into a message that says where

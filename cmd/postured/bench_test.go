@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/internal/app"
 	"github.com/postured/postured/internal/mockset"
+	"github.com/postured/postured/server"
 )
 
 // benchServer wires the demo configuration (each vendor in its demo mode,
@@ -87,6 +89,57 @@ func BenchmarkPostureWarm(b *testing.B) {
 			b.Fatalf("warm batches made %d %s calls", n, vendor)
 		}
 	}
+}
+
+// BenchmarkJSONFloor: what the warm batch cannot go below, the same
+// 1000-device batch decoded and its answer encoded by the server's own
+// codec, nothing else. The ratio BenchmarkPostureWarm / BenchmarkJSONFloor
+// is the figure of merit (issue 11: within 3x).
+func BenchmarkJSONFloor(b *testing.B) {
+	h, tok, body, _ := benchServer(b, 0, false)
+	results := answerOf(b, h, tok, body)
+	durations := make([]time.Duration, 0, 1024)
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		devices, err := server.DecodeBatch(body, 1000)
+		if err != nil || len(devices) != len(results) {
+			b.Fatalf("decoded %d devices (%v), want %d", len(devices), err, len(results))
+		}
+		out = server.AppendResults(out[:0], results)
+		durations = append(durations, time.Since(start))
+	}
+	reportPercentiles(b, durations)
+}
+
+// answerOf posts body once and returns the answer as results in the
+// order of the batch.
+func answerOf(b *testing.B, h http.Handler, tok string, body []byte) []aggregate.Result {
+	b.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/posture", bytes.NewReader(body))
+	req.Header.Set("Cf-Access-Jwt-Assertion", tok)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var resp struct {
+		Result map[string]struct {
+			S2SID string `json:"s2s_id"`
+			Score int    `json:"score"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); w.Code != http.StatusOK || err != nil {
+		b.Fatalf("status %d (%v): %s", w.Code, err, w.Body)
+	}
+	devices, err := server.DecodeBatch(body, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	results := make([]aggregate.Result, len(devices))
+	for i, d := range devices {
+		r := resp.Result[d.ID]
+		results[i] = aggregate.Result{DeviceID: d.ID, S2SID: r.S2SID, Score: r.Score}
+	}
+	return results
 }
 
 // BenchmarkPostureCold50ms: the same batch with an empty cache and 50 ms

@@ -41,8 +41,8 @@ func (f *fakeEngine) Evaluate(_ context.Context, devices []aggregate.Device) ([]
 			key = d.Serial
 		}
 		s := f.scores[key]
-		out[i] = aggregate.Result{DeviceID: d.ID, Score: s, Explanation: aggregate.Explanation{DeviceID: d.ID, Score: s,
-			Providers: []aggregate.ProviderDetail{{Provider: "crowdstrike", Outcome: aggregate.OutcomeMatched, Score: s, Counted: true, Contained: f.contained[key]}}}}
+		out[i] = aggregate.ResultOf(aggregate.Explanation{DeviceID: d.ID, Score: s,
+			Providers: []aggregate.ProviderDetail{{Provider: "crowdstrike", Outcome: aggregate.OutcomeMatched, Score: s, Counted: true, Contained: f.contained[key]}}})
 	}
 	return out, aggregate.Stats{Devices: len(devices)}
 }
@@ -109,8 +109,8 @@ func one(t *testing.T, e *Engine, d aggregate.Device) aggregate.Result {
 	if len(res) != 1 {
 		t.Fatalf("%d results", len(res))
 	}
-	if res[0].Score != res[0].Explanation.Score {
-		t.Fatalf("result score %d, explanation score %d", res[0].Score, res[0].Explanation.Score)
+	if res[0].Score != res[0].Explain().Score {
+		t.Fatalf("result score %d, explanation score %d", res[0].Score, res[0].Explain().Score)
 	}
 	return res[0]
 }

@@ -101,7 +101,7 @@ func (h *hysteresis) step(st State, score int, containedBy string, now time.Time
 // containedBy names the first provider whose matched record is a
 // contained host, or "".
 func containedBy(r *aggregate.Result) string {
-	for _, p := range r.Explanation.Providers {
+	for _, p := range r.Providers {
 		if p.Contained && (p.Outcome == aggregate.OutcomeMatched || p.Outcome == aggregate.OutcomeStale) {
 			return p.Provider
 		}

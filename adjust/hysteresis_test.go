@@ -115,9 +115,9 @@ func TestHysteresis(t *testing.T) {
 func checkStep(t *testing.T, i int, r aggregate.Result, s step) {
 	t.Helper()
 	if r.Score != s.want {
-		t.Errorf("step %d: score %d, want %d (adjustments %+v)", i, r.Score, s.want, r.Explanation.Adjustments)
+		t.Errorf("step %d: score %d, want %d (adjustments %+v)", i, r.Score, s.want, r.Explain().Adjustments)
 	}
-	adj := r.Explanation.Adjustments
+	adj := r.Explain().Adjustments
 	if s.note == "" {
 		if len(adj) != 0 {
 			t.Errorf("step %d: adjustments %+v, want none", i, adj)

@@ -115,7 +115,7 @@ func TestOverrides(t *testing.T) {
 			if r.Score != tc.want {
 				t.Errorf("score %d, want %d", r.Score, tc.want)
 			}
-			adj := r.Explanation.Adjustments
+			adj := r.Explain().Adjustments
 			if tc.note == "" {
 				if len(adj) != 0 || strings.Contains(logs.String(), "override applied") {
 					t.Errorf("adjustments %+v, log %s: want none", adj, logs.String())
@@ -172,8 +172,8 @@ func TestOverrideWinsOverHysteresis(t *testing.T) {
 	one(t, e, d)
 	eng.set("d1", 10, false)
 	r := one(t, e, d)
-	if r.Score != 20 || len(r.Explanation.Adjustments) != 1 || r.Explanation.Adjustments[0].Kind != KindOverride {
-		t.Fatalf("score %d, adjustments %+v: want the override's 20 alone", r.Score, r.Explanation.Adjustments)
+	if r.Score != 20 || len(r.Explain().Adjustments) != 1 || r.Explain().Adjustments[0].Kind != KindOverride {
+		t.Fatalf("score %d, adjustments %+v: want the override's 20 alone", r.Score, r.Explain().Adjustments)
 	}
 	// Under the override the state went on: low evaluation 2 of 3 once it
 	// ends, not 1.

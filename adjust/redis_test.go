@@ -58,8 +58,8 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, e := range map[string]*Engine{"replica 1": p1, "replica 2": p2} {
-		if r := one(t, e, d); r.Score != 100 || len(r.Explanation.Adjustments) != 1 || r.Explanation.Adjustments[0].Note != "runtime override on serial until 2026-11-30T10:00:00Z: loaner" {
-			t.Errorf("%s: score %d, adjustments %+v: want the runtime override", name, r.Score, r.Explanation.Adjustments)
+		if r := one(t, e, d); r.Score != 100 || len(r.Explain().Adjustments) != 1 || r.Explain().Adjustments[0].Note != "runtime override on serial until 2026-11-30T10:00:00Z: loaner" {
+			t.Errorf("%s: score %d, adjustments %+v: want the runtime override", name, r.Score, r.Explain().Adjustments)
 		}
 	}
 }

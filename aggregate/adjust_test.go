@@ -21,8 +21,8 @@ func TestContainedReachesTheExplanation(t *testing.T) {
 	}{{"S1", true}, {"S2", false}, {"S1", true}} { // the second S1 comes from the cache
 		t.Run(tc.serial, func(t *testing.T) {
 			r := evalOne(t, e, Device{Serial: tc.serial})
-			if got := r.Explanation.Providers[0].Contained; got != tc.want {
-				t.Errorf("contained %t, want %t", got, tc.want)
+			if got := r.Explain().Providers[0].Contained; got != tc.want || r.Providers[0].Contained != tc.want {
+				t.Errorf("contained %t (compact %t), want %t", got, r.Providers[0].Contained, tc.want)
 			}
 		})
 	}
@@ -31,10 +31,14 @@ func TestContainedReachesTheExplanation(t *testing.T) {
 // TestAdjust: Result.Adjust sets the final score in the result and its
 // explanation, and records each adjustment in order.
 func TestAdjust(t *testing.T) {
-	r := Result{DeviceID: "d1", Score: 20, Explanation: Explanation{DeviceID: "d1", Score: 20}}
-	r.Adjust(Adjustment{Kind: "hysteresis", From: 20, To: 90, Note: "held"})
-	r.Adjust(Adjustment{Kind: "override", From: 90, To: 100, Note: "loaner"})
-	if r.Score != 100 || r.Explanation.Score != 100 || len(r.Explanation.Adjustments) != 2 || r.Explanation.Adjustments[1].Note != "loaner" {
-		t.Errorf("%+v", r)
+	for name, r := range map[string]Result{
+		"evaluated": evalOne(t, newEngine(t, Config{Sources: []Source{src("a", 1, newInventory(rec("r1", 20, serial("S1"))))}}), Device{ID: "d1", Serial: "S1"}),
+		"ResultOf":  ResultOf(Explanation{DeviceID: "d1", Score: 20}),
+	} {
+		r.Adjust(Adjustment{Kind: "hysteresis", From: 20, To: 90, Note: "held"})
+		r.Adjust(Adjustment{Kind: "override", From: 90, To: 100, Note: "loaner"})
+		if ex := r.Explain(); r.Score != 100 || ex.Score != 100 || len(ex.Adjustments) != 2 || ex.Adjustments[1].Note != "loaner" {
+			t.Errorf("%s: %+v, explained %+v", name, r, ex)
+		}
 	}
 }

@@ -166,13 +166,23 @@ type Device struct {
 
 // Result is the verdict for one device.
 type Result struct {
-	DeviceID    string
-	S2SID       string
-	Score       int
-	Explanation Explanation
+	DeviceID string
+	S2SID    string
+	Score    int
+	// Providers is every provider's part, in configuration order.
+	Providers []ProviderResult
 	// At is the time the score was computed: max_last_seen was judged
 	// against it, so a replay of the result (FoldRecorded) needs it.
 	At time.Time
+	// batch and index locate the device's outcomes for Explain. They keep
+	// the batch's outcomes alive: whoever keeps results for long copies
+	// out what it needs.
+	batch *batch
+	index int
+	// explained is the explanation of a Result made by ResultOf.
+	explained *Explanation
+	// adjustments changed the folded score (Adjust).
+	adjustments []Adjustment
 }
 
 // Stats summarise a batch for the batch log line and metrics.
@@ -211,25 +221,27 @@ func (e *Engine) Evaluate(ctx context.Context, devices []Device) ([]Result, Stat
 	}
 	_ = g.Wait()
 
-	now := e.now()
+	b := &batch{e: e, outcomes: outcomes, now: e.now()}
 	results := make([]Result, len(devices))
+	prs := make([]ProviderResult, len(devices)*len(e.sources))
 	stats := Stats{Devices: len(devices), Matched: map[string]int{}, Errors: map[string]int{}, Stale: map[string]int{}}
-	per := make([]outcome, len(e.sources))
-	for di, d := range devices {
-		for si := range e.sources {
-			o := outcomes[si][di]
-			per[si] = o
-			switch {
+	for si := range e.sources {
+		name := e.sources[si].Name
+		for di := range devices {
+			switch o := &outcomes[si][di]; {
 			case o.rec != nil && o.stale:
-				stats.Stale[e.sources[si].Name]++
-				stats.Matched[e.sources[si].Name]++
+				stats.Stale[name]++
+				stats.Matched[name]++
 			case o.rec != nil:
-				stats.Matched[e.sources[si].Name]++
+				stats.Matched[name]++
 			case o.err != nil:
-				stats.Errors[e.sources[si].Name]++
+				stats.Errors[name]++
 			}
 		}
-		results[di] = e.fold(d.ID, per, now)
+	}
+	n := len(e.sources)
+	for di, d := range devices {
+		results[di] = e.fold(b, di, d.ID, prs[di*n:(di+1)*n:(di+1)*n])
 	}
 	stats.Duration = e.now().Sub(start)
 	return results, stats
@@ -277,11 +289,13 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 			}
 			break
 		}
-		answers := make([]map[string]lookedUp, len(round))
+		answers := make([][]lookedUp, len(round))
+		slots := make([][]int32, len(round))
 		errs := make([]error, len(round))
 		var wg sync.WaitGroup
 		for j, kind := range round {
-			values := pendingValues(keys, out, kind)
+			var values []string
+			values, slots[j] = pendingValues(keys, out, kind)
 			if len(values) == 0 {
 				continue
 			}
@@ -300,8 +314,12 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 				continue // no device had this kind
 			}
 			for i := range keys {
-				if v := keys[i].value(kind); v != "" && out[i].rec == nil {
-					apply(&out[i], s, kind, v, &keys[i], answers[j], errs[j])
+				if slot := slots[j][i]; slot >= 0 && out[i].rec == nil {
+					var found lookedUp
+					if answers[j] != nil {
+						found = answers[j][slot]
+					}
+					apply(&out[i], s, kind, keys[i].value(kind), &keys[i], found, errs[j])
 				}
 			}
 		}
@@ -309,24 +327,33 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 	return out
 }
 
-// pendingValues are the distinct values of kind among unmatched devices.
-func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) []string {
+// pendingValues are the distinct values of kind among unmatched devices,
+// and for every device the index of its value there (-1: none).
+func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) ([]string, []int32) {
 	var values []string
-	seen := make(map[string]bool)
+	slots := make([]int32, len(keys))
+	seen := make(map[string]int32)
 	for i := range keys {
+		slots[i] = -1
 		v := keys[i].value(kind)
-		if v == "" || out[i].rec != nil || seen[v] {
+		if v == "" || out[i].rec != nil {
 			continue
 		}
-		seen[v] = true
-		values = append(values, v)
+		slot, dup := seen[v]
+		if !dup {
+			slot = int32(len(values))
+			seen[v] = slot
+			values = append(values, v)
+		}
+		slots[i] = slot
 	}
-	return values
+	return values, slots
 }
 
-// apply records one kind's answer for one device.
-func apply(o *outcome, s *source, kind providers.Kind, v string, dev *deviceKeys, found map[string]lookedUp, err error) {
-	o.tried = append(o.tried, kind)
+// apply records one kind's answer for one device: r, or err for the whole
+// kind.
+func apply(o *outcome, s *source, kind providers.Kind, v string, dev *deviceKeys, r lookedUp, err error) {
+	o.tried.add(kind)
 	switch {
 	case err != nil && errors.Is(err, providers.ErrUnsupportedKind):
 		o.notes = append(o.notes, fmt.Sprintf("cannot look up by %s", kind))
@@ -335,7 +362,6 @@ func apply(o *outcome, s *source, kind providers.Kind, v string, dev *deviceKeys
 		o.err = err
 		return
 	}
-	r := found[v]
 	if r.err != nil && (r.recs == nil || s.OnError != providers.OnErrorStale) {
 		o.err = r.err
 		return
@@ -361,10 +387,10 @@ type lookedUp struct {
 	err  error
 }
 
-// lookup answers values of one kind: from the provider, or for a sync-mode
-// provider with a Miss, from the index first and from the vendor for what
-// the index lacks.
-func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) (map[string]lookedUp, error) {
+// lookup answers values of one kind, in the order of values: from the
+// provider, or for a sync-mode provider with a Miss, from the index first
+// and from the vendor for what the index lacks.
+func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) ([]lookedUp, error) {
 	if s.Miss == nil {
 		return e.ask(ctx, s.Provider, s.loader, kind, values)
 	}
@@ -380,9 +406,11 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 		return out, err
 	}
 	var missing []string
-	for _, v := range values {
-		if r := out[v]; r.err == nil && len(r.recs) == 0 {
+	var at []int
+	for i, v := range values {
+		if r := out[i]; r.err == nil && len(r.recs) == 0 {
 			missing = append(missing, v)
+			at = append(at, i)
 		}
 	}
 	if len(missing) == 0 {
@@ -394,16 +422,30 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 		// answer stands.
 		return out, nil
 	}
-	for v, r := range more {
-		out[v] = r
+	for k, r := range more {
+		out[at[k]] = r
 	}
 	return out, nil
 }
 
-// ask answers values of one kind from p, through loader when there is one.
-// Only records that really carry the value are kept: vendors sometimes
-// ignore a filter and return more.
-func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]providers.Record], kind providers.Kind, values []string) (map[string]lookedUp, error) {
+// ask answers values of one kind from p, in the order of values, through
+// loader when there is one. Only records that really carry the value are
+// kept: vendors sometimes ignore a filter and return more.
+func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]providers.Record], kind providers.Kind, values []string) ([]lookedUp, error) {
+	out := make([]lookedUp, len(values))
+	if ix, ok := p.(Indexed); ok && loader == nil {
+		// Matched in place: the index holds normalised records, keyed by
+		// the values they carry.
+		idx, err := ix.Index()
+		for i, v := range values {
+			if err != nil {
+				out[i].err = err
+				continue
+			}
+			out[i].recs = idx.Find(kind, v)
+		}
+		return out, nil
+	}
 	// fetch asks the vendor. A *providers.PartialError fails only the
 	// values it names (failed); the records found stand for the others.
 	fetch := func(ctx context.Context, vals []string) (byValue map[string][]providers.Record, failed map[string]error, err error) {
@@ -432,23 +474,19 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 		}
 		return byValue, failed, nil
 	}
-	out := make(map[string]lookedUp, len(values))
 	if loader == nil {
 		m, failed, err := fetch(ctx, values)
 		if err != nil {
 			if errors.Is(err, providers.ErrUnsupportedKind) {
 				return nil, err
 			}
-			for _, v := range values {
-				out[v] = lookedUp{err: err}
+			for i := range values {
+				out[i] = lookedUp{err: err}
 			}
 			return out, nil
 		}
-		for v, recs := range m {
-			out[v] = lookedUp{recs: recs}
-		}
-		for v, err := range failed {
-			out[v] = lookedUp{err: err}
+		for i, v := range values {
+			out[i] = lookedUp{recs: m[v], err: failed[v]}
 		}
 		return out, nil
 	}
@@ -480,12 +518,12 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 		return keyed, nil
 	})
 	var unsupported error
-	for i, v := range values {
+	for i := range values {
 		r := res[cacheKeys[i]]
 		if r.Err != nil && errors.Is(r.Err, providers.ErrUnsupportedKind) {
 			unsupported = r.Err
 		}
-		out[v] = lookedUp{recs: r.Value, err: r.Err}
+		out[i] = lookedUp{recs: r.Value, err: r.Err}
 	}
 	if unsupported != nil {
 		return nil, unsupported

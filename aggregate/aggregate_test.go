@@ -235,7 +235,7 @@ func TestMatching(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, Config{Sources: []Source{src("inv", 1, newInventory(tc.recs...))}})
 			r := evalOne(t, e, tc.device)
-			d := r.Explanation.Providers[0]
+			d := r.Explain().Providers[0]
 			if r.S2SID != tc.wantID {
 				t.Errorf("s2s_id = %q, want %q (%+v)", r.S2SID, tc.wantID, d)
 			}
@@ -328,10 +328,10 @@ func TestFold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := evalOne(t, newEngine(t, tc.cfg), dev)
 			if r.Score != tc.wantScore || r.S2SID != tc.wantS2S {
-				t.Errorf("got score %d s2s %q, want %d %q\n%+v", r.Score, r.S2SID, tc.wantScore, tc.wantS2S, r.Explanation)
+				t.Errorf("got score %d s2s %q, want %d %q\n%+v", r.Score, r.S2SID, tc.wantScore, tc.wantS2S, r.Explain())
 			}
-			if !strings.Contains(r.Explanation.Decision, tc.decision) {
-				t.Errorf("decision %q does not contain %q", r.Explanation.Decision, tc.decision)
+			if !strings.Contains(r.Explain().Decision, tc.decision) {
+				t.Errorf("decision %q does not contain %q", r.Explain().Decision, tc.decision)
 			}
 		})
 	}
@@ -357,7 +357,7 @@ func TestStaleOnError(t *testing.T) {
 			advance(2 * time.Minute) // past ttl, inside stale_ttl
 			p.setErr(errors.New("vendor down"))
 			r := evalOne(t, e, Device{Serial: "S1"})
-			d := r.Explanation.Providers[0]
+			d := r.Explain().Providers[0]
 			if policy == providers.OnErrorStale {
 				if r.Score != 77 || r.S2SID != "r1" || d.Outcome != OutcomeStale || d.Error == "" {
 					t.Errorf("stale: got %d %q %+v", r.Score, r.S2SID, d)
@@ -366,8 +366,8 @@ func TestStaleOnError(t *testing.T) {
 				t.Errorf("exclude: got %d %+v", r.Score, d)
 			}
 			advance(2 * time.Hour) // past stale_ttl: nothing to stand in
-			if r := evalOne(t, e, Device{Serial: "S1"}); r.Explanation.Providers[0].Outcome != OutcomeError {
-				t.Errorf("after stale_ttl: %+v", r.Explanation.Providers[0])
+			if r := evalOne(t, e, Device{Serial: "S1"}); r.Explain().Providers[0].Outcome != OutcomeError {
+				t.Errorf("after stale_ttl: %+v", r.Explain().Providers[0])
 			}
 		})
 	}
@@ -386,18 +386,18 @@ func TestProviderFailuresArePartial(t *testing.T) {
 		}})
 		r := evalOne(t, e, Device{Serial: "S1"})
 		if r.Score != 90 || r.S2SID != "good" {
-			t.Fatalf("got %d %q, want the good provider alone: %+v", r.Score, r.S2SID, r.Explanation)
+			t.Fatalf("got %d %q, want the good provider alone: %+v", r.Score, r.S2SID, r.Explain())
 		}
-		for _, d := range r.Explanation.Providers[:2] {
+		for _, d := range r.Explain().Providers[:2] {
 			if d.Outcome != OutcomeError || d.Counted {
 				t.Errorf("%s: %+v, want an uncounted error", d.Provider, d)
 			}
 		}
-		if !strings.Contains(r.Explanation.Providers[0].Error, "deadline exceeded") {
-			t.Errorf("slow provider's error %q, want the deadline", r.Explanation.Providers[0].Error)
+		if !strings.Contains(r.Explain().Providers[0].Error, "deadline exceeded") {
+			t.Errorf("slow provider's error %q, want the deadline", r.Explain().Providers[0].Error)
 		}
-		if !strings.Contains(r.Explanation.Providers[1].Error, "panicked") {
-			t.Errorf("panic not reported: %q", r.Explanation.Providers[1].Error)
+		if !strings.Contains(r.Explain().Providers[1].Error, "panicked") {
+			t.Errorf("panic not reported: %q", r.Explain().Providers[1].Error)
 		}
 	})
 }
@@ -408,7 +408,7 @@ func TestUnsupportedKindFallsThrough(t *testing.T) {
 	e := newEngine(t, Config{Sources: []Source{src("a", 1, p)},
 		Store: memoryStore(t)})
 	r := evalOne(t, e, Device{MAC: "aa:bb:cc:dd:ee:ff", Hostname: "BOX-1"})
-	d := r.Explanation.Providers[0]
+	d := r.Explain().Providers[0]
 	if r.S2SID != "r1" || d.MatchedOn != "hostname" || !strings.Contains(d.Note, "cannot look up by mac") || d.Error != "" {
 		t.Errorf("got %+v", d)
 	}
@@ -503,8 +503,8 @@ func TestCallerCancellationDoesNotPoisonOthers(t *testing.T) {
 		go func() { r, _ := e.Evaluate(context.Background(), devs); second <- r }()
 		synctest.Wait() // the second caller has joined that flight
 		cancel()
-		if r := <-first; r[3].Explanation.Providers[0].Outcome != OutcomeError {
-			t.Errorf("cancelled caller: %+v", r[3].Explanation.Providers[0])
+		if r := <-first; r[3].Explain().Providers[0].Outcome != OutcomeError {
+			t.Errorf("cancelled caller: %+v", r[3].Explain().Providers[0])
 		}
 		close(p.gate)
 		if r := <-second; r[3].Score != 3 || p.calls.Load() != 1 {
@@ -545,8 +545,8 @@ func TestNewLeavesPolicyToTheConfig(t *testing.T) {
 	}{{-5, 0}, {101, 100}, {40, 40}} {
 		t.Run(fmt.Sprint(tc.unmatched), func(t *testing.T) {
 			e := newEngine(t, Config{UnmatchedScore: tc.unmatched})
-			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != tc.want || r.Explanation.Decision != "no provider matched: unmatched_score" {
-				t.Fatalf("unmatched_score %d: score %d (%s), want %d", tc.unmatched, r.Score, r.Explanation.Decision, tc.want)
+			if r := evalOne(t, e, Device{Serial: "S1"}); r.Score != tc.want || r.Explain().Decision != "no provider matched: unmatched_score" {
+				t.Fatalf("unmatched_score %d: score %d (%s), want %d", tc.unmatched, r.Score, r.Explain().Decision, tc.want)
 			}
 		})
 	}
@@ -571,7 +571,7 @@ func TestRefusedValueFailsOnlyItsDevice(t *testing.T) {
 				if res[0].Score != 90 || res[0].S2SID != "r1" || res[1].Score != 80 || res[1].S2SID != "r2" {
 					t.Fatalf("round %d: good devices %+v %+v", round, res[0], res[1])
 				}
-				if d := res[2].Explanation.Providers[0]; d.Outcome != OutcomeError || !strings.Contains(d.Error, "invalid filter") || res[2].S2SID != "" {
+				if d := res[2].Explain().Providers[0]; d.Outcome != OutcomeError || !strings.Contains(d.Error, "invalid filter") || res[2].S2SID != "" {
 					t.Fatalf("round %d: refused device %+v", round, res[2])
 				}
 				if stats.Errors["v"] != 1 || stats.Matched["v"] != 2 {
@@ -616,12 +616,12 @@ func TestSerialConflictRejectsWeakerKeys(t *testing.T) {
 			e := newEngine(t, Config{Sources: []Source{src("v", 1, newInventory(healthy, noSerial, ownHost))}})
 			r := evalOne(t, e, tc.dev)
 			if r.S2SID != tc.wantID {
-				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explanation)
+				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explain())
 			}
 			if tc.wantID == "" && r.Score != 0 {
 				t.Errorf("score %d, want the unmatched score 0", r.Score)
 			}
-			if note := r.Explanation.Providers[0].Note; !strings.Contains(note, tc.wantNote) {
+			if note := r.Explain().Providers[0].Note; !strings.Contains(note, tc.wantNote) {
 				t.Errorf("note %q lacks %q", note, tc.wantNote)
 			}
 		})
@@ -657,9 +657,9 @@ func TestRequireEmailMatchFor(t *testing.T) {
 			e := newEngine(t, Config{Sources: []Source{src("v", 1, newInventory(laptop, noUser), func(s *Source) { s.RequireEmailFor = tc.require })}})
 			r := evalOne(t, e, tc.dev)
 			if r.S2SID != tc.wantID {
-				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explanation)
+				t.Fatalf("s2s_id %q (score %d), want %q; explanation %+v", r.S2SID, r.Score, tc.wantID, r.Explain())
 			}
-			if note := r.Explanation.Providers[0].Note; !strings.Contains(note, tc.wantNote) {
+			if note := r.Explain().Providers[0].Note; !strings.Contains(note, tc.wantNote) {
 				t.Errorf("note %q lacks %q", note, tc.wantNote)
 			}
 		})

@@ -35,6 +35,8 @@ func (k *deviceKeys) value(kind providers.Kind) string {
 
 // outcome is what one provider knows about one device.
 type outcome struct {
+	// rec is the matched record, shared with the cache or the index:
+	// never modified.
 	rec        *providers.Record
 	kind       providers.Kind // the key that matched
 	value      string
@@ -44,8 +46,28 @@ type outcome struct {
 	// err: a lookup this device needed failed. With rec set, the device
 	// still matched (on stale data or on a lower-priority key).
 	err   error
-	tried []providers.Kind
+	tried kindSet
 	notes []string
+}
+
+// kindSet is a set of kinds. Kinds are tried in priority order, so the set
+// lists them in the order they were tried.
+type kindSet uint8
+
+func (ks *kindSet) add(k providers.Kind) { *ks |= 1 << k }
+
+// String lists the kinds, comma-separated, in priority order.
+func (ks kindSet) String() string {
+	var b strings.Builder
+	for _, k := range providers.Kinds {
+		if ks&(1<<k) != 0 {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(k.String())
+		}
+	}
+	return b.String()
 }
 
 // pick chooses the record for a device among those carrying value v of
@@ -65,13 +87,20 @@ type outcome struct {
 // usable serial cannot borrow another user's machine either.
 func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, dev *deviceKeys, requireEmail bool) {
 	var best *providers.Record
-	ids := make(map[string]bool, len(recs))
+	ids := 0
+	var seen map[string]bool // only for a long list; nearly always one record
+	if len(recs) > 8 {
+		seen = make(map[string]bool, len(recs))
+	}
 	for i := range recs {
 		r := &recs[i]
-		if ids[r.ID] {
-			continue
+		if seen != nil && seen[r.ID] || seen == nil && listedBefore(recs, i) {
+			continue // one record under two of a device's values
 		}
-		ids[r.ID] = true
+		if seen != nil {
+			seen[r.ID] = true
+		}
+		ids++
 		if best == nil || newer(r, best) {
 			best = r
 		}
@@ -79,8 +108,8 @@ func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, de
 	if best == nil {
 		return
 	}
-	if kind == providers.KindEmail && len(ids) > 1 {
-		o.notes = append(o.notes, fmt.Sprintf("email %s has %d records: ambiguous, not used", v, len(ids)))
+	if kind == providers.KindEmail && ids > 1 {
+		o.notes = append(o.notes, fmt.Sprintf("email %s has %d records: ambiguous, not used", v, ids))
 		return
 	}
 	devSerial := dev[providers.KindSerial]
@@ -99,8 +128,17 @@ func pick(o *outcome, kind providers.Kind, v string, recs []providers.Record, de
 			return
 		}
 	}
-	rec := *best
-	o.rec, o.kind, o.value, o.candidates = &rec, kind, v, len(ids)
+	o.rec, o.kind, o.value, o.candidates = best, kind, v, ids
+}
+
+// listedBefore reports whether a record before recs[i] has its id.
+func listedBefore(recs []providers.Record, i int) bool {
+	for j := range i {
+		if recs[j].ID == recs[i].ID {
+			return true
+		}
+	}
+	return false
 }
 
 // newer orders records by last seen, then by id so the choice is stable.

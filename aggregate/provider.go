@@ -24,6 +24,11 @@ type (
 	// staleness.
 	Local interface{ Local() bool }
 
+	// Indexed is a Local provider whose records the Engine may match in
+	// place, without a copy per lookup: a Syncer. The Index is immutable;
+	// the error is why there is none yet.
+	Indexed interface{ Index() (*Index, error) }
+
 	// StatusReporter is a provider that can say how fresh its data is;
 	// readiness (server) and `explain` report it.
 	StatusReporter interface{ Status() Status }
@@ -73,6 +78,7 @@ type Crawl struct {
 var (
 	_ Provider       = (*Syncer)(nil)
 	_ Local          = (*Syncer)(nil)
+	_ Indexed        = (*Syncer)(nil)
 	_ StatusReporter = (*Syncer)(nil)
 	_ Runner         = (*Syncer)(nil)
 )

@@ -49,6 +49,7 @@ type RecordedProvider struct {
 func FoldRecorded(deviceID string, in Recorded) (Result, error) {
 	e := &Engine{unmatch: providers.Clamp(in.UnmatchedScore)}
 	per := make([]outcome, len(in.Providers))
+	outcomes := make([][]outcome, len(in.Providers)) // a batch of one device
 	names := make(map[string]int, len(in.Providers))
 	for i, p := range in.Providers {
 		if _, dup := names[p.Name]; dup {
@@ -96,5 +97,9 @@ func FoldRecorded(deviceID string, in Recorded) (Result, error) {
 			e.s2sOrder = append(e.s2sOrder, i)
 		}
 	}
-	return e.fold(deviceID, per, in.At), nil
+	for i := range per {
+		outcomes[i] = per[i : i+1]
+	}
+	b := &batch{e: e, outcomes: outcomes, now: in.At}
+	return e.fold(b, 0, deviceID, make([]ProviderResult, len(per))), nil
 }

@@ -13,7 +13,7 @@ import (
 // policies and the explanation's per-provider fields.
 func recordedFrom(sources []Source, s2sFrom []string, unmatched int, r Result) Recorded {
 	in := Recorded{At: r.At, UnmatchedScore: unmatched, S2SIDFrom: s2sFrom}
-	for i, d := range r.Explanation.Providers {
+	for i, d := range r.Explain().Providers {
 		s := sources[i]
 		in.Providers = append(in.Providers, RecordedProvider{
 			Name: s.Name, Weight: s.Weight, Required: s.Required, OnError: s.OnError, MaxLastSeen: s.MaxLastSeen,
@@ -90,13 +90,13 @@ func TestFoldRecordedReproducesEvaluate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if re.Score != got.Score || re.S2SID != got.S2SID || re.Explanation.Decision != got.Explanation.Decision ||
-				re.Explanation.S2SIDFrom != got.Explanation.S2SIDFrom {
-				t.Errorf("replayed score %d s2s_id %q (%s) %q; evaluated %d %q (%s) %q", re.Score, re.S2SID, re.Explanation.S2SIDFrom,
-					re.Explanation.Decision, got.Score, got.S2SID, got.Explanation.S2SIDFrom, got.Explanation.Decision)
+			if re.Score != got.Score || re.S2SID != got.S2SID || re.Explain().Decision != got.Explain().Decision ||
+				re.Explain().S2SIDFrom != got.Explain().S2SIDFrom {
+				t.Errorf("replayed score %d s2s_id %q (%s) %q; evaluated %d %q (%s) %q", re.Score, re.S2SID, re.Explain().S2SIDFrom,
+					re.Explain().Decision, got.Score, got.S2SID, got.Explain().S2SIDFrom, got.Explain().Decision)
 			}
-			for i, d := range got.Explanation.Providers {
-				r := re.Explanation.Providers[i]
+			for i, d := range got.Explain().Providers {
+				r := re.Explain().Providers[i]
 				if r.Provider != d.Provider || r.Outcome != d.Outcome || r.Score != d.Score || r.Counted != d.Counted {
 					t.Errorf("provider %d: replayed %s %s %d counted %t; evaluated %s %s %d counted %t",
 						i, r.Provider, r.Outcome, r.Score, r.Counted, d.Provider, d.Outcome, d.Score, d.Counted)
@@ -137,7 +137,7 @@ func TestFoldRecordedRecomputes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.Score != tc.want {
-				t.Errorf("score %d, want %d (%s)", got.Score, tc.want, got.Explanation.Decision)
+				t.Errorf("score %d, want %d (%s)", got.Score, tc.want, got.Explain().Decision)
 			}
 		})
 	}

@@ -76,11 +76,21 @@ func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
 
 // Lookup answers from the last successful crawl, with no vendor call.
 func (s *Syncer) Lookup(_ context.Context, q providers.Query) ([]providers.Record, error) {
+	ix, err := s.Index()
+	if err != nil {
+		return nil, err
+	}
+	return ix.Lookup(q), nil
+}
+
+// Index is the last successful crawl's index; a crawl in progress builds
+// the next one while this one serves.
+func (s *Syncer) Index() (*Index, error) {
 	ix := s.idx.Load()
 	if ix == nil {
 		return nil, fmt.Errorf("%s: %w", s.name, ErrNotSynced)
 	}
-	return ix.Lookup(q), nil
+	return ix, nil
 }
 
 // Local tells the Engine lookups are in-memory and need no cache.

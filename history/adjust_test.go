@@ -21,8 +21,8 @@ func TestAdjustmentsAreCauses(t *testing.T) {
 		t.Fatal(err)
 	}
 	result := func(score int, adj ...aggregate.Adjustment) aggregate.Result {
-		r := aggregate.Result{DeviceID: "d1", Score: 20, Explanation: aggregate.Explanation{DeviceID: "d1", Score: 20, Decision: "weighted mean of 1 provider(s)",
-			Providers: []aggregate.ProviderDetail{{Provider: "intune", Outcome: aggregate.OutcomeMatched, RecordID: "i1", Reason: "complianceState=noncompliant", Score: 20, Counted: true}}}}
+		r := aggregate.ResultOf(aggregate.Explanation{DeviceID: "d1", Score: 20, Decision: "weighted mean of 1 provider(s)",
+			Providers: []aggregate.ProviderDetail{{Provider: "intune", Outcome: aggregate.OutcomeMatched, RecordID: "i1", Reason: "complianceState=noncompliant", Score: 20, Counted: true}}})
 		for _, a := range adj {
 			r.Adjust(a)
 		}

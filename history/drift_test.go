@@ -94,7 +94,7 @@ func TestDriftIsExplained(t *testing.T) {
 			t.Errorf("%s: %d -> %d recorded as %+v", d.ID, old.Score, cur.Score, h.Changes)
 			continue
 		}
-		checkCauses(t, d.ID, old.Explanation, cur.Explanation, h.Changes[0].Causes)
+		checkCauses(t, d.ID, old.Explain(), cur.Explain(), h.Changes[0].Causes)
 		if testing.Verbose() {
 			t.Logf("%s %d -> %d: %q", d.ID, old.Score, cur.Score, h.Changes[0].Causes)
 		}

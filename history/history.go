@@ -114,8 +114,8 @@ func decision(ex *aggregate.Explanation) string {
 
 // state is the compact form of one result.
 func (r *Recorder) state(at time.Time, res *aggregate.Result) State {
-	ex := &res.Explanation
-	st := State{Score: res.Score, Decision: clip(decision(ex), maxFieldBytes), Providers: make([]ProviderState, len(ex.Providers))}
+	ex := res.Explain()
+	st := State{Score: res.Score, Decision: clip(decision(&ex), maxFieldBytes), Providers: make([]ProviderState, len(ex.Providers))}
 	for i, p := range ex.Providers {
 		ps := ProviderState{
 			Name: clip(p.Provider, maxFieldBytes), Outcome: string(p.Outcome), Score: p.Score,

@@ -111,10 +111,10 @@ func TestRecorderNamesExpiredRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	result := func(score int, lastSeen time.Time) aggregate.Result {
-		return aggregate.Result{DeviceID: "dev", Score: score, Explanation: aggregate.Explanation{Providers: []aggregate.ProviderDetail{{
+		return aggregate.ResultOf(aggregate.Explanation{DeviceID: "dev", Score: score, Providers: []aggregate.ProviderDetail{{
 			Provider: "jamf", Outcome: aggregate.OutcomeMatched, RecordID: "j1", Score: score, Counted: true,
 			LastSeen: lastSeen, Reason: "managed=true fileVault2Status=ALL_ENCRYPTED",
-		}}}}
+		}}})
 	}
 	ctx := t.Context()
 	if err := r.Record(ctx, at.Add(-time.Minute), []aggregate.Result{result(100, at.Add(-29*24*time.Hour))}); err != nil {

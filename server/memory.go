@@ -114,8 +114,8 @@ func (m *PostureMemory) DevicePosture(ctx context.Context, deviceID string) (Dev
 
 func toPosture(r aggregate.Result, at time.Time) DevicePosture {
 	p := DevicePosture{DeviceID: r.DeviceID, Score: r.Score, S2SID: r.S2SID, At: at,
-		Providers: make(map[string]ProviderPosture, len(r.Explanation.Providers))}
-	for _, d := range r.Explanation.Providers {
+		Providers: make(map[string]ProviderPosture, len(r.Providers))}
+	for _, d := range r.Providers {
 		p.Providers[d.Provider] = ProviderPosture{Score: d.Score, Outcome: d.Outcome, Counted: d.Counted}
 	}
 	return p

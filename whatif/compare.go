@@ -72,7 +72,7 @@ func Compare(current, proposed []aggregate.Result, thresholds []int) (Report, er
 				continue
 			}
 			if ch == nil {
-				ch = &Change{DeviceID: cur.DeviceID, From: cur.Score, To: next.Score, Reason: Reason(cur.Explanation, next.Explanation)}
+				ch = &Change{DeviceID: cur.DeviceID, From: cur.Score, To: next.Score, Reason: Reason(cur.Explain(), next.Explain())}
 			}
 			if down {
 				c.Down = append(c.Down, *ch)

@@ -17,8 +17,8 @@ import (
 )
 
 func result(id string, score int, providers ...aggregate.ProviderDetail) aggregate.Result {
-	return aggregate.Result{DeviceID: id, Score: score, Explanation: aggregate.Explanation{DeviceID: id, Score: score, Providers: providers,
-		Decision: fmt.Sprintf("weighted mean of %d provider(s)", len(providers))}}
+	return aggregate.ResultOf(aggregate.Explanation{DeviceID: id, Score: score, Providers: providers,
+		Decision: fmt.Sprintf("weighted mean of %d provider(s)", len(providers))})
 }
 
 func detail(name string, score int, weight float64, counted bool, note string) aggregate.ProviderDetail {
@@ -82,8 +82,8 @@ func TestCompare(t *testing.T) {
 }
 
 func TestReasonRemovedProvider(t *testing.T) {
-	got := Reason(result("a", 50, detail("jamf", 50, 1, true, ""), detail("cs", 0, 1, false, "")).Explanation,
-		result("a", 50, detail("jamf", 50, 1, true, "")).Explanation)
+	got := Reason(result("a", 50, detail("jamf", 50, 1, true, ""), detail("cs", 0, 1, false, "")).Explain(),
+		result("a", 50, detail("jamf", 50, 1, true, "")).Explain())
 	if want := "cs: removed (was unmatched, not counted); decision: weighted mean of 1 provider(s)"; got != want {
 		t.Errorf("reason %q, want %q", got, want)
 	}
@@ -175,16 +175,16 @@ func TestFrozenAnswersFromTheCacheOnly(t *testing.T) {
 	if res[0].S2SID != "from-the-vendor" || res[0].Score != 1 {
 		t.Errorf("cached device: %+v", res[0])
 	}
-	if p := res[1].Explanation.Providers[0]; p.Outcome != aggregate.OutcomeError || !strings.Contains(p.Error, ErrNotCached.Error()) {
+	if p := res[1].Explain().Providers[0]; p.Outcome != aggregate.OutcomeError || !strings.Contains(p.Error, ErrNotCached.Error()) {
 		t.Errorf("uncached device: %+v, want an error saying it is not cached", p)
 	}
-	if p := res[2].Explanation.Providers[0]; p.Outcome != aggregate.OutcomeUnmatched || !strings.Contains(p.Note, "cannot look up by mac") {
+	if p := res[2].Explain().Providers[0]; p.Outcome != aggregate.OutcomeUnmatched || !strings.Contains(p.Note, "cannot look up by mac") {
 		t.Errorf("kind the vendor cannot query: %+v, want it said, as live", p)
 	}
 
 	absent := newEngine(Absent(aggregate.Source{Name: "new", Weight: 1, OnError: providers.OnErrorZero}))
 	res, _ = absent.Evaluate(t.Context(), []aggregate.Device{{ID: "a", Serial: "S1"}})
-	if p := res[0].Explanation.Providers[0]; !p.Counted || p.Score != 0 || !strings.Contains(p.Error, "provider new is not in the running config") {
+	if p := res[0].Explain().Providers[0]; !p.Counted || p.Score != 0 || !strings.Contains(p.Error, "provider new is not in the running config") {
 		t.Errorf("absent provider with on_error: zero: %+v", p)
 	}
 }

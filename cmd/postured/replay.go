@@ -87,7 +87,7 @@ func cmdReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		out[i] = replayed{Record: r, Recomputed: rp.Recomputed.Explanation, Reproduced: len(rp.Differences) == 0, Differences: rp.Differences}
+		out[i] = replayed{Record: r, Recomputed: rp.Recomputed.Explain(), Reproduced: len(rp.Differences) == 0, Differences: rp.Differences}
 		if out[i].Differences == nil {
 			out[i].Differences = []string{}
 		}

@@ -358,7 +358,7 @@ func (a *App) Engine() *aggregate.Engine { return a.engine }
 // explanation names the device "explain".
 func (a *App) Explain(ctx context.Context, d aggregate.Device) aggregate.Explanation {
 	res, _ := a.reader.Evaluate(ctx, []aggregate.Device{d})
-	ex := res[0].Explanation
+	ex := res[0].Explain()
 	if ex.DeviceID == "" {
 		ex.DeviceID = "explain"
 	}
@@ -372,7 +372,7 @@ func (a *App) Recheck(ctx context.Context, d aggregate.Device) aggregate.Explana
 	devices := []aggregate.Device{d}
 	res, _ := a.engine.EvaluateFresh(ctx, devices)
 	a.adj.Apply(ctx, devices, res, false) // the final score, as explain shows it
-	return res[0].Explanation
+	return res[0].Explain()
 }
 
 // Config is the configuration the app was built from.

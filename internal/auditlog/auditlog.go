@@ -201,7 +201,7 @@ func (o *Observer) Close() error {
 
 // record is one device's answer and what it was folded from.
 func (o *Observer) record(requestID string, d aggregate.Device, r aggregate.Result) audit.Record {
-	ex := r.Explanation
+	ex := r.Explain() // the audit log keeps whole explanations
 	rec := audit.Record{
 		Time: r.At, RequestID: requestID, ConfigHash: o.hash,
 		DeviceID: r.DeviceID, Identifiers: identifiers(d),

@@ -119,7 +119,7 @@ func TestObserverRecordsAndReplays(t *testing.T) {
 	for i, r := range recs {
 		res := b.Results[i]
 		if r.DeviceID != res.DeviceID || r.Score != want[r.DeviceID] || r.Score != res.Score || r.S2SID != res.S2SID ||
-			r.RequestID != "req-1" || r.ConfigHash != "c0ffee" || !r.Time.Equal(t0) || r.Decision != res.Explanation.Decision {
+			r.RequestID != "req-1" || r.ConfigHash != "c0ffee" || !r.Time.Equal(t0) || r.Decision != res.Explain().Decision {
 			t.Errorf("record %d: %+v\nresult %+v", i, r, res)
 		}
 		if r.Policy.UnmatchedScore != 7 || len(r.Policy.S2SIDFrom) != 1 || len(r.Providers) != 3 {
@@ -322,8 +322,7 @@ func TestReplayAppliesAdjustments(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := b.Results[0]
-			res.Explanation.Adjustments = nil
+			res := b.Results[0] // a copy: its adjustments are this case's
 			for _, a := range tc.adjust {
 				res.Adjust(a)
 			}

@@ -56,7 +56,7 @@ func Replay(r audit.Record) (Replayed, error) {
 		diff(fmt.Sprintf("adjustment %d (%s) from", i+1, a.Kind), a.From, res.Score)
 		res.Adjust(aggregate.Adjustment{Kind: a.Kind, From: a.From, To: a.To, Note: a.Note})
 	}
-	ex := res.Explanation
+	ex := res.Explain()
 	diff("score", r.Score, res.Score)
 	diff("s2s_id", fmt.Sprintf("%q", r.S2SID), fmt.Sprintf("%q", res.S2SID))
 	diff("s2s_id_from", fmt.Sprintf("%q", r.S2SIDFrom), fmt.Sprintf("%q", ex.S2SIDFrom))

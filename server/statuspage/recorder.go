@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/providers"
 	"github.com/postured/postured/server"
 )
@@ -124,14 +125,14 @@ func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 func (r *Recorder) ObserveBatch(_ context.Context, b server.Batch) {
 	matchedBy := make(map[string]map[string]int)
 	for _, res := range b.Results {
-		for _, p := range res.Explanation.Providers {
-			if p.MatchedOn == "" || !knownKind(p.MatchedOn) {
+		for _, p := range res.Providers {
+			if p.Outcome != aggregate.OutcomeMatched && p.Outcome != aggregate.OutcomeStale {
 				continue
 			}
 			if matchedBy[p.Provider] == nil {
 				matchedBy[p.Provider] = make(map[string]int, len(providers.Kinds))
 			}
-			matchedBy[p.Provider][p.MatchedOn]++
+			matchedBy[p.Provider][p.MatchedOn.String()]++ // a key kind: the counters stay bounded
 		}
 	}
 	now := r.now()
@@ -158,7 +159,7 @@ func (r *Recorder) ObserveBatch(_ context.Context, b server.Batch) {
 		names[name] = true
 	}
 	if len(b.Results) > 0 {
-		for _, p := range b.Results[0].Explanation.Providers {
+		for _, p := range b.Results[0].Providers {
 			names[p.Provider] = true // asked, though nothing matched
 		}
 	}
@@ -193,16 +194,6 @@ func (b *bucket) provider(name string) *ProviderCounts {
 		b.providers[name] = pc
 	}
 	return pc
-}
-
-// knownKind keeps the counters' keys bounded to the key kinds.
-func knownKind(s string) bool {
-	for _, k := range providers.Kinds {
-		if k.String() == s {
-			return true
-		}
-	}
-	return false
 }
 
 // setScore records a device's latest score; r.mu is held.

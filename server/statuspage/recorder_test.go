@@ -40,9 +40,13 @@ func batch(at time.Time, stats aggregate.Stats, ds ...scored) server.Batch {
 	b := server.Batch{At: at, Stats: stats}
 	for _, d := range ds {
 		b.Devices = append(b.Devices, aggregate.Device{ID: d.id})
-		b.Results = append(b.Results, aggregate.Result{DeviceID: d.id, Score: d.score, Explanation: aggregate.Explanation{
-			Providers: []aggregate.ProviderDetail{{Provider: "intune", MatchedOn: d.kind}},
-		}})
+		outcome := aggregate.OutcomeUnmatched
+		if d.kind != "" {
+			outcome = aggregate.OutcomeMatched
+		}
+		b.Results = append(b.Results, aggregate.ResultOf(aggregate.Explanation{DeviceID: d.id, Score: d.score,
+			Providers: []aggregate.ProviderDetail{{Provider: "intune", MatchedOn: d.kind, Outcome: outcome}},
+		}))
 	}
 	b.Stats.Devices = len(ds)
 	return b

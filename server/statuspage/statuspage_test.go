@@ -65,7 +65,7 @@ func TestPageContent(t *testing.T) {
 		Errors: map[string]int{"crowdstrike": 3}}
 	b := batch(t0.Add(-time.Minute), stats, scored{"a", 95, "serial"}, scored{"b", 42, "mac"}, scored{"c", 3, ""})
 	for i := range b.Results { // both providers were asked
-		b.Results[i].Explanation.Providers = append(b.Results[i].Explanation.Providers, aggregate.ProviderDetail{Provider: "crowdstrike"})
+		b.Results[i].Providers = append(b.Results[i].Providers, aggregate.ProviderResult{Provider: "crowdstrike", Outcome: aggregate.OutcomeUnmatched})
 	}
 	rec.ObserveBatch(t.Context(), b)
 	rec.ObserveResponse("crowdstrike", 429)

@@ -84,9 +84,11 @@ type Engine struct {
 
 type source struct {
 	Source
-	// loader caches the vendor's answers: Provider's, or Miss's when Provider
-	// is local. Nil without a store, or for a local provider with no Miss.
-	loader *cache.Loader[[]providers.Record]
+	// loaders cache the vendor's answers, one per kind: Provider's, or
+	// Miss's when Provider is local. Nil without a store, or for a local
+	// provider with no Miss. A loader per kind puts the kind in the
+	// loader's key prefix, so values are cache keys as they are.
+	loaders *[len(providers.Kinds)]*cache.Loader[[]providers.Record]
 }
 
 // New builds an Engine. The configuration is validated where it is read
@@ -124,16 +126,19 @@ func New(cfg Config) (*Engine, error) {
 		}
 		src := source{Source: s}
 		if l, ok := s.Provider.(Local); (!(ok && l.Local()) || s.Miss != nil) && cfg.Store != nil {
-			loader, err := cache.NewLoader(cache.LoaderConfig[[]providers.Record]{
-				Store: cfg.Store, Prefix: s.Name + "|",
-				TTL: cfg.CacheTTL, StaleTTL: cfg.StaleTTL, NegativeTTL: cfg.NegativeTTL,
-				FetchTimeout: s.Timeout, Logger: e.logger.With("provider", s.Name),
-				Now: cfg.Now,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("aggregate: source %q: %w", s.Name, err)
+			src.loaders = new([len(providers.Kinds)]*cache.Loader[[]providers.Record])
+			for _, k := range providers.Kinds {
+				loader, err := cache.NewLoader(cache.LoaderConfig[[]providers.Record]{
+					Store: cfg.Store, Prefix: s.Name + "|" + k.String() + ":",
+					TTL: cfg.CacheTTL, StaleTTL: cfg.StaleTTL, NegativeTTL: cfg.NegativeTTL,
+					FetchTimeout: s.Timeout, Logger: e.logger.With("provider", s.Name),
+					Now: cfg.Now,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("aggregate: source %q: %w", s.Name, err)
+				}
+				src.loaders[k] = loader
 			}
-			src.loader = loader
 		}
 		e.sources = append(e.sources, src)
 	}
@@ -256,6 +261,14 @@ func (e *Engine) EvaluateFresh(ctx context.Context, devices []Device) ([]Result,
 	return e.Evaluate(cache.WithRefresh(ctx), devices)
 }
 
+// loader is the cache of kind's answers, nil if there is none.
+func (s *source) loader(kind providers.Kind) *cache.Loader[[]providers.Record] {
+	if s.loaders == nil {
+		return nil
+	}
+	return s.loaders[kind]
+}
+
 // lookupRounds order the lookups of one provider. Serial first: it settles
 // most devices. The other kinds are then asked concurrently, only for the
 // devices still unmatched: a device absent from a vendor costs one more
@@ -332,7 +345,7 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) ([]string, []int32) {
 	var values []string
 	slots := make([]int32, len(keys))
-	seen := make(map[string]int32)
+	seen := make(map[string]int32, len(keys))
 	for i := range keys {
 		slots[i] = -1
 		v := keys[i].value(kind)
@@ -392,12 +405,12 @@ type lookedUp struct {
 // and from the vendor for what the index lacks.
 func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, values []string) ([]lookedUp, error) {
 	if s.Miss == nil {
-		return e.ask(ctx, s.Provider, s.loader, kind, values)
+		return e.ask(ctx, s.Provider, s.loader(kind), kind, values)
 	}
 	if cache.Refreshing(ctx) {
 		// A recheck asks the vendor, not the last crawl, unless the vendor
 		// cannot query this kind.
-		if out, err := e.ask(ctx, s.Miss, s.loader, kind, values); err == nil {
+		if out, err := e.ask(ctx, s.Miss, s.loader(kind), kind, values); err == nil {
 			return out, nil
 		}
 	}
@@ -416,7 +429,7 @@ func (e *Engine) lookup(ctx context.Context, s *source, kind providers.Kind, val
 	if len(missing) == 0 {
 		return out, nil
 	}
-	more, err := e.ask(ctx, s.Miss, s.loader, kind, missing)
+	more, err := e.ask(ctx, s.Miss, s.loader(kind), kind, missing)
 	if err != nil {
 		// The vendor cannot query this kind (Intune by MAC): the index's
 		// answer stands.
@@ -490,36 +503,23 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 		}
 		return out, nil
 	}
-	prefix := kind.String() + ":"
-	cacheKeys := make([]string, len(values))
-	for i, v := range values {
-		cacheKeys[i] = prefix + v
-	}
-	res := loader.Load(ctx, cacheKeys, func(ctx context.Context, ks []string) (map[string][]providers.Record, error) {
-		vals := make([]string, len(ks))
-		for i, k := range ks {
-			vals[i] = k[len(prefix):]
-		}
+	res := loader.Load(ctx, values, func(ctx context.Context, vals []string) (map[string][]providers.Record, error) {
 		m, failed, err := fetch(ctx, vals)
 		if err != nil {
 			return nil, err
 		}
-		keyed := make(map[string][]providers.Record, len(m))
-		for v, recs := range m {
-			keyed[prefix+v] = recs
-		}
 		if len(failed) > 0 {
 			ke := make(cache.KeyErrors, len(failed))
 			for v, err := range failed {
-				ke[prefix+v] = err
+				ke[v] = err
 			}
-			return keyed, ke
+			return m, ke
 		}
-		return keyed, nil
+		return m, nil
 	})
 	var unsupported error
-	for i := range values {
-		r := res[cacheKeys[i]]
+	for i, v := range values {
+		r := res[v]
 		if r.Err != nil && errors.Is(r.Err, providers.ErrUnsupportedKind) {
 			unsupported = r.Err
 		}

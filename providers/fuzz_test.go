@@ -134,3 +134,26 @@ func FuzzNormalizeSerial(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlaceholderFolding: the allocation-free placeholder check agrees with
+// the plain expression it replaces (lower-case, whitespace runs collapsed,
+// looked up), for any input.
+func FuzzPlaceholderFolding(f *testing.F) {
+	for s := range placeholderSerials {
+		f.Add(s)
+		f.Add(strings.ToUpper(s))
+		f.Add(" \t" + strings.ReplaceAll(s, " ", "  \n ") + "\r ")
+	}
+	for _, s := range serialSeeds {
+		f.Add(s)
+	}
+	f.Add("TO BE FILLED BY O.E.M.\u00a0")
+	f.Add("NONE" + strings.Repeat(" ", 40))
+	f.Add(strings.Repeat("x", 40))
+	f.Fuzz(func(t *testing.T, in string) {
+		want := placeholderSerials[strings.ToLower(strings.Join(strings.Fields(in), " "))]
+		if got := isPlaceholderSerial(in); got != want {
+			t.Fatalf("isPlaceholderSerial(%q) = %v, want %v", in, got, want)
+		}
+	})
+}

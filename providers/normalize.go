@@ -63,10 +63,45 @@ func NormalizeSerial(s string) (string, bool) {
 	}
 	// Check the value returned, not the input: case mapping of some runes
 	// ("ı", "ſ") turns a non-placeholder into one.
-	if placeholderSerials[strings.ToLower(strings.Join(strings.Fields(up), " "))] || allZero(up) {
+	if isPlaceholderSerial(up) || allZero(up) {
 		return "", false
 	}
 	return up, true
+}
+
+// isPlaceholderSerial reports whether s, lower-cased with runs of
+// whitespace collapsed, is a placeholder. Every serial of a batch passes
+// here, so ASCII values, nearly all of them, are folded on the stack.
+func isPlaceholderSerial(s string) bool {
+	var buf [32]byte // longer than any placeholder
+	n := 0
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return placeholderSerials[strings.ToLower(strings.Join(strings.Fields(s), " "))]
+		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			space = n > 0
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space {
+			if n == len(buf) {
+				return false
+			}
+			buf[n] = ' '
+			n++
+			space = false
+		}
+		if n == len(buf) {
+			return false
+		}
+		buf[n] = c
+		n++
+	}
+	return placeholderSerials[string(buf[:n])]
 }
 
 // allZero reports whether every letter or digit in s is '0' (e.g. "0",
@@ -111,11 +146,13 @@ func NormalizeMAC(s string) (string, bool) {
 	if n != len(buf) {
 		return "", false
 	}
-	mac := string(buf[:])
-	if mac == "000000000000" || mac == "ffffffffffff" {
+	if string(buf[:]) == "000000000000" || string(buf[:]) == "ffffffffffff" {
 		return "", false
 	}
-	return mac, true
+	if s == string(buf[:]) {
+		return s, true // already normalised: no copy
+	}
+	return string(buf[:]), true
 }
 
 // NullMAC reports whether s is the all-zero or broadcast address in any
@@ -149,8 +186,10 @@ func NormalizeHostname(s string) (string, bool) {
 	if s == "" {
 		return "", false
 	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return "", false
+	if mayBeIP(s) {
+		if _, err := netip.ParseAddr(s); err == nil {
+			return "", false
+		}
 	}
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		s = s[:i]
@@ -159,6 +198,21 @@ func NormalizeHostname(s string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// mayBeIP reports whether s could be an IP address: an IPv6 address has a
+// colon, an IPv4 address only digits and dots. It spares hostnames the
+// error ParseAddr allocates.
+func mayBeIP(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // NormalizeEmail trims and lower-cases an email address; it reports false

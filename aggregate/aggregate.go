@@ -450,12 +450,19 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 		// Matched in place: the index holds normalised records, keyed by
 		// the values they carry.
 		idx, err := ix.Index()
-		for i, v := range values {
-			if err != nil {
+		if err != nil {
+			for i := range out {
 				out[i].err = err
-				continue
 			}
-			out[i].recs = idx.Find(kind, v)
+			return out, nil
+		}
+		// One backing array for the batch's records, not one per value.
+		recs := make([]providers.Record, 0, len(values))
+		for i, v := range values {
+			start := len(recs)
+			if recs = idx.Find(kind, v, recs); len(recs) > start {
+				out[i].recs = recs[start:len(recs):len(recs)]
+			}
 		}
 		return out, nil
 	}

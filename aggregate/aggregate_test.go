@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,7 +334,51 @@ func TestFold(t *testing.T) {
 			if !strings.Contains(r.Explain().Decision, tc.decision) {
 				t.Errorf("decision %q does not contain %q", r.Explain().Decision, tc.decision)
 			}
+			checkCompact(t, r)
 		})
+	}
+}
+
+// checkCompact checks that a Result's compact fields and its explanation,
+// built later, tell the same story, and that building it twice, at once,
+// gives the same explanation (it must not write into the batch).
+func checkCompact(t *testing.T, r Result) {
+	t.Helper()
+	var exs [2]Explanation
+	var wg sync.WaitGroup
+	for i := range exs {
+		wg.Go(func() { exs[i] = r.Explain() })
+	}
+	wg.Wait()
+	ex := exs[0]
+	if !reflect.DeepEqual(exs[0], exs[1]) {
+		t.Errorf("two explanations differ:\n%+v\n%+v", exs[0], exs[1])
+	}
+	if ex.DeviceID != r.DeviceID || ex.Score != r.Score || ex.S2SID != r.S2SID || len(ex.Providers) != len(r.Providers) {
+		t.Fatalf("explanation %+v disagrees with result %+v", ex, r)
+	}
+	for i, p := range r.Providers {
+		d := ex.Providers[i]
+		if d.Provider != p.Provider || d.Outcome != p.Outcome || d.Score != p.Score || d.Counted != p.Counted || d.RecordID != p.RecordID {
+			t.Errorf("provider %d: explained %+v, compact %+v", i, d, p)
+		}
+		if matched := p.Outcome == OutcomeMatched || p.Outcome == OutcomeStale; matched && d.MatchedOn != p.MatchedOn.String() {
+			t.Errorf("provider %d matched on %q, compact %s", i, d.MatchedOn, p.MatchedOn)
+		}
+	}
+}
+
+// TestExplainWithoutBatch: a Result made by hand (a fake Evaluator's)
+// explains what it carries.
+func TestExplainWithoutBatch(t *testing.T) {
+	r := Result{DeviceID: "d", S2SID: "s", Score: 60, Providers: []ProviderResult{
+		{Provider: "a", Outcome: OutcomeMatched, Score: 60, Counted: true, RecordID: "s"},
+	}}
+	want := Explanation{DeviceID: "d", Score: 60, S2SID: "s", Providers: []ProviderDetail{
+		{Provider: "a", Outcome: OutcomeMatched, Score: 60, Counted: true, RecordID: "s"},
+	}}
+	if got := r.Explain(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
 

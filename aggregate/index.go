@@ -1,81 +1,122 @@
 package aggregate
 
-import "github.com/postured/postured/providers"
+import (
+	"hash/maphash"
+	"time"
+
+	"github.com/postured/postured/providers"
+)
 
 // Index answers lookups from an in-memory set of records: what a Syncer
 // serves between crawls. It is immutable once built, so readers need no
-// lock; a refresh builds a new Index.
+// lock; a refresh builds a new Index while the old one serves.
 //
-// It is laid out for a fleet of 100k devices in little memory: one slice
-// of records, their identifiers in one shared backing array, repeated
-// strings (emails, reasons) stored once, and every key mapping to an int32
-// position rather than to a slice of pointers.
+// It is laid out for a fleet of 100k devices and more in little memory:
+// records are compact entries, every identifier of every record sits in
+// one slice (ids), and each kind's keys are an open-addressing table of
+// int32 positions in ids, probed by hash and compared against ids itself:
+// no string is stored twice, no map of strings is kept. Repeated strings
+// (emails, reasons) are stored once.
 type Index struct {
-	records []providers.Record
-	// by maps a normalised value of each kind to the record carrying it:
-	// i >= 0 is records[i]; i < 0 is multi[^i], the records (in crawl
-	// order) when several carry the value.
-	by    [len(providers.Kinds)]map[string]int32
-	multi [][]int32
+	records []entry
+	// ids holds every normalised identifier, record by record and, within
+	// a record, kind by kind; owner[i] is the record ids[i] belongs to.
+	ids   []string
+	owner []int32
+	// tables has a power-of-two table per kind; a slot holds 1 + a
+	// position in ids, 0 when empty. Linear probing keeps the records
+	// carrying one value in crawl order along the probe sequence.
+	tables [len(providers.Kinds)][]uint32
+	seed   maphash.Seed
 }
+
+// entry is one record: a providers.Record without its four slice headers.
+type entry struct {
+	id       string
+	reason   string
+	lastSeen time.Time
+	score    int
+	first    int32                        // its identifiers start at ids[first]
+	counts   [len(providers.Kinds)]uint16 // how many of each kind, in Kinds order
+}
+
+// maxPerKind bounds the identifiers of one kind a record keeps: counts
+// are uint16, and no real device has more than a handful.
+const maxPerKind = 1<<16 - 1
 
 // NewIndex normalises recs and indexes them by every identifier. It takes
 // ownership of recs.
 func NewIndex(recs []providers.Record) *Index {
-	ix := &Index{records: recs}
+	ix := &Index{records: make([]entry, len(recs)), seed: maphash.MakeSeed()}
 	in := make(interner)
-	total := 0
+	var perKind [len(providers.Kinds)]int
 	for i := range recs {
 		r := recs[i].Normalize()
 		for _, k := range providers.Kinds {
-			total += len(r.Identifiers(k))
+			perKind[k] += min(len(r.Identifiers(k)), maxPerKind)
 		}
 	}
-	// One backing array for every identifier slice: 100k records hold
-	// 100k-400k small slices otherwise, each its own allocation.
-	arena := make([]string, 0, total)
-	keep := func(vs []string) []string {
-		if len(vs) == 0 {
-			return nil
-		}
-		start := len(arena)
-		for _, v := range vs {
-			arena = append(arena, in.intern(v))
-		}
-		return arena[start:len(arena):len(arena)]
+	total := 0
+	for _, n := range perKind {
+		total += n
 	}
-	for k := range ix.by {
-		ix.by[k] = make(map[string]int32)
-	}
+	ix.ids = make([]string, 0, total)
+	ix.owner = make([]int32, 0, total)
 	for i := range recs {
 		r := &recs[i]
-		r.Serials, r.MACs, r.Hostnames, r.Emails = keep(r.Serials), keep(r.MACs), keep(r.Hostnames), keep(r.Emails)
-		r.Reason = in.intern(r.Reason)
+		e := entry{id: r.ID, reason: in.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(ix.ids))}
 		for _, k := range providers.Kinds {
-			for _, v := range r.Identifiers(k) {
-				ix.add(k, v, int32(i))
+			vs := r.Identifiers(k)
+			vs = vs[:min(len(vs), maxPerKind)]
+			e.counts[k] = uint16(len(vs))
+			for _, v := range vs {
+				if k == providers.KindEmail {
+					v = in.intern(v) // a user's devices share it
+				}
+				ix.ids = append(ix.ids, v)
+				ix.owner = append(ix.owner, int32(i))
 			}
 		}
+		ix.records[i] = e
+		recs[i] = providers.Record{} // let the crawl's copies go as the index grows
+	}
+	for _, k := range providers.Kinds {
+		ix.tables[k] = make([]uint32, tableSize(perKind[k]))
+	}
+	for p := range ix.ids {
+		k := ix.kindAt(p)
+		t := ix.tables[k]
+		mask := uint64(len(t) - 1)
+		i := maphash.String(ix.seed, ix.ids[p]) & mask
+		for t[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t[i] = uint32(p + 1)
 	}
 	return ix
 }
 
-// add indexes record i under value v of kind k.
-func (ix *Index) add(k providers.Kind, v string, i int32) {
-	at, ok := ix.by[k][v]
-	switch {
-	case !ok:
-		ix.by[k][v] = i
-	case at >= 0:
-		if at != i { // a record listing one value twice is indexed once
-			ix.by[k][v] = ^int32(len(ix.multi))
-			ix.multi = append(ix.multi, []int32{at, i})
-		}
-	default:
-		if m := ix.multi[^at]; m[len(m)-1] != i {
-			ix.multi[^at] = append(m, i)
-		}
+// tableSize is a power of two at least twice n: probe sequences stay
+// short, misses included.
+func tableSize(n int) int {
+	size := 8
+	for size < 2*n {
+		size *= 2
 	}
+	return size
+}
+
+// kindAt is the kind of the identifier at ids[p].
+func (ix *Index) kindAt(p int) providers.Kind {
+	e := &ix.records[ix.owner[p]]
+	off := p - int(e.first)
+	for _, k := range providers.Kinds {
+		if off < int(e.counts[k]) {
+			return k
+		}
+		off -= int(e.counts[k])
+	}
+	panic("aggregate: index identifier beyond its record")
 }
 
 // interner stores each distinct string once.
@@ -95,57 +136,70 @@ func (in interner) intern(s string) string {
 // Len is the number of records indexed.
 func (ix *Index) Len() int { return len(ix.records) }
 
-// Find returns the records carrying the normalised value v as a kind k
-// identifier. They are the index's own: the caller must not modify them.
-// A value carried by one record, nearly all of them, costs no allocation.
-func (ix *Index) Find(k providers.Kind, v string) []providers.Record {
-	at, ok := ix.position(k, v)
-	switch {
-	case !ok:
-		return nil
-	case at >= 0:
-		return ix.records[at : at+1 : at+1]
-	}
-	m := ix.multi[^at]
-	out := make([]providers.Record, len(m))
-	for j, i := range m {
-		out[j] = ix.records[i]
-	}
-	return out
+// Find appends to dst the records carrying the normalised value v as a
+// kind k identifier, in crawl order. Their identifier slices are the
+// index's own: the caller must not modify them. Nothing is allocated
+// beyond dst's growth.
+func (ix *Index) Find(k providers.Kind, v string, dst []providers.Record) []providers.Record {
+	ix.each(k, v, func(r int32) { dst = append(dst, ix.record(r)) })
+	return dst
 }
 
-// position is where value v of kind k points in by.
-func (ix *Index) position(k providers.Kind, v string) (int32, bool) {
-	if int(k) >= len(ix.by) {
-		return 0, false
+// each calls fn with every record carrying value v of kind k, in crawl
+// order.
+func (ix *Index) each(k providers.Kind, v string, fn func(r int32)) {
+	if int(k) >= len(ix.tables) || len(ix.tables[k]) == 0 {
+		return
 	}
-	at, ok := ix.by[k][v]
-	return at, ok
+	t := ix.tables[k]
+	mask := uint64(len(t) - 1)
+	for i := maphash.String(ix.seed, v) & mask; t[i] != 0; i = (i + 1) & mask {
+		if p := t[i] - 1; ix.ids[p] == v {
+			fn(ix.owner[p])
+		}
+	}
+}
+
+// record is records[r] as a providers.Record, sharing the index's
+// identifiers (capacity clipped, so an append cannot write into them).
+func (ix *Index) record(r int32) providers.Record {
+	e := &ix.records[r]
+	out := providers.Record{ID: e.id, LastSeen: e.lastSeen, Score: e.score, Reason: e.reason}
+	at := int(e.first)
+	for _, k := range providers.Kinds {
+		n := int(e.counts[k])
+		var vs []string
+		if n > 0 {
+			vs = ix.ids[at : at+n : at+n]
+		}
+		switch k {
+		case providers.KindSerial:
+			out.Serials = vs
+		case providers.KindMAC:
+			out.MACs = vs
+		case providers.KindHostname:
+			out.Hostnames = vs
+		case providers.KindEmail:
+			out.Emails = vs
+		}
+		at += n
+	}
+	return out
 }
 
 // Lookup returns every record carrying any of q.Values, each once, as
 // copies the caller may modify.
 func (ix *Index) Lookup(q providers.Query) []providers.Record {
 	var out []providers.Record
-	var seen map[int32]bool
+	seen := make(map[int32]bool)
 	for _, v := range q.Values {
-		at, ok := ix.position(q.Kind, v)
-		if !ok {
-			continue
-		}
-		positions := []int32{at}
-		if at < 0 {
-			positions = ix.multi[^at]
-		}
-		for _, i := range positions {
-			if seen == nil {
-				seen = make(map[int32]bool)
+		ix.each(q.Kind, v, func(r int32) {
+			if !seen[r] {
+				seen[r] = true
+				rec := ix.record(r)
+				out = append(out, rec.Clone())
 			}
-			if !seen[i] {
-				seen[i] = true
-				out = append(out, ix.records[i].Clone())
-			}
-		}
+		})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -165,4 +166,59 @@ func TestIndexConcurrentLookups(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestIndexAtScale fills the tables enough for long probe sequences and
+// wrap-arounds: every key finds exactly its records, in crawl order, and
+// near misses find nothing.
+func TestIndexAtScale(t *testing.T) {
+	const n = 20_000
+	recs := make([]providers.Record, n)
+	for i := range recs {
+		recs[i] = providers.Record{
+			ID:        fmt.Sprintf("r%d", i),
+			Serials:   []string{fmt.Sprintf("SER%06d", i)},
+			MACs:      []string{fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff)},
+			Hostnames: []string{fmt.Sprintf("host-%d", i/2)}, // two records a hostname
+			Emails:    []string{fmt.Sprintf("user%d@example.com", i%100)},
+			Score:     i % 101,
+		}
+	}
+	ix := NewIndex(recs)
+	for i := 0; i < n; i += 37 {
+		id := fmt.Sprintf("r%d", i)
+		for _, q := range []providers.Query{
+			{Kind: providers.KindSerial, Values: []string{fmt.Sprintf("SER%06d", i)}},
+			{Kind: providers.KindMAC, Values: []string{fmt.Sprintf("020000%02x%02x%02x", i>>16, (i>>8)&0xff, i&0xff)}},
+		} {
+			if got := ix.Lookup(q); len(got) != 1 || got[0].ID != id || got[0].Score != i%101 {
+				t.Fatalf("Lookup(%v) = %+v, want %s", q, got, id)
+			}
+		}
+		h := ix.Lookup(providers.Query{Kind: providers.KindHostname, Values: []string{fmt.Sprintf("host-%d", i/2)}})
+		if want := []string{fmt.Sprintf("r%d", i/2*2), fmt.Sprintf("r%d", i/2*2+1)}; !slices.Equal(recordIDs(h), want) {
+			t.Fatalf("hostname host-%d: %v, want %v", i/2, recordIDs(h), want)
+		}
+		if got := ix.Lookup(providers.Query{Kind: providers.KindSerial, Values: []string{fmt.Sprintf("SER%06dX", i)}}); got != nil {
+			t.Fatalf("near miss found %v", recordIDs(got))
+		}
+	}
+	if got := ix.Lookup(providers.Query{Kind: providers.KindEmail, Values: []string{"user7@example.com"}}); len(got) != n/100 || got[0].ID != "r7" || got[1].ID != "r107" {
+		t.Fatalf("shared email: %d records starting %v", len(got), recordIDs(got[:min(2, len(got))]))
+	}
+}
+
+// TestIndexFindAllocs: matching a batch against the index allocates
+// nothing per value once the caller's buffer is sized.
+func TestIndexFindAllocs(t *testing.T) {
+	ix := NewIndex(testRecords())
+	buf := make([]providers.Record, 0, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf = ix.Find(providers.KindSerial, "C02XK1ZZJGH5", buf[:0])
+		buf = ix.Find(providers.KindHostname, "mbp-42", buf)
+		buf = ix.Find(providers.KindMAC, "010203040506", buf)
+	})
+	if allocs != 0 || len(buf) != 3 {
+		t.Fatalf("%v allocations, %d records; want 0 and 3", allocs, len(buf))
+	}
 }

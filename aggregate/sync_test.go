@@ -328,3 +328,52 @@ func (c *countingLister) Calls() int {
 	defer c.mu.Unlock()
 	return c.calls
 }
+
+// gatedLister lists one record scored by the crawl's number; from the
+// second crawl on, List says it has started and waits to be released.
+type gatedLister struct {
+	calls    int // only List touches it, one crawl at a time
+	started  chan struct{}
+	released chan struct{}
+}
+
+func (g *gatedLister) List(ctx context.Context) ([]providers.Record, error) {
+	g.calls++
+	if g.calls > 1 {
+		g.started <- struct{}{}
+		select {
+		case <-g.released:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return []providers.Record{{ID: "x", Serials: []string{"S"}, Score: 10 * g.calls}}, nil
+}
+
+// TestSyncerServesOldIndexDuringRebuild: while a crawl is in progress, the
+// engine answers from the previous index, and the new one takes over when
+// it is built.
+func TestSyncerServesOldIndexDuringRebuild(t *testing.T) {
+	l := &gatedLister{started: make(chan struct{}), released: make(chan struct{})}
+	s := newSyncer(t, "inv", l, time.Hour, nil)
+	if err := s.SyncOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, Config{Sources: []Source{src("inv", 1, s)}, Deadline: time.Second})
+	done := make(chan error)
+	go func() { done <- s.SyncOnce(t.Context()) }()
+	<-l.started // the second crawl is under way
+	if r := evalOne(t, e, Device{Serial: "S"}); r.Score != 10 {
+		t.Fatalf("during the rebuild: score %d, want the old index's 10", r.Score)
+	}
+	if st := s.Status(); !st.Ready || st.Records != 1 {
+		t.Fatalf("during the rebuild: status %+v", st)
+	}
+	close(l.released)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r := evalOne(t, e, Device{Serial: "S"}); r.Score != 20 {
+		t.Fatalf("after the rebuild: score %d, want the new index's 20", r.Score)
+	}
+}

@@ -2,10 +2,9 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
-
-	gocache "github.com/patrickmn/go-cache"
 
 	"github.com/postured/postured/aggregate"
 )
@@ -32,22 +31,63 @@ type ProviderPosture struct {
 // last batch carried and the result, so External Evaluation can ask "how
 // healthy is the device this user logs in from?" by device_id alone. A
 // result older than Fresh is recomputed from the remembered identifiers.
+//
+// It holds a whole fleet (100k devices and more), so an entry is only what
+// External Evaluation reads, packed: the identifiers, the score and s2s_id,
+// and three bytes per provider in one slab shared by every entry. Provider
+// names are stored once. It is bounded: at MaxDevices, a device not yet
+// known is remembered only once an expired one has made room.
 type PostureMemory struct {
 	engine   Evaluator
 	fresh    time.Duration
+	retain   time.Duration
 	deadline time.Duration
 	now      func() time.Time
+	max      int
 
-	c  *gocache.Cache
-	mu sync.Mutex // serialises the bound check with the insert
-	// max bounds the device ids remembered (they come from Cloudflare).
-	max int
+	mu sync.RWMutex
+	// slot maps a device id to its entry; entries[i]'s providers are
+	// slab[i*len(names):(i+1)*len(names)].
+	slot    map[string]int32
+	entries []memoryEntry
+	slab    []packedProvider
+	free    []int32  // slots of forgotten devices
+	names   []string // provider names, in the engine's order
+	// nextSweep is when a full memory may next look for expired entries:
+	// a sweep is O(entries), so not at every insert.
+	nextSweep time.Time
 }
 
+// memoryEntry is one remembered device.
 type memoryEntry struct {
-	device  aggregate.Device
-	posture DevicePosture
+	device aggregate.Device // the identifiers, to recompute from
+	s2sID  string
+	at     int64 // unix nanoseconds of the score
+	score  int8
 }
+
+// packedProvider is a ProviderPosture in three bytes.
+type packedProvider struct {
+	score   int8
+	outcome uint8 // index in outcomes
+	counted bool
+}
+
+// outcomes are the aggregate.Outcomes a packedProvider can hold; index 0
+// stands for any other.
+var outcomes = [...]aggregate.Outcome{"", aggregate.OutcomeMatched, aggregate.OutcomeStale, aggregate.OutcomeUnmatched, aggregate.OutcomeError}
+
+func packOutcome(o aggregate.Outcome) uint8 {
+	for i, x := range outcomes {
+		if x == o {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+// sweepEvery bounds how often a full memory looks for expired entries.
+const sweepEvery = time.Minute
 
 // PostureMemoryConfig configures a PostureMemory.
 type PostureMemoryConfig struct {
@@ -57,8 +97,12 @@ type PostureMemoryConfig struct {
 	// Retain is how long a device id is remembered after its last batch.
 	Retain time.Duration
 	// Deadline bounds a recomputation.
-	Deadline   time.Duration
+	Deadline time.Duration
+	// MaxDevices bounds the device ids remembered (they come from
+	// Cloudflare); 0 means 1,000,000.
 	MaxDevices int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // NewPostureMemory builds an empty memory.
@@ -66,50 +110,148 @@ func NewPostureMemory(cfg PostureMemoryConfig) *PostureMemory {
 	if cfg.MaxDevices <= 0 {
 		cfg.MaxDevices = 1_000_000
 	}
-	return &PostureMemory{engine: cfg.Engine, fresh: cfg.Fresh, deadline: cfg.Deadline, now: time.Now,
-		c: gocache.New(cfg.Retain, time.Minute), max: cfg.MaxDevices}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &PostureMemory{engine: cfg.Engine, fresh: cfg.Fresh, retain: cfg.Retain, deadline: cfg.Deadline,
+		now: cfg.Now, max: cfg.MaxDevices, slot: make(map[string]int32)}
 }
 
 // ObserveBatch remembers a batch's results.
 func (m *PostureMemory) ObserveBatch(_ context.Context, b Batch) { m.Record(b.Devices, b.Results) }
 
-// Record stores a batch's results.
+// Record stores a batch's results; results[i] is the result of devices[i],
+// as Evaluate returns them.
 func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.Result) {
-	byID := make(map[string]aggregate.Device, len(devices))
-	for _, d := range devices {
-		byID[d.ID] = d
-	}
 	at := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, r := range results {
-		if _, known := m.c.Get(r.DeviceID); !known && m.c.ItemCount() >= m.max {
-			m.c.DeleteExpired()
-			if m.c.ItemCount() >= m.max {
-				return
-			}
+	for i := range results {
+		r := &results[i]
+		if i >= len(devices) || devices[i].ID != r.DeviceID {
+			continue // not Evaluate's answer for this batch: nothing to recompute from
 		}
-		m.c.SetDefault(r.DeviceID, memoryEntry{device: byID[r.DeviceID], posture: toPosture(r, at)})
+		if !m.sameProviders(r.Providers) {
+			m.reset(r.Providers)
+		}
+		s, ok := m.slot[r.DeviceID]
+		if !ok {
+			if s, ok = m.allocate(at); !ok {
+				return // full of live devices
+			}
+			m.slot[r.DeviceID] = s
+		}
+		m.entries[s] = memoryEntry{device: devices[i], s2sID: r.S2SID, at: at.UnixNano(), score: int8(r.Score)}
+		provs := m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)]
+		for j, p := range r.Providers {
+			provs[j] = packedProvider{score: int8(p.Score), outcome: packOutcome(p.Outcome), counted: p.Counted}
+		}
 	}
+}
+
+// sameProviders reports whether ps are the providers the memory packs.
+func (m *PostureMemory) sameProviders(ps []aggregate.ProviderResult) bool {
+	if len(ps) != len(m.names) {
+		return false
+	}
+	for i := range ps {
+		if ps[i].Provider != m.names[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// reset forgets everything and packs the providers of ps from now on. The
+// providers are the engine's, so this happens once, at the first batch.
+func (m *PostureMemory) reset(ps []aggregate.ProviderResult) {
+	m.names = make([]string, len(ps))
+	for i := range ps {
+		m.names[i] = ps[i].Provider
+	}
+	clear(m.slot)
+	m.entries, m.slab, m.free = nil, nil, nil
+}
+
+// allocate finds a slot for a new device: a free one, a new one under the
+// bound, or one an expired device held.
+func (m *PostureMemory) allocate(now time.Time) (int32, bool) {
+	if len(m.free) == 0 && len(m.entries) >= m.max && !now.Before(m.nextSweep) {
+		m.nextSweep = now.Add(sweepEvery)
+		m.sweep(now)
+	}
+	if n := len(m.free); n > 0 {
+		s := m.free[n-1]
+		m.free = m.free[:n-1]
+		return s, true
+	}
+	if len(m.entries) >= m.max {
+		return 0, false
+	}
+	m.entries = append(m.entries, memoryEntry{})
+	m.slab = slices.Grow(m.slab, len(m.names))[:len(m.slab)+len(m.names)] // Record fills it
+	return int32(len(m.entries) - 1), true
+}
+
+// sweep frees the slots of devices no batch has carried for Retain.
+func (m *PostureMemory) sweep(now time.Time) {
+	for id, s := range m.slot {
+		if m.expired(&m.entries[s], now) {
+			delete(m.slot, id)
+			m.entries[s] = memoryEntry{}
+			m.free = append(m.free, s)
+		}
+	}
+}
+
+func (m *PostureMemory) expired(e *memoryEntry, now time.Time) bool {
+	return now.Sub(time.Unix(0, e.at)) >= m.retain
+}
+
+// Len is the number of devices remembered, expired ones included until
+// their slot is reused.
+func (m *PostureMemory) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.slot)
 }
 
 // DevicePosture returns the posture of deviceID: remembered if fresh,
 // recomputed from the remembered identifiers otherwise. ok is false when
-// no batch ever carried deviceID.
+// no batch carried deviceID within Retain.
 func (m *PostureMemory) DevicePosture(ctx context.Context, deviceID string) (DevicePosture, bool) {
-	v, found := m.c.Get(deviceID)
+	now := m.now()
+	m.mu.RLock()
+	s, found := m.slot[deviceID]
+	var e memoryEntry
+	var p DevicePosture
+	if found {
+		e = m.entries[s]
+		found = !m.expired(&e, now)
+		p = m.unpack(&e, s)
+	}
+	m.mu.RUnlock()
 	if !found {
 		return DevicePosture{}, false
 	}
-	e := v.(memoryEntry)
-	if m.now().Sub(e.posture.At) < m.fresh {
-		return e.posture, true
+	if now.Sub(p.At) < m.fresh {
+		return p, true
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.deadline)
 	defer cancel()
 	res, _ := m.engine.Evaluate(ctx, []aggregate.Device{e.device})
 	m.Record([]aggregate.Device{e.device}, res)
 	return toPosture(res[0], m.now()), true
+}
+
+// unpack is entry s as a DevicePosture; m.mu is held.
+func (m *PostureMemory) unpack(e *memoryEntry, s int32) DevicePosture {
+	p := DevicePosture{DeviceID: e.device.ID, Score: int(e.score), S2SID: e.s2sID, At: time.Unix(0, e.at),
+		Providers: make(map[string]ProviderPosture, len(m.names))}
+	for j, pp := range m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)] {
+		p.Providers[m.names[j]] = ProviderPosture{Score: int(pp.score), Outcome: outcomes[pp.outcome], Counted: pp.counted}
+	}
+	return p
 }
 
 func toPosture(r aggregate.Result, at time.Time) DevicePosture {

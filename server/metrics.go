@@ -69,6 +69,15 @@ func (m *metrics) ObserveBatch(_ context.Context, b Batch) {
 	}
 }
 
+// registerMemory exports the size of External Evaluation's posture memory:
+// it is bounded (cache.max_entries), and a memory at its bound stops
+// remembering new devices.
+func registerMemory(reg *prometheus.Registry, m *PostureMemory) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "postured_posture_memory_devices", Help: "Devices External Evaluation's posture memory holds.",
+	}, func() float64 { return float64(m.Len()) }))
+}
+
 func (m *metrics) observeBatch(s aggregate.Stats) {
 	m.batchDevices.Observe(float64(s.Devices))
 	m.batchDuration.Observe(s.Duration.Seconds())

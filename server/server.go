@@ -141,6 +141,11 @@ func New(cfg Config) (*Server, error) {
 		bodyLimit: int64(cfg.MaxDevices)*bytesPerDevice + 64<<10,
 	}
 	s.buffers.New = func() any { return new(bytes.Buffer) }
+	for _, o := range cfg.Observers {
+		if m, ok := o.(*PostureMemory); ok {
+			registerMemory(cfg.Registry, m)
+		}
+	}
 	if cfg.InsecureSkipVerify {
 		if !isLoopback(cfg.Listen) {
 			return nil, fmt.Errorf("server: access.insecure_skip_verify is only allowed when listen is a loopback address, not %q", cfg.Listen)

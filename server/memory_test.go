@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/postured/postured/aggregate"
+)
+
+// scoringEngine scores a device by its serial and counts devices asked.
+type scoringEngine struct {
+	asked []aggregate.Device
+}
+
+func (e *scoringEngine) Evaluate(_ context.Context, devices []aggregate.Device) ([]aggregate.Result, aggregate.Stats) {
+	e.asked = append(e.asked, devices...)
+	out := make([]aggregate.Result, len(devices))
+	for i, d := range devices {
+		out[i] = result(d.ID, 77)
+	}
+	return out, aggregate.Stats{Devices: len(devices)}
+}
+
+func result(id string, score int) aggregate.Result {
+	return aggregate.Result{DeviceID: id, S2SID: "s2s-" + id, Score: score, Providers: []aggregate.ProviderResult{
+		{Provider: "intune", Outcome: aggregate.OutcomeMatched, Score: score, Counted: true, RecordID: "r-" + id},
+		{Provider: "jamf", Outcome: aggregate.OutcomeError, Score: 0, Counted: false},
+		{Provider: "crowdstrike", Outcome: aggregate.OutcomeStale, Score: 100, Counted: true},
+	}}
+}
+
+func devicesAndResults(n, score int) ([]aggregate.Device, []aggregate.Result) {
+	devices := make([]aggregate.Device, n)
+	results := make([]aggregate.Result, n)
+	for i := range n {
+		id := fmt.Sprintf("dev-%d", i)
+		devices[i] = aggregate.Device{ID: id, Serial: "SER" + id, Email: id + "@example.com"}
+		results[i] = result(id, score)
+	}
+	return devices, results
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newMemory(max int) (*PostureMemory, *scoringEngine, *clock) {
+	eng := &scoringEngine{}
+	clk := &clock{t: time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)}
+	return NewPostureMemory(PostureMemoryConfig{Engine: eng, Fresh: 5 * time.Minute, Retain: time.Hour,
+		Deadline: time.Second, MaxDevices: max, Now: clk.now}), eng, clk
+}
+
+func TestPostureMemory(t *testing.T) {
+	t.Run("remembers what External Evaluation reads", func(t *testing.T) {
+		m, eng, _ := newMemory(10)
+		devices, results := devicesAndResults(3, 42)
+		m.Record(devices, results)
+		got, ok := m.DevicePosture(t.Context(), "dev-1")
+		want := toPosture(results[1], got.At)
+		if !ok || !reflect.DeepEqual(got, want) || got.At.IsZero() {
+			t.Fatalf("got %+v, %v\nwant %+v", got, ok, want)
+		}
+		if len(eng.asked) != 0 {
+			t.Fatalf("a fresh posture was recomputed: %v", eng.asked)
+		}
+	})
+	t.Run("unknown device", func(t *testing.T) {
+		m, _, _ := newMemory(10)
+		if _, ok := m.DevicePosture(t.Context(), "nobody"); ok {
+			t.Fatal("an unknown device has a posture")
+		}
+	})
+	t.Run("stale posture is recomputed from the remembered identifiers", func(t *testing.T) {
+		m, eng, clk := newMemory(10)
+		devices, results := devicesAndResults(2, 42)
+		m.Record(devices, results)
+		clk.t = clk.t.Add(6 * time.Minute)
+		got, ok := m.DevicePosture(t.Context(), "dev-0")
+		if !ok || got.Score != 77 || len(eng.asked) != 1 || eng.asked[0] != devices[0] {
+			t.Fatalf("got %+v %v, engine asked %+v", got, ok, eng.asked)
+		}
+		if again, _ := m.DevicePosture(t.Context(), "dev-0"); again.Score != 77 || len(eng.asked) != 1 {
+			t.Fatalf("the recomputed posture was not remembered: %+v, %d evaluations", again, len(eng.asked))
+		}
+	})
+	t.Run("forgotten after retain", func(t *testing.T) {
+		m, _, clk := newMemory(10)
+		m.Record(devicesAndResults(1, 42))
+		clk.t = clk.t.Add(time.Hour)
+		if _, ok := m.DevicePosture(t.Context(), "dev-0"); ok {
+			t.Fatal("a device was remembered past retain")
+		}
+	})
+	t.Run("a result that is not the device's is not remembered", func(t *testing.T) {
+		m, _, _ := newMemory(10)
+		devices, results := devicesAndResults(2, 42)
+		results[0], results[1] = results[1], results[0]
+		m.Record(devices, results)
+		if m.Len() != 0 {
+			t.Fatalf("remembered %d devices from mismatched results", m.Len())
+		}
+	})
+}
+
+func TestPostureMemoryBounded(t *testing.T) {
+	m, _, clk := newMemory(3)
+	devices, results := devicesAndResults(5, 42)
+	m.Record(devices[:4], results[:4])
+	if m.Len() != 3 {
+		t.Fatalf("holds %d devices, bound 3", m.Len())
+	}
+	if _, ok := m.DevicePosture(t.Context(), "dev-3"); ok {
+		t.Fatal("a device past the bound was remembered")
+	}
+	// dev-0 expires; the others are refreshed: the new device takes dev-0's
+	// slot.
+	clk.t = clk.t.Add(30 * time.Minute)
+	m.Record(devices[1:3], results[1:3])
+	clk.t = clk.t.Add(31 * time.Minute)
+	m.Record(devices[4:], results[4:])
+	if m.Len() != 3 {
+		t.Fatalf("holds %d devices, bound 3", m.Len())
+	}
+	for id, want := range map[string]bool{"dev-0": false, "dev-1": true, "dev-2": true, "dev-4": true} {
+		if _, ok := m.DevicePosture(t.Context(), id); ok != want {
+			t.Errorf("%s remembered: %v, want %v", id, ok, want)
+		}
+	}
+}
+
+// TestPostureMemoryRecordAllocs: recording a batch of devices already
+// remembered costs no allocation, so a polling cycle does not churn the
+// heap in proportion to the fleet.
+func TestPostureMemoryRecordAllocs(t *testing.T) {
+	m, _, _ := newMemory(2000)
+	devices, results := devicesAndResults(1000, 42)
+	m.Record(devices, results)
+	if n := testing.AllocsPerRun(10, func() { m.Record(devices, results) }); n != 0 {
+		t.Fatalf("Record of known devices: %v allocations", n)
+	}
+}

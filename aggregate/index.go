@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"time"
 
 	"github.com/postured/postured/providers"
@@ -20,12 +21,11 @@ import (
 type Index struct {
 	records []entry
 	// ids holds every normalised identifier, record by record and, within
-	// a record, kind by kind; owner[i] is the record ids[i] belongs to.
-	ids   []string
-	owner []int32
-	// tables has a power-of-two table per kind; a slot holds 1 + a
-	// position in ids, 0 when empty. Linear probing keeps the records
-	// carrying one value in crawl order along the probe sequence.
+	// a record, kind by kind (records[i].first ascends with i).
+	ids []string
+	// tables has a table per kind, two thirds full at most; a slot holds
+	// 1 + a position in ids, 0 when empty. Linear probing keeps the
+	// records carrying one value in crawl order along the probe sequence.
 	tables [len(providers.Kinds)][]uint32
 	seed   maphash.Seed
 }
@@ -61,7 +61,7 @@ func NewIndex(recs []providers.Record) *Index {
 		total += n
 	}
 	ix.ids = make([]string, 0, total)
-	ix.owner = make([]int32, 0, total)
+	kinds := make([]providers.Kind, 0, total) // of ids, while building
 	for i := range recs {
 		r := &recs[i]
 		e := entry{id: r.ID, reason: in.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(ix.ids))}
@@ -74,7 +74,7 @@ func NewIndex(recs []providers.Record) *Index {
 					v = in.intern(v) // a user's devices share it
 				}
 				ix.ids = append(ix.ids, v)
-				ix.owner = append(ix.owner, int32(i))
+				kinds = append(kinds, k)
 			}
 		}
 		ix.records[i] = e
@@ -83,40 +83,50 @@ func NewIndex(recs []providers.Record) *Index {
 	for _, k := range providers.Kinds {
 		ix.tables[k] = make([]uint32, tableSize(perKind[k]))
 	}
-	for p := range ix.ids {
-		k := ix.kindAt(p)
+	for p, k := range kinds {
 		t := ix.tables[k]
-		mask := uint64(len(t) - 1)
-		i := maphash.String(ix.seed, ix.ids[p]) & mask
+		i := ix.home(t, ix.ids[p])
 		for t[i] != 0 {
-			i = (i + 1) & mask
+			i = next(t, i)
 		}
 		t[i] = uint32(p + 1)
 	}
 	return ix
 }
 
-// tableSize is a power of two at least twice n: probe sequences stay
-// short, misses included.
+// tableSize leaves a third of a table empty: probe sequences stay short,
+// misses included.
 func tableSize(n int) int {
-	size := 8
-	for size < 2*n {
-		size *= 2
-	}
-	return size
+	return max(8, n+n/2)
 }
 
-// kindAt is the kind of the identifier at ids[p].
-func (ix *Index) kindAt(p int) providers.Kind {
-	e := &ix.records[ix.owner[p]]
-	off := p - int(e.first)
-	for _, k := range providers.Kinds {
-		if off < int(e.counts[k]) {
-			return k
-		}
-		off -= int(e.counts[k])
+// home is where v's probe sequence starts in t: the hash scaled to the
+// table's size (no power-of-two rounding, so no table is twice too big).
+func (ix *Index) home(t []uint32, v string) int {
+	hi, _ := bits.Mul64(maphash.String(ix.seed, v), uint64(len(t)))
+	return int(hi)
+}
+
+// next is the slot after i in t's probe sequence.
+func next(t []uint32, i int) int {
+	if i++; i == len(t) {
+		return 0
 	}
-	panic("aggregate: index identifier beyond its record")
+	return i
+}
+
+// owner is the record the identifier ids[p] belongs to: the last record
+// whose identifiers start at or before p.
+func (ix *Index) owner(p int) int32 {
+	lo, hi := 0, len(ix.records) // records[lo-1].first <= p < records[hi].first
+	for lo < hi {
+		if m := int(uint(lo+hi) >> 1); int(ix.records[m].first) <= p {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return int32(lo - 1)
 }
 
 // interner stores each distinct string once.
@@ -152,10 +162,9 @@ func (ix *Index) each(k providers.Kind, v string, fn func(r int32)) {
 		return
 	}
 	t := ix.tables[k]
-	mask := uint64(len(t) - 1)
-	for i := maphash.String(ix.seed, v) & mask; t[i] != 0; i = (i + 1) & mask {
-		if p := t[i] - 1; ix.ids[p] == v {
-			fn(ix.owner[p])
+	for i := ix.home(t, v); t[i] != 0; i = next(t, i) {
+		if p := int(t[i] - 1); ix.ids[p] == v {
+			fn(ix.owner(p))
 		}
 	}
 }

@@ -60,10 +60,35 @@ type PostureMemory struct {
 
 // memoryEntry is one remembered device.
 type memoryEntry struct {
-	device aggregate.Device // the identifiers, to recompute from
-	s2sID  string
-	at     int64 // unix nanoseconds of the score
-	score  int8
+	// ids is the device's id, serial, MAC, hostname and email, one after
+	// the other in one allocation; lens are the last four's lengths.
+	ids   string
+	lens  [4]uint32
+	s2sID string // the index's own record id: shared, not copied
+	at    int64  // unix nanoseconds of the score
+	score int8
+}
+
+// device unpacks the identifiers to recompute from.
+func (e *memoryEntry) device() aggregate.Device {
+	n := len(e.ids) - int(e.lens[0]+e.lens[1]+e.lens[2]+e.lens[3])
+	d := aggregate.Device{ID: e.ids[:n]}
+	for i, f := range []*string{&d.Serial, &d.MAC, &d.Hostname, &d.Email} {
+		*f = e.ids[n : n+int(e.lens[i])]
+		n += int(e.lens[i])
+	}
+	return d
+}
+
+// holds reports whether e's identifiers are d's.
+func (e *memoryEntry) holds(d *aggregate.Device) bool {
+	return e.ids != "" && e.device() == *d
+}
+
+// packDevice stores d's identifiers in e, in one allocation.
+func (e *memoryEntry) packDevice(d *aggregate.Device) {
+	e.ids = d.ID + d.Serial + d.MAC + d.Hostname + d.Email
+	e.lens = [4]uint32{uint32(len(d.Serial)), uint32(len(d.MAC)), uint32(len(d.Hostname)), uint32(len(d.Email))}
 }
 
 // packedProvider is a ProviderPosture in three bytes.
@@ -139,9 +164,13 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 			if s, ok = m.allocate(at); !ok {
 				return // full of live devices
 			}
-			m.slot[r.DeviceID] = s
 		}
-		m.entries[s] = memoryEntry{device: devices[i], s2sID: r.S2SID, at: at.UnixNano(), score: int8(r.Score)}
+		e := &m.entries[s]
+		if !e.holds(&devices[i]) {
+			e.packDevice(&devices[i])
+			m.slot[e.ids[:len(r.DeviceID)]] = s // the key shares the packed identifiers
+		}
+		e.s2sID, e.at, e.score = r.S2SID, at.UnixNano(), int8(r.Score)
 		provs := m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)]
 		for j, p := range r.Providers {
 			provs[j] = packedProvider{score: int8(p.Score), outcome: packOutcome(p.Outcome), counted: p.Counted}
@@ -239,14 +268,15 @@ func (m *PostureMemory) DevicePosture(ctx context.Context, deviceID string) (Dev
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.deadline)
 	defer cancel()
-	res, _ := m.engine.Evaluate(ctx, []aggregate.Device{e.device})
-	m.Record([]aggregate.Device{e.device}, res)
+	d := e.device()
+	res, _ := m.engine.Evaluate(ctx, []aggregate.Device{d})
+	m.Record([]aggregate.Device{d}, res)
 	return toPosture(res[0], m.now()), true
 }
 
 // unpack is entry s as a DevicePosture; m.mu is held.
 func (m *PostureMemory) unpack(e *memoryEntry, s int32) DevicePosture {
-	p := DevicePosture{DeviceID: e.device.ID, Score: int(e.score), S2SID: e.s2sID, At: time.Unix(0, e.at),
+	p := DevicePosture{DeviceID: e.device().ID, Score: int(e.score), S2SID: e.s2sID, At: time.Unix(0, e.at),
 		Providers: make(map[string]ProviderPosture, len(m.names))}
 	for j, pp := range m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)] {
 		p.Providers[m.names[j]] = ProviderPosture{Score: int(pp.score), Outcome: outcomes[pp.outcome], Counted: pp.counted}

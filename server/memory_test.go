@@ -87,6 +87,21 @@ func TestPostureMemory(t *testing.T) {
 			t.Fatalf("the recomputed posture was not remembered: %+v, %d evaluations", again, len(eng.asked))
 		}
 	})
+	t.Run("the last batch's identifiers are the ones recomputed from", func(t *testing.T) {
+		m, eng, clk := newMemory(10)
+		devices, results := devicesAndResults(1, 42)
+		m.Record(devices, results)
+		moved := devices[0]
+		moved.Serial, moved.MAC, moved.Email = "NEWSERIAL", "aa:bb:cc:dd:ee:ff", ""
+		m.Record([]aggregate.Device{moved}, results)
+		clk.t = clk.t.Add(6 * time.Minute)
+		if _, ok := m.DevicePosture(t.Context(), "dev-0"); !ok || len(eng.asked) != 1 || eng.asked[0] != moved {
+			t.Fatalf("recomputed from %+v, want %+v", eng.asked, moved)
+		}
+		if m.Len() != 1 {
+			t.Fatalf("holds %d devices, want 1", m.Len())
+		}
+	})
 	t.Run("forgotten after retain", func(t *testing.T) {
 		m, _, clk := newMemory(10)
 		m.Record(devicesAndResults(1, 42))

@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,6 +35,9 @@ const memoryFleet = 100_000
 // POSTURED_MEMORY_TEST is set:
 //
 //	POSTURED_MEMORY_TEST=1 go test -count=1 -run TestMemory100k -v ./cmd/postured
+//
+// With POSTURED_MEMORY_PROFILE=<dir>, the child also writes heap profiles
+// (crawl.heap, cycle.heap) there, for go tool pprof.
 //
 // It reports; BENCHMARKS.md records. It asserts what must hold whatever
 // the machine: every record indexed, every batch answered, every device
@@ -121,7 +126,7 @@ external_evaluation:
 		}
 		records += p.Records
 	}
-	reportMemory(t, fmt.Sprintf("after the crawl (%d records in %d providers, %s)", records, len(ready.Providers), crawl.Round(time.Millisecond)))
+	reportMemory(t, fmt.Sprintf("after the crawl (%d records in %d providers, %s)", records, len(ready.Providers), crawl.Round(time.Millisecond)), "crawl.heap")
 	tok := get(t, mocksURL+mockset.PrefixAccess+"/token")
 	h := srv.Handler()
 	answered := 0
@@ -145,13 +150,24 @@ external_evaluation:
 	if want := fmt.Sprintf("\npostured_posture_memory_devices %d\n", memoryFleet); !strings.Contains(w.Body.String(), want) {
 		t.Fatalf("posture memory: want %q in /metrics", strings.TrimSpace(want))
 	}
-	reportMemory(t, fmt.Sprintf("after a polling cycle (%d batches)", memoryFleet/1000))
+	reportMemory(t, fmt.Sprintf("after a polling cycle (%d batches)", memoryFleet/1000), "cycle.heap")
 }
 
 // reportMemory logs the process's resident set (now and peak) and the Go
-// heap after a collection.
-func reportMemory(t *testing.T, when string) {
+// heap after a collection, and writes a heap profile named profile if
+// POSTURED_MEMORY_PROFILE is set.
+func reportMemory(t *testing.T, when, profile string) {
 	runtime.GC()
+	if dir := os.Getenv("POSTURED_MEMORY_PROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, profile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	status, err := os.ReadFile("/proc/self/status")

@@ -163,7 +163,7 @@ func TestSyncer(t *testing.T) {
 		if got, err := lookup(providers.Query{Kind: providers.KindSerial, Values: []string{"NOPE"}}); err != nil || got != nil {
 			t.Fatalf("Lookup miss = %v, %v", got, err)
 		}
-		if !strings.Contains(logs.String(), "inventory synced") || !strings.Contains(logs.String(), "records=2") {
+		if !strings.Contains(logs.String(), "inventory synced") || !strings.Contains(logs.String(), "records=2") || !strings.Contains(logs.String(), "index_duration=") {
 			t.Errorf("success not logged: %s", logs.String())
 		}
 	})

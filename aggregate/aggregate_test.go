@@ -810,3 +810,38 @@ func TestEvaluateFresh(t *testing.T) {
 		})
 	}
 }
+
+// staticLister lists fixed records, fresh copies each time.
+type staticLister []providers.Record
+
+func (l staticLister) List(context.Context) ([]providers.Record, error) {
+	out := make([]providers.Record, len(l))
+	for i := range l {
+		out[i] = l[i].Clone()
+	}
+	return out, nil
+}
+
+// TestWarmBatchAllocations bounds what a warm 1000-device batch allocates
+// (a sync-mode provider matched in place, a vendor answered from the
+// cache): per-batch buffers, not per-device garbage. Explanations are not
+// built. The bound has a margin; a return to per-device maps, record
+// copies or eager explanations (tens of allocations a device) exceeds it.
+func TestWarmBatchAllocations(t *testing.T) {
+	recs, devs := fleet(1000)
+	s := newSyncer(t, "sync", staticLister(recs[:900]), time.Hour, nil)
+	if err := s.SyncOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, Config{Sources: []Source{src("sync", 1, s), src("vendor", 1, newInventory(recs[100:]...))},
+		Store: memoryStore(t)})
+	if res, _ := e.Evaluate(context.Background(), devs); res[500].Score != 500%101 {
+		t.Fatalf("device 500: %+v", res[500])
+	}
+	const perDevice = 3
+	allocs := testing.AllocsPerRun(5, func() { e.Evaluate(context.Background(), devs) })
+	t.Logf("%.0f allocations for %d devices", allocs, len(devs))
+	if allocs > perDevice*float64(len(devs)) {
+		t.Fatalf("%.0f allocations for a warm batch of %d devices, want at most %d a device", allocs, len(devs), perDevice)
+	}
+}

@@ -343,11 +343,20 @@ func (e *Engine) resolve(ctx context.Context, s *source, keys []deviceKeys) (out
 // pendingValues are the distinct values of kind among unmatched devices,
 // and for every device the index of its value there (-1: none).
 func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) ([]string, []int32) {
-	var values []string
 	slots := make([]int32, len(keys))
-	seen := make(map[string]int32, len(keys))
+	pending := 0
 	for i := range keys {
 		slots[i] = -1
+		if keys[i].value(kind) != "" && out[i].rec == nil {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil, slots // the usual email round: every device sent a hardware key
+	}
+	values := make([]string, 0, pending)
+	seen := make(map[string]int32, pending)
+	for i := range keys {
 		v := keys[i].value(kind)
 		if v == "" || out[i].rec != nil {
 			continue

@@ -363,7 +363,7 @@ func pendingValues(keys []deviceKeys, out []outcome, kind providers.Kind) ([]str
 		}
 		slot, dup := seen[v]
 		if !dup {
-			slot = int32(len(values))
+			slot = int32(len(values)) // #nosec G115 -- at most a batch of devices
 			seen[v] = slot
 			values = append(values, v)
 		}

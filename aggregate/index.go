@@ -64,11 +64,12 @@ func NewIndex(recs []providers.Record) *Index {
 	kinds := make([]providers.Kind, 0, total) // of ids, while building
 	for i := range recs {
 		r := &recs[i]
+		// #nosec G115 -- 2^31 identifiers would be 32 GB of string headers alone
 		e := entry{id: r.ID, reason: in.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(ix.ids))}
 		for _, k := range providers.Kinds {
 			vs := r.Identifiers(k)
 			vs = vs[:min(len(vs), maxPerKind)]
-			e.counts[k] = uint16(len(vs))
+			e.counts[k] = uint16(len(vs)) // #nosec G115 -- clipped to maxPerKind above
 			for _, v := range vs {
 				if k == providers.KindEmail {
 					v = in.intern(v) // a user's devices share it
@@ -89,7 +90,7 @@ func NewIndex(recs []providers.Record) *Index {
 		for t[i] != 0 {
 			i = next(t, i)
 		}
-		t[i] = uint32(p + 1)
+		t[i] = uint32(p + 1) // #nosec G115 -- p < len(ids), itself under 2^31 (see first)
 	}
 	return ix
 }
@@ -104,7 +105,7 @@ func tableSize(n int) int {
 // table's size (no power-of-two rounding, so no table is twice too big).
 func (ix *Index) home(t []uint32, v string) int {
 	hi, _ := bits.Mul64(maphash.String(ix.seed, v), uint64(len(t)))
-	return int(hi)
+	return int(hi) // #nosec G115 -- the high word of h*len(t) is below len(t)
 }
 
 // next is the slot after i in t's probe sequence.

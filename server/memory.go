@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/providers"
 )
 
 // DevicePosture is what postured last computed for one Cloudflare device.
@@ -88,6 +90,7 @@ func (e *memoryEntry) holds(d *aggregate.Device) bool {
 // packDevice stores d's identifiers in e, in one allocation.
 func (e *memoryEntry) packDevice(d *aggregate.Device) {
 	e.ids = d.ID + d.Serial + d.MAC + d.Hostname + d.Email
+	// #nosec G115 -- the identifiers come from a request body of a few MB at most
 	e.lens = [4]uint32{uint32(len(d.Serial)), uint32(len(d.MAC)), uint32(len(d.Hostname)), uint32(len(d.Email))}
 }
 
@@ -135,6 +138,7 @@ func NewPostureMemory(cfg PostureMemoryConfig) *PostureMemory {
 	if cfg.MaxDevices <= 0 {
 		cfg.MaxDevices = 1_000_000
 	}
+	cfg.MaxDevices = min(cfg.MaxDevices, math.MaxInt32) // slots are int32
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -153,7 +157,7 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 	defer m.mu.Unlock()
 	for i := range results {
 		r := &results[i]
-		if i >= len(devices) || devices[i].ID != r.DeviceID {
+		if i >= len(devices) || devices[i].ID != r.DeviceID { // #nosec G602 -- i < len(devices) is checked first
 			continue // not Evaluate's answer for this batch: nothing to recompute from
 		}
 		if !m.sameProviders(r.Providers) {
@@ -166,16 +170,21 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 			}
 		}
 		e := &m.entries[s]
-		if !e.holds(&devices[i]) {
-			e.packDevice(&devices[i])
+		if d := &devices[i]; !e.holds(d) { // #nosec G602 -- i < len(devices), checked above
+			e.packDevice(d)
 			m.slot[e.ids[:len(r.DeviceID)]] = s // the key shares the packed identifiers
 		}
-		e.s2sID, e.at, e.score = r.S2SID, at.UnixNano(), int8(r.Score)
+		e.s2sID, e.at, e.score = r.S2SID, at.UnixNano(), score8(r.Score)
 		provs := m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)]
 		for j, p := range r.Providers {
-			provs[j] = packedProvider{score: int8(p.Score), outcome: packOutcome(p.Outcome), counted: p.Counted}
+			provs[j] = packedProvider{score: score8(p.Score), outcome: packOutcome(p.Outcome), counted: p.Counted}
 		}
 	}
+}
+
+// score8 packs a score: every score is 0..100.
+func score8(score int) int8 {
+	return int8(providers.Clamp(score)) // #nosec G115 -- clamped to 0..100
 }
 
 // sameProviders reports whether ps are the providers the memory packs.
@@ -219,6 +228,7 @@ func (m *PostureMemory) allocate(now time.Time) (int32, bool) {
 	}
 	m.entries = append(m.entries, memoryEntry{})
 	m.slab = slices.Grow(m.slab, len(m.names))[:len(m.slab)+len(m.names)] // Record fills it
+	// #nosec G115 -- under max, itself at most math.MaxInt32
 	return int32(len(m.entries) - 1), true
 }
 

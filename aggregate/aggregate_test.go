@@ -369,7 +369,7 @@ func checkCompact(t *testing.T, r Result) {
 }
 
 // TestExplainWithoutBatch: a Result made by hand (a fake Evaluator's)
-// explains what it carries.
+// explains what it carries, and one made by ResultOf its explanation.
 func TestExplainWithoutBatch(t *testing.T) {
 	r := Result{DeviceID: "d", S2SID: "s", Score: 60, Providers: []ProviderResult{
 		{Provider: "a", Outcome: OutcomeMatched, Score: 60, Counted: true, RecordID: "s"},
@@ -379,6 +379,21 @@ func TestExplainWithoutBatch(t *testing.T) {
 	}}
 	if got := r.Explain(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+
+	// ResultOf carries a whole explanation: a replay's or a fake's.
+	want.Decision, want.S2SIDFrom = "weighted mean of 1 provider(s)", "a"
+	want.Providers[0].Weight, want.Providers[0].MatchedOn, want.Providers[0].Note = 2, "hostname", "a note"
+	r = ResultOf(want)
+	if got := r.Explain(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ResultOf: explained %+v\nwant %+v", got, want)
+	}
+	if p := r.Providers[0]; r.Score != 60 || r.S2SID != "s" || p.MatchedOn != providers.KindHostname || p.RecordID != "s" || !p.Counted {
+		t.Fatalf("ResultOf: compact %+v", r)
+	}
+	r.Explain().Providers[0].Note = "changed by a caller"
+	if r.Explain().Providers[0].Note != "a note" {
+		t.Fatal("a caller's edit reached the Result")
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/aggregate"
 )
@@ -156,5 +159,22 @@ func TestPostureMemoryRecordAllocs(t *testing.T) {
 	m.Record(devices, results)
 	if n := testing.AllocsPerRun(10, func() { m.Record(devices, results) }); n != 0 {
 		t.Fatalf("Record of known devices: %v allocations", n)
+	}
+}
+
+// TestPostureMemoryMetric: /metrics says how many devices the posture
+// memory holds, so an operator sees it reach its bound.
+func TestPostureMemoryMetric(t *testing.T) {
+	m, _, _ := newMemory(10)
+	ts := newInsecure(t, func(c *Config) { c.Observers = []BatchObserver{m} })
+	if w := ts.do("POST", "/posture", devicesJSON(3)); w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	want := `# HELP postured_posture_memory_devices Devices External Evaluation's posture memory holds.
+# TYPE postured_posture_memory_devices gauge
+postured_posture_memory_devices 3
+`
+	if err := testutil.GatherAndCompare(ts.reg, strings.NewReader(want), "postured_posture_memory_devices"); err != nil {
+		t.Fatal(err)
 	}
 }

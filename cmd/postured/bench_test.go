@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -74,7 +75,7 @@ func postOnce(b *testing.B, h http.Handler, tok string, body []byte) {
 // check, decode, aggregation, encode.
 func BenchmarkPostureWarm(b *testing.B) {
 	h, tok, body, set := benchServer(b, 0, false)
-	postOnce(b, h, tok, body) // warm the cache and the key set
+	warmUp(b, h, tok, body, set)
 	before := set.Calls()
 	durations := make([]time.Duration, 0, 1024)
 	b.ReportAllocs()
@@ -89,6 +90,21 @@ func BenchmarkPostureWarm(b *testing.B) {
 			b.Fatalf("warm batches made %d %s calls", n, vendor)
 		}
 	}
+}
+
+// warmUp posts body until a batch makes no vendor call: on a loaded
+// machine the first, cold batch can outlast its deadline, and the lookups
+// it left unfinished would be counted against the warm batches.
+func warmUp(b *testing.B, h http.Handler, tok string, body []byte, set *mockset.Set) {
+	b.Helper()
+	for range 5 {
+		before := set.Calls()
+		postOnce(b, h, tok, body)
+		if maps.Equal(set.Calls(), before) {
+			return
+		}
+	}
+	b.Fatal("five batches in a row made vendor calls: the cache does not warm")
 }
 
 // BenchmarkJSONFloor: what the warm batch cannot go below, the same

@@ -16,8 +16,9 @@ import (
 // records are compact entries, every identifier of every record sits in
 // one slice (ids), and each kind's keys are an open-addressing table of
 // int32 positions in ids, probed by hash and compared against ids itself:
-// no string is stored twice, no map of strings is kept. Repeated strings
-// (emails, reasons) are stored once.
+// no string is stored twice, no map of strings is kept. The ids and
+// identifiers are cut from one string; repeated ones (emails, reasons)
+// are stored once.
 type Index struct {
 	records []entry
 	// ids holds every normalised identifier, record by record and, within
@@ -48,51 +49,99 @@ const maxPerKind = 1<<16 - 1
 // ownership of recs.
 func NewIndex(recs []providers.Record) *Index {
 	ix := &Index{records: make([]entry, len(recs)), seed: maphash.MakeSeed()}
-	in := make(interner)
 	var perKind [len(providers.Kinds)]int
+	size := 0 // bytes of the records' ids and identifiers
 	for i := range recs {
 		r := recs[i].Normalize()
+		size += len(r.ID)
 		for _, k := range providers.Kinds {
-			perKind[k] += min(len(r.Identifiers(k)), maxPerKind)
+			vs := r.Identifiers(k)
+			perKind[k] += min(len(vs), maxPerKind)
+			for _, v := range vs[:min(len(vs), maxPerKind)] {
+				size += len(v)
+			}
 		}
 	}
 	total := 0
 	for _, n := range perKind {
 		total += n
 	}
-	ix.ids = make([]string, 0, total)
+	// The ids and identifiers are copied into one string (blob) and cut
+	// from it: 170k records hold some 800k small strings otherwise, each
+	// its own allocation for the collector to track.
+	p := packer{buf: make([]byte, 0, size), emails: make(map[string]span)}
+	idSpans := make([]span, len(recs))
+	spans := make([]span, 0, total)
 	kinds := make([]providers.Kind, 0, total) // of ids, while building
+	reasons := make(interner)
 	for i := range recs {
 		r := &recs[i]
+		idSpans[i] = p.add(r.ID)
 		// #nosec G115 -- 2^31 identifiers would be 32 GB of string headers alone
-		e := entry{id: r.ID, reason: in.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(ix.ids))}
+		e := entry{reason: reasons.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(spans))}
 		for _, k := range providers.Kinds {
 			vs := r.Identifiers(k)
 			vs = vs[:min(len(vs), maxPerKind)]
 			e.counts[k] = uint16(len(vs)) // #nosec G115 -- clipped to maxPerKind above
 			for _, v := range vs {
 				if k == providers.KindEmail {
-					v = in.intern(v) // a user's devices share it
+					spans = append(spans, p.addShared(v)) // a user's devices share it
+				} else {
+					spans = append(spans, p.add(v))
 				}
-				ix.ids = append(ix.ids, v)
 				kinds = append(kinds, k)
 			}
 		}
 		ix.records[i] = e
 		recs[i] = providers.Record{} // let the crawl's copies go as the index grows
 	}
+	blob := string(p.buf)
+	p = packer{} // the buffer is copied: let it go
+	for i := range ix.records {
+		ix.records[i].id = idSpans[i].in(blob)
+	}
+	ix.ids = make([]string, len(spans))
+	for i, sp := range spans {
+		ix.ids[i] = sp.in(blob)
+	}
 	for _, k := range providers.Kinds {
 		ix.tables[k] = make([]uint32, tableSize(perKind[k]))
 	}
-	for p, k := range kinds {
+	for pos, k := range kinds {
 		t := ix.tables[k]
-		i := ix.home(t, ix.ids[p])
+		i := ix.home(t, ix.ids[pos])
 		for t[i] != 0 {
 			i = next(t, i)
 		}
-		t[i] = uint32(p + 1) // #nosec G115 -- p < len(ids), itself under 2^31 (see first)
+		t[i] = uint32(pos + 1) // #nosec G115 -- pos < len(ids), itself under 2^31 (see first)
 	}
 	return ix
+}
+
+// span is where a string sits in a packer's buffer.
+type span struct{ off, len int }
+
+func (s span) in(blob string) string { return blob[s.off : s.off+s.len] }
+
+// packer lays strings one after the other in one buffer, emails once.
+type packer struct {
+	buf    []byte
+	emails map[string]span
+}
+
+func (p *packer) add(s string) span {
+	sp := span{off: len(p.buf), len: len(s)}
+	p.buf = append(p.buf, s...)
+	return sp
+}
+
+func (p *packer) addShared(s string) span {
+	if sp, ok := p.emails[s]; ok {
+		return sp
+	}
+	sp := p.add(s)
+	p.emails[s] = sp
+	return sp
 }
 
 // tableSize leaves a third of a table empty: probe sequences stay short,

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"testing"
+	"time"
 
 	"github.com/postured/postured/providers"
 )
@@ -14,15 +15,26 @@ func TestContainedReachesTheExplanation(t *testing.T) {
 		rec("c1", 0, serial("S1"), func(r *providers.Record) { r.Contained = true }),
 		rec("c2", 80, serial("S2")),
 	)
-	e := newEngine(t, Config{Sources: []Source{src("crowdstrike", 1, inv)}, Store: memoryStore(t)})
+	sync := newSyncer(t, "crowdstrike-sync", staticLister{
+		rec("c1", 0, serial("S1"), func(r *providers.Record) { r.Contained = true }),
+		rec("c2", 80, serial("S2")),
+	}, time.Hour, nil)
+	if err := sync.SyncOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A vendor through the cache, and the same records from a sync-mode
+	// index.
+	e := newEngine(t, Config{Sources: []Source{src("crowdstrike", 1, inv), src("crowdstrike-sync", 1, sync)}, Store: memoryStore(t)})
 	for _, tc := range []struct {
 		serial string
 		want   bool
 	}{{"S1", true}, {"S2", false}, {"S1", true}} { // the second S1 comes from the cache
 		t.Run(tc.serial, func(t *testing.T) {
 			r := evalOne(t, e, Device{Serial: tc.serial})
-			if got := r.Explain().Providers[0].Contained; got != tc.want || r.Providers[0].Contained != tc.want {
-				t.Errorf("contained %t (compact %t), want %t", got, r.Providers[0].Contained, tc.want)
+			for i := range r.Providers {
+				if got := r.Explain().Providers[i].Contained; got != tc.want || r.Providers[i].Contained != tc.want {
+					t.Errorf("%s: contained %t (compact %t), want %t", r.Providers[i].Provider, got, r.Providers[i].Contained, tc.want)
+				}
 			}
 		})
 	}

@@ -37,8 +37,10 @@ type entry struct {
 	reason   string
 	lastSeen time.Time
 	score    int
-	first    int32                        // its identifiers start at ids[first]
-	counts   [len(providers.Kinds)]uint16 // how many of each kind, in Kinds order
+	// contained: the vendor's host is network-contained.
+	contained bool
+	first     int32                        // its identifiers start at ids[first]
+	counts    [len(providers.Kinds)]uint16 // how many of each kind, in Kinds order
 }
 
 // maxPerKind bounds the identifiers of one kind a record keeps: counts
@@ -78,7 +80,7 @@ func NewIndex(recs []providers.Record) *Index {
 		r := &recs[i]
 		idSpans[i] = p.add(r.ID)
 		// #nosec G115 -- 2^31 identifiers would be 32 GB of string headers alone
-		e := entry{reason: reasons.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, first: int32(len(spans))}
+		e := entry{reason: reasons.intern(r.Reason), lastSeen: r.LastSeen, score: r.Score, contained: r.Contained, first: int32(len(spans))}
 		for _, k := range providers.Kinds {
 			vs := r.Identifiers(k)
 			vs = vs[:min(len(vs), maxPerKind)]
@@ -223,7 +225,7 @@ func (ix *Index) each(k providers.Kind, v string, fn func(r int32)) {
 // identifiers (capacity clipped, so an append cannot write into them).
 func (ix *Index) record(r int32) providers.Record {
 	e := &ix.records[r]
-	out := providers.Record{ID: e.id, LastSeen: e.lastSeen, Score: e.score, Reason: e.reason}
+	out := providers.Record{ID: e.id, LastSeen: e.lastSeen, Score: e.score, Reason: e.reason, Contained: e.contained}
 	at := int(e.first)
 	for _, k := range providers.Kinds {
 		n := int(e.counts[k])

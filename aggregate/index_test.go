@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -253,5 +254,28 @@ func BenchmarkNewIndex(b *testing.B) {
 		if ix := NewIndex(recs); ix.Len() != n {
 			b.Fatalf("indexed %d records", ix.Len())
 		}
+	}
+}
+
+// TestIndexKeepsEveryRecordField: a record comes out of the compact index
+// as it went in (normalised). Every field is set, so a field added to
+// providers.Record that the index does not keep fails here.
+func TestIndexKeepsEveryRecordField(t *testing.T) {
+	in := providers.Record{
+		ID: "r1", Serials: []string{"S1"}, MACs: []string{"02:00:00:00:00:01"}, Hostnames: []string{"host-1"},
+		Emails: []string{"a@example.com"}, LastSeen: time.Date(2026, 11, 30, 9, 0, 0, 0, time.FixedZone("", 3600)),
+		Score: 42, Reason: "why", Contained: true,
+	}
+	v := reflect.ValueOf(in)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("test record leaves %s unset: set it", v.Type().Field(i).Name)
+		}
+	}
+	want := in.Clone()
+	want.Normalize()
+	got := NewIndex([]providers.Record{in.Clone()}).Lookup(providers.Query{Kind: providers.KindSerial, Values: []string{"S1"}})
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,11 +85,26 @@ func (e *memoryEntry) device() aggregate.Device {
 
 // holds reports whether e's identifiers are d's.
 func (e *memoryEntry) holds(d *aggregate.Device) bool {
-	return e.ids != "" && e.device() == *d
+	return e.ids != "" && e.device() == keyed(*d)
 }
 
-// packDevice stores d's identifiers in e, in one allocation.
+// keyed is d without the identifiers that can never be match keys (longer
+// than providers.MaxIdentifierLen once trimmed, which every normaliser
+// refuses): recomputing without them gives the same score, and a batch
+// may carry kilobytes of them.
+func keyed(d aggregate.Device) aggregate.Device {
+	for _, f := range []*string{&d.Serial, &d.MAC, &d.Hostname, &d.Email} {
+		if len(*f) > providers.MaxIdentifierLen && len(strings.TrimSpace(*f)) > providers.MaxIdentifierLen {
+			*f = ""
+		}
+	}
+	return d
+}
+
+// packDevice stores d's usable identifiers in e, in one allocation.
 func (e *memoryEntry) packDevice(d *aggregate.Device) {
+	k := keyed(*d)
+	d = &k
 	e.ids = d.ID + d.Serial + d.MAC + d.Hostname + d.Email
 	// #nosec G115 -- the identifiers come from a request body of a few MB at most
 	e.lens = [4]uint32{uint32(len(d.Serial)), uint32(len(d.MAC)), uint32(len(d.Hostname)), uint32(len(d.Email))}

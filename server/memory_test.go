@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postured/postured/aggregate"
+	"github.com/postured/postured/providers"
 )
 
 // scoringEngine scores a device by its serial and counts devices asked.
@@ -103,6 +104,19 @@ func TestPostureMemory(t *testing.T) {
 		}
 		if m.Len() != 1 {
 			t.Fatalf("holds %d devices, want 1", m.Len())
+		}
+	})
+	t.Run("identifiers no normaliser accepts are not kept", func(t *testing.T) {
+		m, eng, clk := newMemory(10)
+		devices, results := devicesAndResults(1, 42)
+		devices[0].Hostname = strings.Repeat("h", providers.MaxIdentifierLen+1)
+		devices[0].MAC = "  " + strings.Repeat("a", providers.MaxIdentifierLen) + "  " // usable once trimmed
+		m.Record(devices, results)
+		clk.t = clk.t.Add(6 * time.Minute)
+		want := devices[0]
+		want.Hostname = ""
+		if _, ok := m.DevicePosture(t.Context(), "dev-0"); !ok || len(eng.asked) != 1 || eng.asked[0] != want {
+			t.Fatalf("recomputed from %+v, want %+v", eng.asked, want)
 		}
 	})
 	t.Run("forgotten after retain", func(t *testing.T) {

@@ -28,7 +28,7 @@ import (
 type bed struct {
 	set      *mockset.Set
 	mocksURL string
-	errs     *errorRate
+	gate     *vendorGate
 	close    func()
 }
 
@@ -41,10 +41,10 @@ func newBed(devices int, seed uint64) (*bed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: mocks: %w", err)
 	}
-	errs := &errorRate{set: set}
-	srv := &http.Server{Handler: errs.wrap(set.Handler()), ReadHeaderTimeout: 5 * time.Second}
+	gate := newGate(set)
+	srv := &http.Server{Handler: gate.wrap(set.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return &bed{set: set, mocksURL: "http://" + ln.Addr().String(), errs: errs, close: func() { _ = srv.Close() }}, nil
+	return &bed{set: set, mocksURL: "http://" + ln.Addr().String(), gate: gate, close: func() { _ = srv.Close() }}, nil
 }
 
 // calls is the vendor calls served so far, in mock order.
@@ -56,35 +56,63 @@ func (b *bed) calls() []int {
 	return out
 }
 
-// errorRate makes one vendor answer a share of its requests with a 5xx in
-// the vendor's own error shape. mockkit's faults count requests ("the next
-// n fail"); arming one fault with probability p before each request to
-// that vendor fails about p of them, token requests aside.
-type errorRate struct {
+// vendorGate sits in front of the mocks. It times every vendor request,
+// so a report can tell the mocks' own cost from postured's (both share the
+// CPUs), and it can make one vendor answer a share of its requests with a
+// 5xx in the vendor's own error shape: mockkit's faults count requests
+// ("the next n fail"), so arming one fault with probability p before each
+// request to that vendor fails about p of them, token requests aside.
+type vendorGate struct {
 	set    *mockset.Set
+	busy   map[string]*atomic.Int64 // ns spent in each vendor's handler
 	vendor atomic.Pointer[string]
 	rate   atomic.Uint64 // p scaled to 0..2^53, the range of the draw
 }
 
-func (e *errorRate) set5xx(vendor string, p float64) {
-	if vendor == "" || p <= 0 {
-		e.vendor.Store(nil)
-		return
+func newGate(set *mockset.Set) *vendorGate {
+	g := &vendorGate{set: set, busy: map[string]*atomic.Int64{}}
+	for _, v := range set.Vendors {
+		g.busy[v.Name] = new(atomic.Int64)
 	}
-	e.rate.Store(uint64(p * float64(1<<53)))
-	e.vendor.Store(&vendor)
+	return g
 }
 
-func (e *errorRate) wrap(h http.Handler) http.Handler {
+func (g *vendorGate) set5xx(vendor string, p float64) {
+	if vendor == "" || p <= 0 {
+		g.vendor.Store(nil)
+		return
+	}
+	g.rate.Store(uint64(p * float64(1<<53)))
+	g.vendor.Store(&vendor)
+}
+
+// busyTime is the time spent serving each vendor so far, in mock order.
+func (g *vendorGate) busyTime() []time.Duration {
+	out := make([]time.Duration, len(g.set.Vendors))
+	for i, v := range g.set.Vendors {
+		out[i] = time.Duration(g.busy[v.Name].Load())
+	}
+	return out
+}
+
+func (g *vendorGate) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if name := e.vendor.Load(); name != nil && strings.HasPrefix(r.URL.Path, "/"+*name+"/") {
-			if rand.Uint64N(1<<53) < e.rate.Load() { // #nosec G404 -- fault injection, nothing secret
-				if v, ok := e.set.Vendor(*name); ok {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		busy := g.busy[name]
+		if busy == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if faulty := g.vendor.Load(); faulty != nil && *faulty == name {
+			if rand.Uint64N(1<<53) < g.rate.Load() { // #nosec G404 -- fault injection, nothing secret
+				if v, ok := g.set.Vendor(name); ok {
 					v.Faults.FailServer(1)
 				}
 			}
 		}
+		start := time.Now()
 		h.ServeHTTP(w, r)
+		busy.Add(int64(time.Since(start)))
 	})
 }
 

@@ -29,7 +29,7 @@ func printReport(w io.Writer, rep *report) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tcycle\tvendor ms\tin flight\tp50 ms\tp90 ms\tp99 ms\tbatches/s\tvendor calls/batch\tcache hits\tdevice errors\tpeak RSS MB\tpeak heap MB\tallocs/batch\tx floor\tx naive\t")
+	fmt.Fprintln(tw, "scenario\tcycle\tvendor ms\tin flight\tp50 ms\tp90 ms\tp99 ms\tbatches/s\tvendor calls/batch\tmock ms/batch\tcache hits\tdevice errors\tpeak RSS MB\tpeak heap MB\tallocs/batch\tx floor\tx naive\t")
 	for _, s := range rep.Scenarios {
 		for _, r := range s.Rows {
 			hit := "-"
@@ -44,9 +44,9 @@ func printReport(w io.Writer, rep *report) {
 			for _, n := range r.DeviceErrors {
 				errs += n
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t\n",
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t\n",
 				r.Scenario, r.Phase, r.VendorLatencyMS, r.Concurrency, r.P50MS, r.P90MS, r.P99MS, r.BatchesPerSec,
-				callList(r.VendorCallsPerBatch), hit, errs, r.PeakRSSMB, r.PeakHeapMB, r.AllocsPerBatch, r.FloorRatio, naive)
+				callList(r.VendorCallsPerBatch), callList(r.MockMSPerBatch), hit, errs, r.PeakRSSMB, r.PeakHeapMB, r.AllocsPerBatch, r.FloorRatio, naive)
 		}
 	}
 	_ = tw.Flush()

@@ -72,6 +72,10 @@ type row struct {
 	// VendorCallsPerBatch counts every request each mock served during the
 	// cycle (tokens included), divided by the batches.
 	VendorCallsPerBatch map[string]float64 `json:"vendor_calls_per_batch"`
+	// MockMSPerBatch is the time the mocks spent serving each vendor,
+	// injected latency left out: they run in this process, on the same
+	// CPUs as postured.
+	MockMSPerBatch map[string]float64 `json:"mock_ms_per_batch"`
 	// CacheHitRatio is fresh lookup-cache reads over all reads; null when
 	// nothing read the cache (every provider answered from its index).
 	CacheHitRatio *float64 `json:"cache_hit_ratio"`
@@ -111,9 +115,9 @@ type scenarioResult struct {
 func (b *bed) runScenario(ctx context.Context, sc scenario, bedHeap uint64) (scenarioResult, error) {
 	res := scenarioResult{Name: sc.Name}
 	b.set.SetLatency(sc.Latency)
-	b.errs.set5xx(sc.Fail5xx, errorShare)
+	b.gate.set5xx(sc.Fail5xx, errorShare)
 	defer func() {
-		b.errs.set5xx("", 0)
+		b.gate.set5xx("", 0)
 		for _, v := range b.set.Vendors {
 			v.Faults.Reset()
 		}
@@ -149,7 +153,7 @@ func (b *bed) runScenario(ctx context.Context, sc scenario, bedHeap uint64) (sce
 		return res, err
 	}
 	for _, phase := range []string{"cold", "warm"} {
-		r, err := b.cycle(ctx, in, p)
+		r, err := b.cycle(ctx, in, p, sc.Latency)
 		if err != nil {
 			return res, fmt.Errorf("bench: %s %s: %w", sc.Name, phase, err)
 		}
@@ -187,13 +191,14 @@ func (b *bed) warmKeys(ctx context.Context, in *instance) error {
 	return nil
 }
 
-// cycle polls the whole fleet once and measures it.
-func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller) (row, error) {
+// cycle polls the whole fleet once and measures it; latency is what the
+// mocks add to each call.
+func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller, latency time.Duration) (row, error) {
 	outBefore, err := deviceOutcomes(ctx, in.url)
 	if err != nil {
 		return row{}, err
 	}
-	callsBefore := b.calls()
+	callsBefore, busyBefore := b.calls(), b.gate.busyTime()
 	hits0, misses0 := in.hits.counts()
 	resetPeakRSS()
 	heap := watchHeap(20 * time.Millisecond)
@@ -213,8 +218,8 @@ func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller) (row, e
 	r := row{
 		Devices: c.Devices, Batches: c.Batches, FailedBatches: len(c.Errors),
 		CycleSeconds:        c.Duration.Seconds(),
-		VendorCallsPerBatch: map[string]float64{},
-		PeakRSSMB:           mb(int64(peakRSS)), PeakHeapMB: mb(int64(peakHeap)),
+		VendorCallsPerBatch: map[string]float64{}, MockMSPerBatch: map[string]float64{},
+		PeakRSSMB: mb(int64(peakRSS)), PeakHeapMB: mb(int64(peakHeap)),
 		DeviceErrors: map[string]int{}, StaleDevices: map[string]int{}, MatchedDevice: map[string]int{},
 	}
 	if c.Batches == 0 {
@@ -231,8 +236,12 @@ func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller) (row, e
 	if c.Duration > 0 {
 		r.BatchesPerSec = float64(c.Batches) / c.Duration.Seconds()
 	}
+	busy := b.gate.busyTime()
 	for i, n := range b.calls() {
-		r.VendorCallsPerBatch[b.set.Vendors[i].Name] = float64(n-callsBefore[i]) / float64(c.Batches)
+		name := b.set.Vendors[i].Name
+		r.VendorCallsPerBatch[name] = float64(n-callsBefore[i]) / float64(c.Batches)
+		spent := busy[i] - busyBefore[i] - time.Duration(n-callsBefore[i])*latency
+		r.MockMSPerBatch[name] = ms(max(spent, 0)) / float64(c.Batches)
 	}
 	if reads := (hits1 - hits0) + (misses1 - misses0); reads > 0 {
 		ratio := float64(hits1-hits0) / float64(reads)

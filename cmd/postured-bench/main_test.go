@@ -266,3 +266,27 @@ func TestSoakReports(t *testing.T) {
 		t.Errorf("no soak summary printed:\n%s", stdout.String())
 	}
 }
+
+func TestSlope(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ys   []float64 // one sample a minute
+		want float64
+	}{
+		{"flat", []float64{100, 100, 100}, 0},
+		{"one MB a minute", []float64{100, 101, 102, 103}, 1},
+		{"noise around a plateau", []float64{200, 210, 190, 210, 190, 200}, -20.0 / 17.5},
+		{"one sample", []float64{5}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s []soakSample
+			for i, y := range tc.ys {
+				s = append(s, soakSample{ElapsedSeconds: float64(60 * i), RSSMB: y})
+			}
+			got := slope(s, func(s soakSample) float64 { return s.RSSMB })
+			if d := got - tc.want; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("slope = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

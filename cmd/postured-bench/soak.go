@@ -28,10 +28,12 @@ const (
 type soakSample struct {
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	RSSMB          float64 `json:"rss_mb"`
-	HeapMB         float64 `json:"heap_mb"`
-	Goroutines     int     `json:"goroutines"`
-	Cycles         int     `json:"cycles"`
-	FailedBatches  int     `json:"failed_batches"`
+	// HeapMB is the live heap, after a forced collection: garbage
+	// waiting for the next cycle would hide or fake a trend.
+	HeapMB        float64 `json:"heap_mb"`
+	Goroutines    int     `json:"goroutines"`
+	Cycles        int     `json:"cycles"`
+	FailedBatches int     `json:"failed_batches"`
 }
 
 type soakReport struct {
@@ -43,12 +45,16 @@ type soakReport struct {
 	FailedBatches int            `json:"failed_batches"`
 	Faults        map[string]int `json:"faults"`
 	Samples       []soakSample   `json:"samples"`
-	// Growth is the last sample less the baseline: the first sample taken
-	// after the first whole cycle (cache filled, every crawl done once).
-	Baseline        int     `json:"baseline_sample"`
-	RSSGrowthMB     float64 `json:"rss_growth_mb"`
-	HeapGrowthMB    float64 `json:"heap_growth_mb"`
-	GoroutineGrowth int     `json:"goroutine_growth"`
+	// Growth is the last sample less the baseline: the first sample a
+	// quarter into the soak and after the first whole cycle (cache filled,
+	// every crawl done once). The slopes are least-squares fits over the
+	// samples from the baseline on, per minute.
+	Baseline          int     `json:"baseline_sample"`
+	RSSGrowthMB       float64 `json:"rss_growth_mb"`
+	HeapGrowthMB      float64 `json:"heap_growth_mb"`
+	GoroutineGrowth   int     `json:"goroutine_growth"`
+	RSSSlopeMBPerMin  float64 `json:"rss_slope_mb_per_min"`
+	HeapSlopeMBPerMin float64 `json:"heap_slope_mb_per_min"`
 }
 
 // soak polls the fleet back to back for d while a fault injector hits a
@@ -108,15 +114,15 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 
 	start := time.Now()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "elapsed\tRSS MB\theap MB\tgoroutines\tcycles\tfailed batches\t")
+	fmt.Fprintln(tw, "elapsed\tRSS MB\tlive heap MB\tgoroutines\tcycles\tfailed batches\t")
 	_ = tw.Flush()
 	take := func() {
 		mu.Lock()
 		s := soakSample{ElapsedSeconds: time.Since(start).Seconds(), RSSMB: mb(int64(procStatus("VmRSS"))),
-			HeapMB: mb(int64(readMetrics(mHeapObjects)[0])), Goroutines: runtime.NumGoroutine(),
+			HeapMB: mb(int64(liveHeap())), Goroutines: runtime.NumGoroutine(),
 			Cycles: rep.Cycles, FailedBatches: rep.FailedBatches}
 		rep.Samples = append(rep.Samples, s)
-		if rep.Baseline < 0 && s.Cycles > 0 {
+		if rep.Baseline < 0 && s.Cycles > 0 && time.Since(start) >= d/4 {
 			rep.Baseline = len(rep.Samples) - 1
 		}
 		mu.Unlock()
@@ -135,8 +141,30 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 		rep.RSSGrowthMB = last.RSSMB - first.RSSMB
 		rep.HeapGrowthMB = last.HeapMB - first.HeapMB
 		rep.GoroutineGrowth = last.Goroutines - first.Goroutines
+		tail := rep.Samples[rep.Baseline:]
+		rep.RSSSlopeMBPerMin = slope(tail, func(s soakSample) float64 { return s.RSSMB })
+		rep.HeapSlopeMBPerMin = slope(tail, func(s soakSample) float64 { return s.HeapMB })
 	}
 	return rep, nil
+}
+
+// slope is the least-squares slope of y over the samples' elapsed time,
+// per minute; 0 for fewer than two samples.
+func slope(samples []soakSample, y func(soakSample) float64) float64 {
+	n := float64(len(samples))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x := s.ElapsedSeconds / 60
+		sx, sy, sxx, sxy = sx+x, sy+y(s), sxx+x*x, sxy+x*y(s)
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
 }
 
 // every calls f every interval until ctx ends.
@@ -182,6 +210,6 @@ func printSoak(w io.Writer, s *soakReport) {
 		return
 	}
 	b := s.Samples[s.Baseline]
-	fmt.Fprintf(w, "growth since %.0f s (after the first cycle): RSS %+.1f MB, heap %+.1f MB, goroutines %+d\n",
-		b.ElapsedSeconds, s.RSSGrowthMB, s.HeapGrowthMB, s.GoroutineGrowth)
+	fmt.Fprintf(w, "growth since %.0f s: RSS %+.1f MB, live heap %+.1f MB, goroutines %+d; trend RSS %+.2f MB/min, live heap %+.2f MB/min\n",
+		b.ElapsedSeconds, s.RSSGrowthMB, s.HeapGrowthMB, s.GoroutineGrowth, s.RSSSlopeMBPerMin, s.HeapSlopeMBPerMin)
 }

@@ -60,7 +60,8 @@ type soakReport struct {
 // soak polls the fleet back to back for d while a fault injector hits a
 // random vendor every soakFaultEvery (5xx bursts, 429s, malformed bodies,
 // latency up to 100 ms) and the fleet drifts, sampling memory and
-// goroutines every sample. Samples print as they come.
+// goroutines every sample, between two cycles. Samples print as they
+// come.
 func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*soakReport, error) {
 	cfg, err := b.config(modeQuery, soakSyncInterval, nil)
 	if err != nil {
@@ -85,10 +86,16 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 
 	rep := &soakReport{SampleSeconds: sample.Seconds(), Concurrency: soakConcurrency, Faults: map[string]int{}, Baseline: -1}
 	var mu sync.Mutex // guards rep's counters while the loops run
+	// Samples are taken between cycles: with batches in flight the live
+	// heap swings by the size of their requests, answers and vendor pages,
+	// and that noise would hide a trend.
+	var between sync.Mutex
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ctx.Err() == nil {
+			between.Lock()
 			c := p.Poll(ctx)
+			between.Unlock()
 			if ctx.Err() != nil {
 				return // a cycle cut short by the end of the soak does not count
 			}
@@ -117,6 +124,8 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 	fmt.Fprintln(tw, "elapsed\tRSS MB\tlive heap MB\tgoroutines\tcycles\tfailed batches\t")
 	_ = tw.Flush()
 	take := func() {
+		between.Lock()
+		defer between.Unlock()
 		mu.Lock()
 		s := soakSample{ElapsedSeconds: time.Since(start).Seconds(), RSSMB: mb(int64(procStatus("VmRSS"))),
 			HeapMB: mb(int64(liveHeap())), Goroutines: runtime.NumGoroutine(),

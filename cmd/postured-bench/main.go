@@ -219,6 +219,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.ratios(&res.Rows[i])
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
+		// A long run keeps what it has measured if it is stopped.
+		if err := writeJSON(o.out, rep); err != nil {
+			return err
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -128,6 +128,18 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // Build opens every provider and the engine. Nothing runs until Start.
 func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger) (*App, error) {
+	return BuildWith(cfg, reg, logger, Hooks{})
+}
+
+// Hooks let a program that runs postured in-process watch its insides
+// (cmd/postured-bench counts cache hits); the service itself sets none.
+type Hooks struct {
+	// Store, if set, wraps the lookup cache store built from cache:.
+	Store func(cache.Store[[]providers.Record]) cache.Store[[]providers.Record]
+}
+
+// BuildWith is Build with hooks.
+func BuildWith(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog.Logger, h Hooks) (*App, error) {
 	a := &App{cfg: cfg, logger: logger, statuses: map[string]aggregate.StatusReporter{}, registry: prometheus.NewRegistry()}
 	store, err := newStore(cfg.Cache)
 	if err != nil {
@@ -144,6 +156,9 @@ func Build(cfg *Config, reg providers.Registry[aggregate.Provider], logger *slog
 	share, err := newCrawlShare(cfg.Cache)
 	if err != nil {
 		return nil, err
+	}
+	if h.Store != nil {
+		store = h.Store(store)
 	}
 	var sources []aggregate.Source
 	for _, pc := range cfg.Providers.Configs {

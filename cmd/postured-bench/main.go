@@ -159,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer b.close()
 	rep.FleetSeconds = time.Since(t0).Seconds()
 	bedHeap := liveHeap()
-	rep.BedHeapMB = mb(int64(bedHeap))
+	rep.BedHeapMB = mb(bedHeap)
 
 	if o.soak > 0 {
 		s, err := b.soak(ctx, o.soak, o.sample, stdout)
@@ -258,7 +258,7 @@ func writeJSON(path string, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil

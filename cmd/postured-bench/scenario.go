@@ -164,7 +164,7 @@ func (b *bed) runScenario(ctx context.Context, sc scenario, bedHeap uint64) (sce
 		}
 		res.Rows = append(res.Rows, r)
 	}
-	res.RetainedHeapMB = mb(max(int64(liveHeap())-int64(bedHeap), 0))
+	res.RetainedHeapMB = max(mb(liveHeap())-mb(bedHeap), 0)
 	return res, nil
 }
 
@@ -219,7 +219,7 @@ func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller, latency
 		Devices: c.Devices, Batches: c.Batches, FailedBatches: len(c.Errors),
 		CycleSeconds:        c.Duration.Seconds(),
 		VendorCallsPerBatch: map[string]float64{}, MockMSPerBatch: map[string]float64{},
-		PeakRSSMB: mb(int64(peakRSS)), PeakHeapMB: mb(int64(peakHeap)),
+		PeakRSSMB: mb(peakRSS), PeakHeapMB: mb(peakHeap),
 		DeviceErrors: map[string]int{}, StaleDevices: map[string]int{}, MatchedDevice: map[string]int{},
 	}
 	if c.Batches == 0 {
@@ -253,10 +253,10 @@ func (b *bed) cycle(ctx context.Context, in *instance, p *cfpoll.Poller, latency
 		r.MatchedDevice[v.Name] = int(outAfter[v.Name+"/matched"] - outBefore[v.Name+"/matched"])
 	}
 	r.AllocsPerBatch = float64(alloc1[0]-alloc0[0]) / float64(c.Batches)
-	r.AllocMBPerBatch = mb(int64(alloc1[1]-alloc0[1])) / float64(c.Batches)
+	r.AllocMBPerBatch = mb(alloc1[1]-alloc0[1]) / float64(c.Batches)
 	return r, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func mb(n int64) float64 { return float64(n) / (1 << 20) }
+func mb(n uint64) float64 { return float64(n) / (1 << 20) }

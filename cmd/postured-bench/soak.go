@@ -127,8 +127,8 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 		between.Lock()
 		defer between.Unlock()
 		mu.Lock()
-		s := soakSample{ElapsedSeconds: time.Since(start).Seconds(), RSSMB: mb(int64(procStatus("VmRSS"))),
-			HeapMB: mb(int64(liveHeap())), Goroutines: runtime.NumGoroutine(),
+		s := soakSample{ElapsedSeconds: time.Since(start).Seconds(), RSSMB: mb(procStatus("VmRSS")),
+			HeapMB: mb(liveHeap()), Goroutines: runtime.NumGoroutine(),
 			Cycles: rep.Cycles, FailedBatches: rep.FailedBatches}
 		rep.Samples = append(rep.Samples, s)
 		if rep.Baseline < 0 && s.Cycles > 0 && time.Since(start) >= d/4 {

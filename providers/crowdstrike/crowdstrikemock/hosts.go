@@ -65,12 +65,7 @@ func (s *Server) matchHosts(c *call, q url.Values, defaultSort string) ([]string
 		s.badRequest(c, "Invalid filter: %v", err)
 		return nil, false
 	}
-	idx := make([]int, 0, len(s.hosts))
-	for i := range s.hosts {
-		if f.match(s.hosts[i].field, s.opts.SubstringTerms) {
-			idx = append(idx, i)
-		}
-	}
+	idx := s.matching(f)
 	sortSpec := q.Get("sort")
 	if sortSpec == "" {
 		sortSpec = defaultSort

@@ -25,6 +25,7 @@ type live struct {
 // one is left unmanaged, as Jamf shows a device enrolled again.
 func (l *live) drift(changes []fleet.Change) {
 	l.guard.Update(func() {
+		defer l.s.index.reset()
 		computers := latest(l.computerOwners, func(i int) string {
 			return *l.s.opts.Computers[i].General.LastContactTime
 		})

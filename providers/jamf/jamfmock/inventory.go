@@ -11,6 +11,8 @@ import (
 
 // listSpec describes one paged, filterable inventory listing.
 type listSpec[T any] struct {
+	name         string   // the listing, naming its index
+	indexed      []string // the selectors its index covers
 	sections     []section
 	defaultSort  string
 	filterFields []string
@@ -30,6 +32,8 @@ func (s *Server) computersInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spec := listSpec[Computer]{
+		name:         "computers",
+		indexed:      computerIndexed,
 		sections:     computerSections,
 		defaultSort:  "general.name:asc",
 		filterFields: computerFilterFields,
@@ -53,6 +57,8 @@ func (s *Server) mobileDevicesDetail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serveList(s, w, r, s.opts.MobileDevices, listSpec[MobileDevice]{
+		name:         "mobiles",
+		indexed:      mobileIndexed,
 		sections:     mobileSections,
 		defaultSort:  "displayName:asc",
 		filterFields: mobileFilterFields,
@@ -99,12 +105,7 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, items [
 	if s.fault(w, page > 0) {
 		return
 	}
-	var match []*T
-	for i := range items {
-		if filter == nil || filter.eval(spec.get(&items[i])) {
-			match = append(match, &items[i])
-		}
-	}
+	match := matching(&s.index, items, spec, filter)
 	slices.SortStableFunc(match, func(a, b *T) int {
 		ga, gb := spec.get(a), spec.get(b)
 		for _, k := range keys {

@@ -85,6 +85,8 @@ type Server struct {
 	tokens   *mockkit.Tokens
 	mux      *http.ServeMux
 	inflight atomic.Int64
+	// index narrows inventory filters; drift resets it.
+	index inventoryIndex
 
 	mu      sync.Mutex
 	revoked map[string]bool // invalidated tokens answer 401 with no errors

@@ -104,7 +104,9 @@ func TestIndexAgreesWithScan(t *testing.T) {
 			var got, want []string
 			var indexed bool
 			if tt.mobile {
-				_, indexed = candidates(e, func(sel string) *mockkit.FoldIndex { return fieldIndex(&s.index, s.opts.MobileDevices, mobileSpec, sel) })
+				_, indexed = candidates(e, func(sel string) *mockkit.FoldIndex {
+					return fieldIndex(&s.index, s.opts.MobileDevices, mobileSpec, sel)
+				})
 				for _, m := range matching(&s.index, s.opts.MobileDevices, mobileSpec, e) {
 					got = append(got, m.MobileDeviceID)
 				}

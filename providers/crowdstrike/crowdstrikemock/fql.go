@@ -173,10 +173,11 @@ func (t *term) match(v string, substr bool) bool {
 	// A single value: case-insensitive, and partial unless it spells out
 	// its own wildcards.
 	if t.op != "*" && !substr && !strings.Contains(want, "*") && isASCII(want) && isASCII(v) {
-		// The usual lookup term, a prefix. A statement is checked against
-		// every host, so lowering copies of each host's value made the mock,
-		// not postured, the cost of a 100k-device load test; for ASCII,
-		// EqualFold is the same comparison without them.
+		// The usual lookup term, a prefix. A statement the index cannot
+		// narrow is checked against every host, where lowering copies of
+		// each host's value would make the mock, not postured, the cost of
+		// a 100k-device load test; for ASCII, EqualFold is the same
+		// comparison without them.
 		return len(v) >= len(want) && strings.EqualFold(v[:len(want)], want)
 	}
 	want, v = strings.ToLower(want), strings.ToLower(v)

@@ -148,9 +148,10 @@ type Server struct {
 	tokenWin map[string]*window
 	unauth   map[string]*window
 	scrolls  map[string]*scrollState
+	log      []LoggedRequest
+
 	// index narrows host filters; drift resets it.
 	index hostIndex
-	log   []LoggedRequest
 }
 
 // New builds a Server over opts.

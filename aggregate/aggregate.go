@@ -519,7 +519,8 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 		}
 		return out, nil
 	}
-	res := loader.Load(ctx, values, func(ctx context.Context, vals []string) (map[string][]providers.Record, error) {
+	var unsupported error
+	loader.LoadEach(ctx, values, func(ctx context.Context, vals []string) (map[string][]providers.Record, error) {
 		m, failed, err := fetch(ctx, vals)
 		if err != nil {
 			return nil, err
@@ -532,15 +533,12 @@ func (e *Engine) ask(ctx context.Context, p Provider, loader *cache.Loader[[]pro
 			return m, ke
 		}
 		return m, nil
-	})
-	var unsupported error
-	for i, v := range values {
-		r := res[v]
+	}, func(i int, r cache.Result[[]providers.Record]) {
 		if r.Err != nil && errors.Is(r.Err, providers.ErrUnsupportedKind) {
 			unsupported = r.Err
 		}
 		out[i] = lookedUp{recs: r.Value, err: r.Err}
-	}
+	})
 	if unsupported != nil {
 		return nil, unsupported
 	}

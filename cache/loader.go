@@ -88,6 +88,8 @@ type Loader[V any] struct {
 
 	mu       sync.Mutex
 	inflight map[string]*flight[V]
+
+	scratch sync.Pool // of *scratch[V]
 }
 
 // flight is one fetch in progress; every key it covers maps to it in
@@ -113,7 +115,9 @@ func NewLoader[V any](cfg LoaderConfig[V]) (*Loader[V], error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Loader[V]{cfg: cfg, now: now, inflight: make(map[string]*flight[V])}, nil
+	l := &Loader[V]{cfg: cfg, now: now, inflight: make(map[string]*flight[V])}
+	l.scratch.New = func() any { return new(scratch[V]) }
+	return l, nil
 }
 
 // Load returns a Result for every key. Fresh entries come from the store;
@@ -122,22 +126,26 @@ func NewLoader[V any](cfg LoaderConfig[V]) (*Loader[V], error) {
 // carry ctx's error (the fetch itself carries on for the others).
 func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V]) map[string]Result[V] {
 	out := make(map[string]Result[V], len(keys))
-	stale := make(map[string]V)
-	var misses []string
+	l.LoadEach(ctx, keys, fetch, func(i int, r Result[V]) { out[keys[i]] = r })
+	return out
+}
+
+// LoadEach is Load without the map: it calls each with the position in
+// keys and the Result of every key, a repeated key once per position,
+// before it returns. A batch answered from the store allocates nothing
+// per key.
+func (l *Loader[V]) LoadEach(ctx context.Context, keys []string, fetch FetchFunc[V], each func(i int, r Result[V])) {
 	now := l.now()
 	refresh := Refreshing(ctx)
-	uniq := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if _, dup := out[k]; !dup {
-			out[k] = Result[V]{} // placeholder, also skips duplicates
-			uniq = append(uniq, k)
-		}
-	}
-	entries, oks, err := l.getAll(ctx, uniq)
+	sc := l.scratch.Get().(*scratch[V])
+	defer l.putScratch(sc)
+	entries, oks, err := l.getAll(ctx, keys, sc)
 	if err != nil {
 		l.cfg.Logger.Warn("cache read failed, treating as misses", "error", err)
 	}
-	for i, k := range uniq {
+	var stale map[string]V
+	missAt := sc.missAt[:0]
+	for i, k := range keys {
 		if err == nil && oks[i] {
 			e := entries[i]
 			ttl := l.cfg.TTL
@@ -145,25 +153,43 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 				ttl = l.cfg.NegativeTTL
 			}
 			if now.Sub(e.Stored) < ttl && !refresh {
-				out[k] = Result[V]{Value: e.Value, Found: e.Found, Cached: true}
+				each(i, Result[V]{Value: e.Value, Found: e.Found, Cached: true})
 				continue
 			}
 			if e.Found && now.Sub(e.Stored) < l.cfg.TTL+l.cfg.StaleTTL {
+				if stale == nil {
+					stale = make(map[string]V)
+				}
 				stale[k] = e.Value
 			}
 		}
-		misses = append(misses, k)
+		missAt = append(missAt, i)
 	}
-	if len(misses) == 0 {
-		return out
+	sc.missAt = missAt
+	if len(missAt) == 0 {
+		return
 	}
+	res := l.loadMisses(ctx, keys, missAt, stale, fetch, refresh)
+	for _, i := range missAt {
+		each(i, res[keys[i]])
+	}
+}
 
+// loadMisses fetches the keys at missAt, or waits for the flights already
+// fetching them, and returns their Results by key.
+func (l *Loader[V]) loadMisses(ctx context.Context, keys []string, missAt []int, stale map[string]V, fetch FetchFunc[V], refresh bool) map[string]Result[V] {
+	out := make(map[string]Result[V], len(missAt))
 	// Join flights already covering some misses; own the rest.
 	waits := make(map[*flight[V]][]string)
 	var owned []string
 	var mine *flight[V]
 	l.mu.Lock()
-	for _, k := range misses {
+	for _, i := range missAt {
+		k := keys[i]
+		if _, dup := out[k]; dup {
+			continue
+		}
+		out[k] = Result[V]{} // placeholder, skips duplicates
 		if f, ok := l.inflight[k]; ok {
 			waits[f] = append(waits[f], k)
 			continue
@@ -194,7 +220,6 @@ func (l *Loader[V]) Load(ctx context.Context, keys []string, fetch FetchFunc[V])
 	}
 	return out
 }
-
 func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V], refresh bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -315,7 +340,9 @@ func (l *Loader[V]) lock(ctx context.Context, keys []string) (rest []string, cac
 	rest = keys
 	// reread moves to cached what another process stored meanwhile.
 	reread := func() error {
-		entries, oks, err := l.getAll(ctx, rest)
+		sc := l.scratch.Get().(*scratch[V])
+		defer l.putScratch(sc)
+		entries, oks, err := l.getAll(ctx, rest, sc)
 		if err != nil {
 			return err
 		}
@@ -391,7 +418,37 @@ type multiStore[V any] interface {
 	SetMulti(ctx context.Context, entries map[string]Entry[V], ttl time.Duration) error
 }
 
-func (l *Loader[V]) getAll(ctx context.Context, keys []string) ([]Entry[V], []bool, error) {
+// prefixGetter is a Store that reads a batch of prefixed keys without
+// building each key as a string (Memory): a warm batch of a thousand keys
+// then allocates nothing per key.
+type prefixGetter[V any] interface {
+	getPrefixed(prefix string, keys []string, es []Entry[V], oks []bool, buf []byte) []byte
+}
+
+// scratch is what one Load needs per key; Loads reuse it.
+type scratch[V any] struct {
+	es     []Entry[V]
+	oks    []bool
+	buf    []byte
+	missAt []int
+}
+
+// putScratch returns sc for the next Load, without the values it read, so
+// that the pool does not keep them alive.
+func (l *Loader[V]) putScratch(sc *scratch[V]) {
+	clear(sc.es)
+	l.scratch.Put(sc)
+}
+
+// getAll reads keys from the store. The slices it returns are sc's, or the
+// store's, and are valid until sc is reused.
+func (l *Loader[V]) getAll(ctx context.Context, keys []string, sc *scratch[V]) ([]Entry[V], []bool, error) {
+	if p, ok := l.cfg.Store.(prefixGetter[V]); ok {
+		sc.es = slices.Grow(sc.es[:0], len(keys))[:len(keys)]
+		sc.oks = slices.Grow(sc.oks[:0], len(keys))[:len(keys)]
+		sc.buf = p.getPrefixed(l.cfg.Prefix, keys, sc.es, sc.oks, sc.buf)
+		return sc.es, sc.oks, nil
+	}
 	full := make([]string, len(keys))
 	for i, k := range keys {
 		full[i] = l.cfg.Prefix + k

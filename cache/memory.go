@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	gocache "github.com/patrickmn/go-cache"
 )
@@ -71,6 +72,24 @@ func (m *Memory[V]) Get(_ context.Context, key string) (Entry[V], bool, error) {
 		return Entry[V]{}, false, nil
 	}
 	return v.(Entry[V]), true, nil
+}
+
+// getPrefixed reads prefix+keys[i] into es[i] and oks[i], building each
+// key in buf (returned for reuse) rather than in a new string: go-cache
+// only looks the key up and keeps nothing of it, so the key may alias buf
+// until the next key overwrites it.
+func (m *Memory[V]) getPrefixed(prefix string, keys []string, es []Entry[V], oks []bool, buf []byte) []byte {
+	buf = append(buf[:0], prefix...)
+	for i, k := range keys {
+		buf = append(buf[:len(prefix)], k...)
+		v, ok := m.c.Get(unsafe.String(unsafe.SliceData(buf), len(buf)))
+		if ok {
+			es[i], oks[i] = v.(Entry[V]), true
+		} else {
+			es[i], oks[i] = Entry[V]{}, false
+		}
+	}
+	return buf
 }
 
 // Set implements Store. When the cache is full, a key it already holds is

@@ -840,8 +840,11 @@ func (l staticLister) List(context.Context) ([]providers.Record, error) {
 // TestWarmBatchAllocations bounds what a warm 1000-device batch allocates
 // (a sync-mode provider matched in place, a vendor answered from the
 // cache): per-batch buffers, not per-device garbage. Explanations are not
-// built. The bound has a margin; a return to per-device maps, record
-// copies or eager explanations (tens of allocations a device) exceeds it.
+// built. The bound has a small margin over 1.1 a device (most of it the
+// devices' MAC normalisation); a return to per-device maps, record copies
+// or eager explanations (tens of allocations a device), or a cache Loader
+// that builds a key or a result map entry a lookup (2.2 a device), exceeds
+// it.
 func TestWarmBatchAllocations(t *testing.T) {
 	recs, devs := fleet(1000)
 	s := newSyncer(t, "sync", staticLister(recs[:900]), time.Hour, nil)
@@ -853,10 +856,10 @@ func TestWarmBatchAllocations(t *testing.T) {
 	if res, _ := e.Evaluate(context.Background(), devs); res[500].Score != 500%101 {
 		t.Fatalf("device 500: %+v", res[500])
 	}
-	const perDevice = 3
+	const perDevice = 1.3
 	allocs := testing.AllocsPerRun(5, func() { e.Evaluate(context.Background(), devs) })
 	t.Logf("%.0f allocations for %d devices", allocs, len(devs))
 	if allocs > perDevice*float64(len(devs)) {
-		t.Fatalf("%.0f allocations for a warm batch of %d devices, want at most %d a device", allocs, len(devs), perDevice)
+		t.Fatalf("%.0f allocations for a warm batch of %d devices, want at most %.1f a device", allocs, len(devs), perDevice)
 	}
 }

@@ -220,6 +220,7 @@ func (l *Loader[V]) loadMisses(ctx context.Context, keys []string, missAt []int,
 	}
 	return out
 }
+
 func (l *Loader[V]) run(ctx context.Context, f *flight[V], keys []string, fetch FetchFunc[V], refresh bool) {
 	defer func() {
 		if r := recover(); r != nil {

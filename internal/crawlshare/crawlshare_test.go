@@ -235,20 +235,43 @@ func TestLeaseStolenAbortsCrawl(t *testing.T) {
 
 	aDone := crawlAsync(ctx, a, la)
 	<-la.started
-	// While the lease is the crawl's, a renewal extends it.
-	if err := rc.PExpire(ctx, a.keys.lease, 5*time.Second).Err(); err != nil {
+	// tick hands the renewal loop one tick. The deadline only turns a loop
+	// that has stopped into a failure instead of a hung test.
+	tick := func() {
+		t.Helper()
+		select {
+		case clk.renew <- clk.Now():
+		case <-time.After(time.Minute):
+			t.Fatal("the renewal loop stopped taking ticks")
+		}
+	}
+	// While the lease is the crawl's, a renewal extends it. Redis's clock
+	// is real: the shortened TTL leaves a loaded machine room.
+	const shortened = leaseTTL - 10*time.Second
+	if err := rc.PExpire(ctx, a.keys.lease, shortened).Err(); err != nil {
 		t.Fatal(err)
 	}
-	clk.renew <- clk.Now()
-	clk.renew <- clk.Now() // taken only once the first renewal is done
-	if ttl := rc.PTTL(ctx, a.keys.lease).Val(); ttl <= 5*time.Second {
+	tick()
+	tick() // taken only once the first renewal is done
+	if ttl := rc.PTTL(ctx, a.keys.lease).Val(); ttl <= shortened {
 		t.Errorf("lease ttl %s after renewal, want it extended to %s", ttl, leaseTTL)
 	}
 	if err := rc.Set(ctx, a.keys.lease, "someone else", leaseTTL).Err(); err != nil {
 		t.Fatal(err)
 	}
-	clk.renew <- clk.Now()
-	check(t, "robbed crawl", <-aDone, nil, SourceLeader, ErrLeaseLost)
+	// A renewal finds the lease someone else's (the one under way since
+	// the second tick may already be it): the crawl ends with ErrLeaseLost.
+	var robbed crawlResult
+	for done := false; !done; {
+		select {
+		case clk.renew <- clk.Now():
+		case robbed = <-aDone:
+			done = true
+		case <-time.After(time.Minute):
+			t.Fatal("the robbed crawl did not end")
+		}
+	}
+	check(t, "robbed crawl", robbed, nil, SourceLeader, ErrLeaseLost)
 	m, err := a.readMeta(ctx)
 	if err != nil || m.gen != 0 {
 		t.Errorf("after the robbed crawl meta = %+v, %v; want nothing published", m, err)

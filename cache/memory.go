@@ -82,7 +82,7 @@ func (m *Memory[V]) getPrefixed(prefix string, keys []string, es []Entry[V], oks
 	buf = append(buf[:0], prefix...)
 	for i, k := range keys {
 		buf = append(buf[:len(prefix)], k...)
-		v, ok := m.c.Get(unsafe.String(unsafe.SliceData(buf), len(buf)))
+		v, ok := m.c.Get(unsafe.String(unsafe.SliceData(buf), len(buf))) // #nosec G103 -- go-cache only indexes its map with the key and keeps nothing of it (see above)
 		if ok {
 			es[i], oks[i] = v.(Entry[V]), true
 		} else {

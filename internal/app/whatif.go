@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -281,7 +282,7 @@ func (a *App) whatIfRoute(r gin.IRouter) {
 			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"success": false, "error": fmt.Sprintf("proposed config larger than %d bytes", maxProposedBytes)})
 			return
 		}
-		proposed, err := Parse(body, Registry(), os.LookupEnv)
+		proposed, err := parseProposed(body, os.LookupEnv)
 		if err != nil {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"success": false, "error": "proposed config: " + err.Error()})
 			return
@@ -293,6 +294,32 @@ func (a *App) whatIfRoute(r gin.IRouter) {
 		}
 		c.JSON(http.StatusOK, report)
 	})
+}
+
+// parseProposed parses a proposed config with ${VAR}s expanded from this
+// process's environment, as the running config was. Validation errors quote
+// values ("got %q"), so a proposal putting ${CF_API_TOKEN} where it cannot
+// be valid would read the secret back: every expanded value is put back as
+// its ${NAME} in the error.
+func parseProposed(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	expanded := map[string]string{}
+	cfg, err := Parse(data, Registry(), func(k string) (string, bool) {
+		v, ok := getenv(k)
+		if ok && v != "" {
+			expanded[v] = "${" + k + "}"
+		}
+		return v, ok
+	})
+	if err == nil {
+		return cfg, nil
+	}
+	msg := err.Error()
+	// Longest first, so a value containing another is replaced whole.
+	values := slices.SortedFunc(maps.Keys(expanded), func(a, b string) int { return len(b) - len(a) })
+	for _, v := range values {
+		msg = strings.ReplaceAll(msg, v, expanded[v])
+	}
+	return nil, errors.New(msg)
 }
 
 // DefaultThresholds and DefaultWindow are what a what-if asks when told

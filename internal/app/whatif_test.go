@@ -81,6 +81,15 @@ func TestWhatIfRoute(t *testing.T) {
 		})
 	}
 
+	// The server's environment fills ${VAR}s, but an error never quotes
+	// what it filled in: the endpoint is no way to read a secret back.
+	t.Setenv("WHATIF_TEST_SECRET", "s3cr3t-token-value")
+	w = post("", strings.Replace(base, `listen: "127.0.0.1:0"`, `listen: "${WHATIF_TEST_SECRET}"`, 1))
+	if w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), "s3cr3t") ||
+		!strings.Contains(w.Body.String(), `listen: \"${WHATIF_TEST_SECRET}\" is not host:port`) {
+		t.Errorf("status %d %s: want 400 naming ${WHATIF_TEST_SECRET}, never its value", w.Code, w.Body)
+	}
+
 	w = httptest.NewRecorder()
 	admin.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/whatif", nil))
 	if w.Code != http.StatusMethodNotAllowed {

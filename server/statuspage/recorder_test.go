@@ -2,10 +2,12 @@ package statuspage
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/postured/postured/aggregate"
 	"github.com/postured/postured/server"
@@ -161,5 +163,33 @@ func TestNewRecorderRefuses(t *testing.T) {
 				t.Errorf("err = %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// The recorder keeps no device_id: a batch's ids point into the request's
+// decoded body, and a third copy of every id of a 100k fleet would be
+// ~13 MB. An id observed must be collectable once the batch is gone.
+func TestRecorderKeepsNoDeviceID(t *testing.T) {
+	r := newRecorder(t, RecorderConfig{})
+	collected := make(chan struct{})
+	func() {
+		buf := []byte("0b7e6f4c-2d3a-4c1e-9f00-1234567890ab")
+		runtime.AddCleanup(&buf[0], func(ch chan struct{}) { close(ch) }, collected)
+		id := unsafe.String(&buf[0], len(buf))
+		r.ObserveBatch(t.Context(), batch(t0, aggregate.Stats{}, scored{id, 80, "serial"}))
+	}()
+	deadline := time.After(10 * time.Second) // a failure bound, not an ordering
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			if got := r.Snapshot().Deciles[8]; got != 1 {
+				t.Fatalf("decile 80-89 holds %d devices, want 1", got)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the recorder still holds the batch's device_id")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

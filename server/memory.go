@@ -318,3 +318,22 @@ func toPosture(r aggregate.Result, at time.Time) DevicePosture {
 	}
 	return p
 }
+
+// Since returns the devices a batch (or a recomputation) carried at or
+// after t, ordered by device id: what-if re-scores them.
+func (m *PostureMemory) Since(t time.Time) []aggregate.Device {
+	after := int64(math.MinInt64) // the zero time: every device
+	if !t.IsZero() {
+		after = t.UnixNano()
+	}
+	m.mu.RLock()
+	out := make([]aggregate.Device, 0, len(m.slot))
+	for _, s := range m.slot {
+		if e := &m.entries[s]; e.at >= after {
+			out = append(out, e.device())
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b aggregate.Device) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}

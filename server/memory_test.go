@@ -192,3 +192,47 @@ postured_posture_memory_devices 3
 		t.Fatal(err)
 	}
 }
+
+// Since is what-if's list of recent devices: the memory's own, so a fleet
+// is held once, whatever reads it.
+func TestPostureMemorySince(t *testing.T) {
+	m, _, clk := newMemory(10)
+	record := func(ids ...string) {
+		var devices []aggregate.Device
+		var results []aggregate.Result
+		for _, id := range ids {
+			devices = append(devices, aggregate.Device{ID: id, Serial: "S-" + id, MAC: "m-" + id, Hostname: "h-" + id, Email: id + "@example.com"})
+			results = append(results, result(id, 60))
+		}
+		m.Record(devices, results)
+	}
+	record("d2", "d1")
+	clk.t = clk.t.Add(time.Hour)
+	record("d3", "d1")
+	tests := []struct {
+		name  string
+		since time.Time
+		want  []string
+	}{
+		{"the last minute: ordered by id", clk.t.Add(-time.Minute), []string{"d1", "d3"}},
+		{"two hours", clk.t.Add(-2 * time.Hour), []string{"d1", "d2", "d3"}},
+		{"the zero time: every device", time.Time{}, []string{"d1", "d2", "d3"}},
+		{"the future: none", clk.t.Add(time.Second), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := m.Since(tc.since)
+			var ids []string
+			for _, d := range got {
+				ids = append(ids, d.ID)
+				want := aggregate.Device{ID: d.ID, Serial: "S-" + d.ID, MAC: "m-" + d.ID, Hostname: "h-" + d.ID, Email: d.ID + "@example.com"}
+				if d != want {
+					t.Errorf("device %+v, want %+v", d, want)
+				}
+			}
+			if !reflect.DeepEqual(ids, tc.want) {
+				t.Errorf("Since = %v, want %v", ids, tc.want)
+			}
+		})
+	}
+}

@@ -148,3 +148,10 @@ func (s *Shadow) score(ctx context.Context, j shadowJob) {
 			"examples", strings.Join(sample, ", "))
 	}
 }
+
+// cloneDevice copies d's identifiers: a batch's strings point into the
+// request body's decode buffers, which a queued job must not pin.
+func cloneDevice(d aggregate.Device) aggregate.Device {
+	return aggregate.Device{ID: strings.Clone(d.ID), Serial: strings.Clone(d.Serial), MAC: strings.Clone(d.MAC),
+		Hostname: strings.Clone(d.Hostname), Email: strings.Clone(d.Email)}
+}

@@ -89,43 +89,6 @@ func TestReasonRemovedProvider(t *testing.T) {
 	}
 }
 
-func TestSeen(t *testing.T) {
-	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	s := NewSeen(SeenConfig{Max: 10, Now: func() time.Time { return now }})
-	batch := func(ids ...string) server.Batch {
-		var b server.Batch
-		for _, id := range ids {
-			b.Devices = append(b.Devices, aggregate.Device{ID: id, Serial: "S-" + id})
-		}
-		return b
-	}
-	s.ObserveBatch(t.Context(), batch("d2", "d1"))
-	now = now.Add(time.Hour)
-	s.ObserveBatch(t.Context(), batch("d3", "d1"))
-	if got := s.Since(now.Add(-time.Minute)); len(got) != 2 || got[0].ID != "d1" || got[1].ID != "d3" || got[0].Serial != "S-d1" {
-		t.Fatalf("Since(last minute) = %+v, want d1, d3 in id order", got)
-	}
-	if got := s.Since(now.Add(-2 * time.Hour)); len(got) != 3 {
-		t.Fatalf("Since(2h) = %d devices, want 3", len(got))
-	}
-	// Full: the least recently seen tenth (d2, seen an hour before the
-	// rest) makes room.
-	for i := range 7 {
-		s.ObserveBatch(t.Context(), batch(fmt.Sprintf("n%d", i)))
-	}
-	now = now.Add(time.Hour)
-	s.ObserveBatch(t.Context(), batch("late"))
-	all := s.Since(time.Time{})
-	if len(all) != 10 {
-		t.Fatalf("%d devices remembered, want the bound 10", len(all))
-	}
-	for _, d := range all {
-		if d.ID == "d2" {
-			t.Error("d2, the least recently seen, was kept over a new device")
-		}
-	}
-}
-
 // vendor is a provider that must never be called: what-if answers from
 // the cache only.
 type vendor struct {

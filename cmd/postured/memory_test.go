@@ -38,8 +38,8 @@ const memoryFleet = 100_000
 // With POSTURED_MEMORY_PROFILE=<dir>, the child also writes heap profiles
 // (crawl.heap, cycle.heap) there, for go tool pprof.
 //
-// There is no admin_listen, so no what-if memory of recent devices
-// (whatif.Seen, a second copy of every device's identifiers).
+// admin_listen is set, so what-if is on too: it reads the same posture
+// memory as External Evaluation, so a device's identifiers are held once.
 //
 // It reports; BENCHMARKS.md records. It asserts what must hold whatever
 // the machine: every provider synced, every batch answered, every device
@@ -88,7 +88,8 @@ func memoryChild(t *testing.T, mocksURL string) {
 	}
 	text := strings.ReplaceAll(string(demo), "mode: query", "mode: sync")
 	text = strings.Replace(text, "  deadline: 4s\n", "  deadline: 60s\n", 1)
-	text += fmt.Sprintf(`external_evaluation:
+	text += fmt.Sprintf(`admin_listen: "127.0.0.1:0"
+external_evaluation:
   enabled: true
   key_file: %q
   rules:
@@ -143,7 +144,7 @@ func memoryChild(t *testing.T, mocksURL string) {
 		t.Fatalf("answered %d devices, want %d", answered, memoryFleet)
 	}
 	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	srv.AdminHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil)) // admin_listen serves it
 	if want := fmt.Sprintf("\npostured_posture_memory_devices %d\n", memoryFleet); !strings.Contains(w.Body.String(), want) {
 		t.Fatalf("posture memory: want %q in /metrics", strings.TrimSpace(want))
 	}

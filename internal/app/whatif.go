@@ -235,7 +235,7 @@ type WhatIfOptions struct {
 // the running config and under proposed, both from the cache and indexes
 // only (no vendor calls), and reports who crosses each threshold.
 func (a *App) WhatIf(ctx context.Context, proposed *Config, opts WhatIfOptions) (whatif.Report, error) {
-	if a.seen == nil {
+	if a.cfg.AdminListen == "" {
 		return whatif.Report{}, fmt.Errorf("whatif: this postured does not remember devices (set admin_listen)")
 	}
 	current, _, err := a.frozenEngine(a.cfg)
@@ -246,7 +246,7 @@ func (a *App) WhatIf(ctx context.Context, proposed *Config, opts WhatIfOptions) 
 	if err != nil {
 		return whatif.Report{}, err
 	}
-	devices := a.seen.Since(time.Now().Add(-opts.Window))
+	devices := a.memory.Since(time.Now().Add(-opts.Window))
 	var cur, prop []aggregate.Result
 	for chunk := range slices.Chunk(devices, a.cfg.Posture.MaxDevices) {
 		if err := ctx.Err(); err != nil {
@@ -356,13 +356,9 @@ func parseWhatIfQuery(thresholds, window string) (WhatIfOptions, error) {
 	return opts, nil
 }
 
-// buildWhatIf sets up what-if (the device memory, with admin_listen) and
-// the shadow policies.
+// buildWhatIf sets up the shadow policies. What-if's devices are the
+// posture memory's (buildMemory).
 func (a *App) buildWhatIf() error {
-	if a.cfg.AdminListen != "" {
-		a.seen = whatif.NewSeen(whatif.SeenConfig{Max: a.cfg.Cache.MaxEntries})
-		a.observers = append(a.observers, a.seen)
-	}
 	if len(a.cfg.ShadowPolicies) == 0 {
 		return nil
 	}
@@ -386,7 +382,7 @@ func (a *App) buildWhatIf() error {
 // adminRoutes are the admin listener's extra routes: what-if, which reads
 // every recent device and so is no public endpoint.
 func (a *App) adminRoutes() func(gin.IRouter) {
-	if a.seen == nil {
+	if a.cfg.AdminListen == "" {
 		return nil
 	}
 	return a.whatIfRoute

@@ -126,3 +126,43 @@ func TestShadowPolicyConfig(t *testing.T) {
 		})
 	}
 }
+
+// External Evaluation and what-if read one posture memory: a 100k fleet's
+// identifiers are held once, whichever of the two is on.
+func TestOnePostureMemory(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.yaml")
+	writeFile(t, inv, "devices:\n  - {id: a1, serial_number: S1, score: 90}\n", time.Now())
+	base := "listen: \"127.0.0.1:0\"\naccess: {team_domain: \"https://example.cloudflareaccess.com\", audience: [aud]}\nproviders:\n  - {name: inventory, type: static, weight: 1, file: \"" + inv + "\"}\n"
+	const admin = "admin_listen: \"127.0.0.1:0\"\n"
+	ee := "external_evaluation:\n  enabled: true\n  key_file: \"" + filepath.Join(dir, "ee.pem") + "\"\n  rules:\n    - {name: r, action: allow, when: {score: {min: 50}}}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       int
+	}{
+		{"neither", base, 0},
+		{"admin_listen", base + admin, 1},
+		{"external evaluation", base + ee, 1},
+		{"both", base + admin + ee, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml), Registry(), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := Build(cfg, Registry(), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, o := range a.observers {
+				if _, ok := o.(*server.PostureMemory); ok {
+					n++
+				}
+			}
+			if n != tc.want || (a.memory != nil) != (tc.want > 0) {
+				t.Errorf("%d posture memories observe batches (memory set: %v), want %d", n, a.memory != nil, tc.want)
+			}
+		})
+	}
+}

@@ -32,7 +32,6 @@ import (
 	"github.com/postured/postured/server/evaluate"
 	"github.com/postured/postured/server/evaluate/policy"
 	"github.com/postured/postured/server/statuspage"
-	"github.com/postured/postured/whatif"
 )
 
 // Registry is the one list of provider types postured knows. Adding a
@@ -106,10 +105,11 @@ type App struct {
 	// engines that answer from the same cache and indexes.
 	sources []aggregate.Source
 	store   cache.Store[[]providers.Record]
-	// seen remembers recent devices for what-if; nil without admin_listen,
-	// where POST /v1/whatif is served.
-	seen *whatif.Seen
-	// observers see every answered batch (besides the posture memory).
+	// memory is the posture memory: External Evaluation's device
+	// postures and what-if's recent devices (POST /v1/whatif, on
+	// admin_listen). nil when neither is on.
+	memory *server.PostureMemory
+	// observers see every answered batch.
 	observers []server.BatchObserver
 	// statusRec keeps what GET /status shows: batches and vendor 429s.
 	statusRec *statuspage.Recorder
@@ -235,7 +235,24 @@ func BuildWith(cfg *Config, reg providers.Registry[aggregate.Provider], logger *
 		return nil, err
 	}
 	a.posture, a.reader = a.adj.Engine(a.engine, true), a.adj.Engine(a.engine, false)
+	a.buildMemory()
 	return a, nil
+}
+
+// buildMemory sets up the posture memory, one per App: External
+// Evaluation reads a device's posture from it, and what-if (with
+// admin_listen) the devices recent batches carried. It is the only place
+// postured keeps a device's identifiers, bounded like the cache.
+func (a *App) buildMemory() {
+	c := a.cfg
+	if !c.ExternalEvaluation.Enabled && c.AdminListen == "" {
+		return
+	}
+	a.memory = server.NewPostureMemory(server.PostureMemoryConfig{
+		Engine: a.reader, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
+		Deadline: time.Duration(c.ExternalEvaluation.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
+	})
+	a.observers = append(a.observers, a.memory)
 }
 
 // Redis keys of package adjust's state, beside the cache's
@@ -450,12 +467,8 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			_ = closeFn()
 			return nil, nil, errors.New("external_evaluation: needs the team's Access keys: not allowed with access.insecure_skip_verify")
 		}
-		memory := server.NewPostureMemory(server.PostureMemoryConfig{
-			Engine: a.reader, Fresh: time.Duration(c.Cache.TTL), Retain: 24 * time.Hour,
-			Deadline: time.Duration(ee.Policy.PostureDeadline), MaxDevices: c.Cache.MaxEntries,
-		})
 		h, err := evaluate.New(ctx, evaluate.Options{
-			Config: ee, Keys: keys, TeamDomain: c.Access.TeamDomain, Posture: postureSource{memory},
+			Config: ee, Keys: keys, TeamDomain: c.Access.TeamDomain, Posture: postureSource{a.memory},
 			Logger:   a.logger.With("component", "external_evaluation"),
 			Registry: a.registry,
 		})
@@ -463,7 +476,6 @@ func (a *App) NewServer(ctx context.Context) (*server.Server, func() error, erro
 			_ = closeFn()
 			return nil, nil, err
 		}
-		observers = append(observers, memory)
 		closeHist := closeFn
 		closeFn = func() error { return errors.Join(h.Close(), closeHist()) }
 		routes = h.Register

@@ -239,7 +239,7 @@ func TestListScoresPaging(t *testing.T) {
 		{
 			name: "same token twice",
 			page: func(int) scorePage {
-				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: afterPaging{After: "t1", Limit: 1000, Total: 5000}}
+				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: afterPaging{After: "t1", Limit: 1000, Total: 1_000_000}}
 			},
 			wantErr: "falcon: list zta scores: paging does not advance",
 		},

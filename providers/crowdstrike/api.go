@@ -23,6 +23,7 @@ const (
 	tokenPath           = "/oauth2/token" // #nosec G101 -- a URL path, not a credential
 	combinedDevicesPath = "/devices/combined/devices/v1"
 	assessmentsPath     = "/zero-trust-assessment/entities/assessments/v1"
+	scoresPath          = "/zero-trust-assessment/queries/assessments/v1"
 )
 
 // Falcon API limits (CrowdStrike swagger as generated into falconpy
@@ -34,6 +35,8 @@ const (
 	// maxZTAIDs: getAssessmentV1 documents no cap; 100 keeps the query
 	// string near 4 KB, clear of proxy URL limits.
 	maxZTAIDs = 100
+	// maxScoresLimit is getAssessmentsByScoreV1's largest limit.
+	maxScoresLimit = 1000
 	// maxFQLProperties: "A FQL statement can have a maximum of 20
 	// properties defined"; a bracket list counts as one, every OR-ed
 	// single term as one.
@@ -79,6 +82,21 @@ type envelope[T any] struct {
 type combinedPaging struct {
 	Offset string `json:"offset"`
 	Total  int    `json:"total"`
+}
+
+// afterPaging is getAssessmentsByScoreV1's pagination; After is the next
+// page's token, empty after the last page.
+type afterPaging struct {
+	After string `json:"after"`
+	Limit int    `json:"limit"`
+	Total int    `json:"total"`
+}
+
+// listedScore is one entry of getAssessmentsByScoreV1: a host's overall
+// Zero Trust Assessment score.
+type listedScore struct {
+	AID   string `json:"aid"`
+	Score *int   `json:"score"`
 }
 
 // host is the part of a Falcon device record postured reads.

@@ -3,6 +3,7 @@
 package crowdstrike
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,13 +166,102 @@ func (p *Provider) sendable(in []string) []string {
 }
 
 // List crawls every host of the tenant through the combined endpoint, for
-// sync mode.
+// sync mode, and scores it. The overall scores come from the by-score
+// listing, a thousand hosts a call, alongside the host crawl, rather than
+// from each host's assessment at a hundred a call: a tenth of the calls,
+// which at the default 20 requests a second is most of a large tenant's
+// crawl time.
 func (p *Provider) List(ctx context.Context) ([]providers.Record, error) {
-	hosts, err := p.combined(ctx, "list devices", "")
-	if err != nil {
+	var (
+		hosts  []host
+		listed map[string]int
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		hosts, err = p.combined(gctx, "list devices", "")
+		return err
+	})
+	g.Go(func() (err error) {
+		listed, err = p.listScores(gctx)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return p.records(ctx, hosts)
+	hosts = uniqueHosts(hosts)
+	found := make(map[string]assessment, len(hosts))
+	var unlisted []string
+	for _, h := range hosts {
+		score, ok := listed[h.DeviceID]
+		if !ok {
+			unlisted = append(unlisted, h.DeviceID)
+			continue
+		}
+		a := assessment{AID: h.DeviceID}
+		a.Assessment.Overall = &score
+		found[h.DeviceID] = a
+	}
+	// Paging by score is no snapshot: a host whose score changes mid-crawl
+	// can move across the after cursor and never be listed, and then looks
+	// exactly like an unassessed host, which is absent too. Scoring it as
+	// unassessed would replace its real score with the default (a wrong
+	// allow when that is the higher), so every host the listing lacks is
+	// asked for by id, and only the entities endpoint makes it unassessed.
+	if err := p.assessments(ctx, unlisted, found); err != nil {
+		return nil, err
+	}
+	return p.build(hosts, found), nil
+}
+
+// listScores pages every overall score of the tenant, by AID, through
+// getAssessmentsByScoreV1; score:>=0 matches them all (scores run 1 to
+// 100). Its after token may idle out as combined's does, so pages are
+// fetched back to back.
+func (p *Provider) listScores(ctx context.Context) (map[string]int, error) {
+	const op = "list zta scores"
+	scores := make(map[string]int)
+	dups := 0
+	token := ""
+	for page := 0; ; page++ {
+		params := url.Values{"filter": {"score:>=0"}, "limit": {strconv.Itoa(maxScoresLimit)}}
+		if token != "" {
+			params.Set("after", token)
+		}
+		var env envelope[listedScore]
+		err := p.call(ctx, op, providers.Request{Method: http.MethodGet, URL: p.base + scoresPath + "?" + params.Encode()}, false, &env)
+		if err != nil {
+			return nil, err
+		}
+		p.logPartial(op, env.Errors)
+		var pg afterPaging
+		if len(env.Meta.Pagination) > 0 {
+			if err := p.client.DecodeJSON(op, env.Meta.Pagination, &pg); err != nil {
+				return nil, err
+			}
+		}
+		for _, s := range env.Resources {
+			if s.Score == nil {
+				continue // not listed, then: asked for by id
+			}
+			if _, dup := scores[s.AID]; dup {
+				dups++
+			}
+			scores[s.AID] = *s.Score
+		}
+		if pg.After == "" || len(env.Resources) == 0 {
+			break
+		}
+		if pg.After == token || page > pg.Total/cmp.Or(pg.Limit, maxScoresLimit)+1 {
+			return nil, fmt.Errorf("%s: %s: paging does not advance", p.name, op)
+		}
+		token = pg.After
+	}
+	if dups > 0 {
+		// A score that changed between two pages can list its host twice;
+		// either score was the host's within the crawl.
+		p.logger.Debug("falcon listed hosts more than once; the last score read counts", "op", op, "duplicates", dups)
+	}
+	return scores, nil
 }
 
 // find runs the statements for values concurrently and returns every host
@@ -255,23 +345,32 @@ func (p *Provider) combined(ctx context.Context, op, filter string) ([]host, err
 // records fetches the assessments of the hosts (concurrently, 100 a call)
 // and turns each host, once, into a scored record.
 func (p *Provider) records(ctx context.Context, hosts []host) ([]providers.Record, error) {
-	if len(hosts) == 0 {
-		return nil, nil
-	}
-	seen := make(map[string]bool, len(hosts))
-	hosts = slices.DeleteFunc(hosts, func(h host) bool {
-		dup := seen[h.DeviceID]
-		seen[h.DeviceID] = true
-		return dup
-	})
+	hosts = uniqueHosts(hosts)
+	found := make(map[string]assessment, len(hosts))
 	aids := make([]string, len(hosts))
 	for i, h := range hosts {
 		aids[i] = h.DeviceID
 	}
-	var (
-		mu     sync.Mutex
-		scores = make(map[string]assessment, len(aids))
-	)
+	if err := p.assessments(ctx, aids, found); err != nil {
+		return nil, err
+	}
+	return p.build(hosts, found), nil
+}
+
+// uniqueHosts drops the repeats of a host, keeping its first record.
+func uniqueHosts(hosts []host) []host {
+	seen := make(map[string]bool, len(hosts))
+	return slices.DeleteFunc(hosts, func(h host) bool {
+		dup := seen[h.DeviceID]
+		seen[h.DeviceID] = true
+		return dup
+	})
+}
+
+// assessments fetches the assessments of aids (concurrently, 100 a call)
+// into found. An aid Falcon has none for is left out: unassessed.
+func (p *Provider) assessments(ctx context.Context, aids []string, found map[string]assessment) error {
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.conc)
 	for chunk := range slices.Chunk(aids, maxZTAIDs) {
@@ -284,21 +383,27 @@ func (p *Provider) records(ctx context.Context, hosts []host) ([]providers.Recor
 			}
 			mu.Lock()
 			for _, a := range env.Resources {
-				scores[a.AID] = a
+				found[a.AID] = a
 			}
 			mu.Unlock()
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	return g.Wait()
+}
+
+// build turns each host into a scored record, with its assessment if
+// found has one.
+func (p *Provider) build(hosts []host, found map[string]assessment) []providers.Record {
+	if len(hosts) == 0 {
+		return nil
 	}
 	out := make([]providers.Record, len(hosts))
 	for i, h := range hosts {
-		a, assessed := scores[h.DeviceID]
+		a, assessed := found[h.DeviceID]
 		out[i] = p.record(h, a, assessed)
 	}
-	return out, nil
+	return out
 }
 
 // record maps a Falcon host and its assessment to a scored record.

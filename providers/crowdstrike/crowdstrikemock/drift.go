@@ -30,6 +30,7 @@ const containedBelow = 10
 func (l *live) drift(changes []fleet.Change) {
 	l.guard.Update(func() {
 		defer l.s.index.reset()
+		defer l.s.listing.reset()
 		current := make(map[int]int, len(l.owners)) // fleet index -> host
 		for i, o := range l.owners {
 			if j, ok := current[o]; !ok || l.s.hosts[i].LastSeen > l.s.hosts[j].LastSeen {

@@ -97,6 +97,11 @@ type Options struct {
 	// in resources and one errors entry per missing id (resources [] when
 	// none was found); the sources disagree, so clients must handle both.
 	ZTAOmitMissing bool
+	// ZTAListingSkips are AIDs the by-score listing leaves out although
+	// they are assessed (the entities endpoint still answers for them). It
+	// simulates a host whose score changed mid-crawl and so moved across
+	// the listing's after cursor: paging by score is no snapshot.
+	ZTAListingSkips []string
 	// HostsMissing is how the host details endpoint answers for unknown ids.
 	// Default: MissingOmit.
 	HostsMissing MissingMode
@@ -150,8 +155,10 @@ type Server struct {
 	scrolls  map[string]*scrollState
 	log      []LoggedRequest
 
-	// index narrows host filters; drift resets it.
-	index hostIndex
+	// index narrows host filters and listing orders the by-score
+	// listing; drift resets both.
+	index   hostIndex
+	listing scoreListing
 }
 
 // New builds a Server over opts.
@@ -324,7 +331,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(c) {
 		return
 	}
-	laterPage := c.entry.Offset != "" && c.entry.Offset != "0"
+	laterPage := c.entry.Offset != "" && c.entry.Offset != "0" || r.URL.Query().Get("after") != ""
 	switch fault, ra := s.Faults.Next(laterPage); fault {
 	case mockkit.RateLimited:
 		s.rateLimited(c, time.Now().Add(ra))

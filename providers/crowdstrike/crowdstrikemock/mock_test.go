@@ -51,7 +51,14 @@ func newHarness(t *testing.T, opts Options) *harness {
 		opts.Devices, opts.Assessments = fixture(10)
 	}
 	m := New(opts)
-	srv := httptest.NewServer(m)
+	return serveHarness(t, m, m)
+}
+
+// serveHarness serves m through handler (m itself, or a guard over it)
+// and takes a token from it.
+func serveHarness(t *testing.T, m *Server, handler http.Handler) *harness {
+	t.Helper()
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, mock: m, srv: srv}
 	resp, body := h.do(http.MethodPost, "/oauth2/token", url.Values{"client_id": {"falcon-client"}, "client_secret": {"falcon-secret"}}.Encode(), "")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ztaAssessments serves GET /zero-trust-assessment/entities/assessments/v1
@@ -62,7 +63,10 @@ func ztaProperty(prop string) (fieldType, bool) {
 
 // ztaQueries serves GET /zero-trust-assessment/queries/assessments/v1: a
 // required FQL filter on score, limit 1..1000 (default 100), an opaque
-// after token and sort score|asc or score|desc.
+// after token and sort score|asc or score|desc. It lists the assessments as
+// they are now and its after token is a position in that order, so, as in
+// Falcon, paging by score is no snapshot: a score that drifts between two
+// pages can move its host across the cursor, skipped or listed twice.
 func (s *Server) ztaQueries(c *call) {
 	c.powered = "zero-trust-assessment"
 	if s.opts.NoZTAScope {
@@ -93,18 +97,18 @@ func (s *Server) ztaQueries(c *call) {
 		}
 		start = int(n)
 	}
-	var all []scoreEntry
-	for _, a := range s.opts.Assessments {
-		score := strconv.Itoa(a.Assessment.Overall)
-		if f.match(func(string) []string { return []string{score} }, false) {
-			all = append(all, scoreEntry{AID: a.AID, Score: a.Assessment.Overall})
+	listed := s.listing.get(s.zta)
+	all := make([]scoreEntry, 0, len(listed))
+	for _, e := range listed {
+		score := strconv.Itoa(e.Score)
+		if !slices.Contains(s.opts.ZTAListingSkips, e.AID) && f.match(func(string) []string { return []string{score} }, false) {
+			all = append(all, e)
 		}
 	}
 	switch q.Get("sort") {
 	case "", "score|asc", "score.asc":
-		slices.SortStableFunc(all, func(a, b scoreEntry) int { return cmp.Compare(a.Score, b.Score) })
 	case "score|desc", "score.desc":
-		slices.SortStableFunc(all, func(a, b scoreEntry) int { return cmp.Compare(b.Score, a.Score) })
+		slices.Reverse(all)
 	default:
 		s.badRequest(c, "Invalid sort: %q", q.Get("sort"))
 		return
@@ -116,4 +120,35 @@ func (s *Server) ztaQueries(c *call) {
 		paging.After = "a" + strconv.FormatInt(int64(end), 36)
 	}
 	s.reply(c, http.StatusOK, paging, page, nil)
+}
+
+// scoreListing is every assessment's overall score in listing order, score
+// then AID ascending. It is built on first use and dropped whenever the
+// assessments change (drift), as hostIndex is, so that a crawl of a large
+// tenant does not sort every assessment again for each page.
+type scoreListing struct {
+	mu      sync.Mutex
+	entries []scoreEntry
+}
+
+// reset drops the listing; the next page rebuilds it.
+func (x *scoreListing) reset() {
+	x.mu.Lock()
+	x.entries = nil
+	x.mu.Unlock()
+}
+
+func (x *scoreListing) get(zta map[string]*Assessment) []scoreEntry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.entries == nil {
+		x.entries = make([]scoreEntry, 0, len(zta))
+		for _, a := range zta {
+			x.entries = append(x.entries, scoreEntry{AID: a.AID, Score: a.Assessment.Overall})
+		}
+		slices.SortFunc(x.entries, func(a, b scoreEntry) int {
+			return cmp.Or(cmp.Compare(a.Score, b.Score), strings.Compare(a.AID, b.AID))
+		})
+	}
+	return x.entries
 }

@@ -339,8 +339,8 @@ func (c *Client) Do(ctx context.Context, op string, req Request) (*Response, err
 	// A vendor or proxy may echo the request, bearer token included, in
 	// its error body.
 	body := resp.Body
-	if resp.sentToken != "" {
-		body = bytes.ReplaceAll(body, []byte(resp.sentToken), []byte(conf.Redacted))
+	if tok := []byte(resp.sentToken); len(tok) > 0 && bytes.Contains(body, tok) {
+		body = bytes.ReplaceAll(body, tok, []byte(conf.Redacted))
 	}
 	return out, c.wrap(op, &StatusError{Status: resp.Status, Body: Snippet(body)})
 }
@@ -451,12 +451,19 @@ func StandardRetryAfter(resp *http.Response) (time.Duration, bool) {
 }
 
 // Snippet is the start of a vendor body for an error message: trimmed,
-// valid UTF-8, at most 300 bytes.
+// valid UTF-8, at most 300 bytes. Only that start is looked at: an error
+// answer can be a whole page of records (Falcon's partial 404s).
 func Snippet(b []byte) string {
 	const max = 300
-	s := strings.TrimSpace(string(bytes.ToValidUTF8(b, nil)))
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "..."
+	b = bytes.TrimSpace(b)
+	cut := len(b) > max
+	if cut {
+		b = b[:max]
+	}
+	// A rune split by the cut is invalid too, and dropped.
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+	if cut {
+		s += "..."
 	}
 	return s
 }

@@ -63,18 +63,21 @@ type PostureMemory struct {
 
 // memoryEntry is one remembered device.
 type memoryEntry struct {
-	// ids is the device's id, serial, MAC, hostname and email, one after
-	// the other in one allocation; lens are the last four's lengths.
+	// ids is the device's id, serial, MAC, hostname and email, then the
+	// s2s_id answered for it, one after the other in one allocation; lens
+	// are the last five's lengths. The s2s_id is copied, not shared with
+	// the index it came from: a shared one would keep that index's whole
+	// string of identifiers alive after the next crawl replaced it, for as
+	// long as the device is remembered (a day), crawl after crawl.
 	ids   string
-	lens  [4]uint32
-	s2sID string // the index's own record id: shared, not copied
-	at    int64  // unix nanoseconds of the score
+	lens  [5]uint32
+	at    int64 // unix nanoseconds of the score
 	score int8
 }
 
 // device unpacks the identifiers to recompute from.
 func (e *memoryEntry) device() aggregate.Device {
-	n := len(e.ids) - int(e.lens[0]+e.lens[1]+e.lens[2]+e.lens[3])
+	n := len(e.ids) - int(e.lens[0]+e.lens[1]+e.lens[2]+e.lens[3]+e.lens[4])
 	d := aggregate.Device{ID: e.ids[:n]}
 	for i, f := range []*string{&d.Serial, &d.MAC, &d.Hostname, &d.Email} {
 		*f = e.ids[n : n+int(e.lens[i])]
@@ -83,9 +86,12 @@ func (e *memoryEntry) device() aggregate.Device {
 	return d
 }
 
-// holds reports whether e's identifiers are d's.
-func (e *memoryEntry) holds(d *aggregate.Device) bool {
-	return e.ids != "" && e.device() == keyed(*d)
+// s2sID is the s2s_id last answered for the device.
+func (e *memoryEntry) s2sID() string { return e.ids[len(e.ids)-int(e.lens[4]):] }
+
+// holds reports whether e holds d's identifiers and s2sID.
+func (e *memoryEntry) holds(d *aggregate.Device, s2sID string) bool {
+	return e.ids != "" && e.s2sID() == s2sID && e.device() == keyed(*d)
 }
 
 // keyed is d without the identifiers that can never be match keys (longer
@@ -101,13 +107,13 @@ func keyed(d aggregate.Device) aggregate.Device {
 	return d
 }
 
-// packDevice stores d's usable identifiers in e, in one allocation.
-func (e *memoryEntry) packDevice(d *aggregate.Device) {
+// pack stores d's usable identifiers and s2sID in e, in one allocation.
+func (e *memoryEntry) pack(d *aggregate.Device, s2sID string) {
 	k := keyed(*d)
 	d = &k
-	e.ids = d.ID + d.Serial + d.MAC + d.Hostname + d.Email
+	e.ids = d.ID + d.Serial + d.MAC + d.Hostname + d.Email + s2sID
 	// #nosec G115 -- the identifiers come from a request body of a few MB at most
-	e.lens = [4]uint32{uint32(len(d.Serial)), uint32(len(d.MAC)), uint32(len(d.Hostname)), uint32(len(d.Email))}
+	e.lens = [5]uint32{uint32(len(d.Serial)), uint32(len(d.MAC)), uint32(len(d.Hostname)), uint32(len(d.Email)), uint32(len(s2sID))}
 }
 
 // packedProvider is a ProviderPosture in three bytes.
@@ -186,11 +192,13 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 			}
 		}
 		e := &m.entries[s]
-		if d := &devices[i]; !e.holds(d) { // #nosec G602 -- i < len(devices), checked above
-			e.packDevice(d)
-			m.slot[e.ids[:len(r.DeviceID)]] = s // the key shares the packed identifiers
+		if d := &devices[i]; !e.holds(d, r.S2SID) { // #nosec G602 -- i < len(devices), checked above
+			e.pack(d, r.S2SID)
+			// The key shares the packed identifiers (a string key is
+			// replaced on assignment, so the old ones are let go).
+			m.slot[e.ids[:len(r.DeviceID)]] = s
 		}
-		e.s2sID, e.at, e.score = r.S2SID, at.UnixNano(), score8(r.Score)
+		e.at, e.score = at.UnixNano(), score8(r.Score)
 		provs := m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)]
 		for j, p := range r.Providers {
 			provs[j] = packedProvider{score: score8(p.Score), outcome: packOutcome(p.Outcome), counted: p.Counted}
@@ -302,7 +310,7 @@ func (m *PostureMemory) DevicePosture(ctx context.Context, deviceID string) (Dev
 
 // unpack is entry s as a DevicePosture; m.mu is held.
 func (m *PostureMemory) unpack(e *memoryEntry, s int32) DevicePosture {
-	p := DevicePosture{DeviceID: e.device().ID, Score: int(e.score), S2SID: e.s2sID, At: time.Unix(0, e.at),
+	p := DevicePosture{DeviceID: e.device().ID, Score: int(e.score), S2SID: e.s2sID(), At: time.Unix(0, e.at),
 		Providers: make(map[string]ProviderPosture, len(m.names))}
 	for j, pp := range m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)] {
 		p.Providers[m.names[j]] = ProviderPosture{Score: int(pp.score), Outcome: outcomes[pp.outcome], Counted: pp.counted}

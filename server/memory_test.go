@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -234,5 +237,44 @@ func TestPostureMemorySince(t *testing.T) {
 				t.Errorf("Since = %v, want %v", ids, tc.want)
 			}
 		})
+	}
+}
+
+// The memory copies the s2s_id: the one in a result is a slice of the sync
+// index's string of every identifier, which a shared copy would keep alive
+// after the next crawl replaced the index, for a day, crawl after crawl.
+func TestPostureMemoryKeepsNoIndexString(t *testing.T) {
+	m, _, _ := newMemory(10)
+	devices, results := devicesAndResults(1, 70)
+	collected := make(chan struct{})
+	func() {
+		blob := []byte("the index's identifiers ... rec-42 ... and more")
+		runtime.AddCleanup(&blob[0], func(ch chan struct{}) { close(ch) }, collected)
+		i := bytes.Index(blob, []byte("rec-42"))
+		results[0].S2SID = unsafe.String(&blob[i], len("rec-42"))
+		m.Record(devices, results)
+		results[0].S2SID = "" // the batch is answered and gone
+	}()
+	deadline := time.After(10 * time.Second) // a failure bound, not an ordering
+	for collected != nil {
+		runtime.GC()
+		select {
+		case <-collected:
+			collected = nil
+		case <-deadline:
+			t.Fatal("the memory still holds the index's string")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	got, ok := m.DevicePosture(t.Context(), devices[0].ID)
+	if !ok || got.S2SID != "rec-42" {
+		t.Fatalf("s2s_id %q (%v), want rec-42", got.S2SID, ok)
+	}
+	// A new s2s_id for the same identifiers (the vendor re-enrolled the
+	// machine) replaces the old one.
+	results[0].S2SID = "rec-43"
+	m.Record(devices, results)
+	if got, _ := m.DevicePosture(t.Context(), devices[0].ID); got.S2SID != "rec-43" {
+		t.Fatalf("s2s_id %q after a change, want rec-43", got.S2SID)
 	}
 }

@@ -28,7 +28,8 @@ const memoryFleet = 100_000
 
 // TestMemory100k measures postured's memory for a 100k-device fleet with
 // every vendor in sync mode and External Evaluation's posture memory on:
-// after the crawl, and after a full polling cycle (100 batches of 1000).
+// after the crawl, after a full polling cycle (100 batches of 1000), and
+// after a second crawl.
 // postured runs in a child process of its own, so the mocks' fleet is not
 // counted. It takes a minute and a few hundred MB, so it runs only when
 // POSTURED_MEMORY_TEST is set:
@@ -36,7 +37,7 @@ const memoryFleet = 100_000
 //	POSTURED_MEMORY_TEST=1 go test -count=1 -run TestMemory100k -v ./cmd/postured
 //
 // With POSTURED_MEMORY_PROFILE=<dir>, the child also writes heap profiles
-// (crawl.heap, cycle.heap) there, for go tool pprof.
+// (crawl.heap, cycle.heap, recrawl.heap) there, for go tool pprof.
 //
 // admin_listen is set, so what-if is on too: it reads the same posture
 // memory as External Evaluation, so a device's identifiers are held once.
@@ -75,8 +76,8 @@ func TestMemory100k(t *testing.T) {
 			reported++
 		}
 	}
-	if reported != 2 {
-		t.Fatalf("child reported %d measurements, want 2:\n%s", reported, out)
+	if reported != 3 {
+		t.Fatalf("child reported %d measurements, want 3:\n%s", reported, out)
 	}
 }
 
@@ -149,6 +150,11 @@ external_evaluation:
 		t.Fatalf("posture memory: want %q in /metrics", strings.TrimSpace(want))
 	}
 	reportMemory(t, fmt.Sprintf("after a polling cycle (%d batches)", memoryFleet/1000), "cycle.heap")
+	// The steady state: every crawl after the first builds its index
+	// while the old one serves and the posture memory is full.
+	start = time.Now()
+	a.SyncNow(t.Context())
+	reportMemory(t, fmt.Sprintf("after a second crawl (%s)", time.Since(start).Round(time.Millisecond)), "recrawl.heap")
 }
 
 // reportMemory logs the process's resident set (now and peak) and the Go

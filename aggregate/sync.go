@@ -43,7 +43,12 @@ type SyncerConfig struct {
 	// Coordinator, if set, shares each crawl with other replicas: List is
 	// called through it.
 	Coordinator Coordinator
-	Logger      *slog.Logger
+	// Swapped, if set, is called after each new index has replaced the
+	// old one (not after a failed or unchanged crawl). postured returns
+	// the crawl's garbage to the OS there: a crawl of a large tenant is a
+	// burst of short-lived memory the runtime would otherwise keep.
+	Swapped func()
+	Logger  *slog.Logger
 }
 
 // Syncer serves lookups from a periodic full crawl of a Lister: a vendor in
@@ -55,6 +60,7 @@ type Syncer struct {
 	list     Lister
 	coord    Coordinator
 	interval time.Duration
+	swapped  func()
 	logger   *slog.Logger
 
 	idx    atomic.Pointer[Index]
@@ -71,7 +77,8 @@ func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
 	if cfg.Interval <= 0 {
 		return nil, fmt.Errorf("syncer %s: interval must be > 0, got %s", cfg.Name, cfg.Interval)
 	}
-	return &Syncer{name: cfg.Name, list: cfg.Lister, coord: cfg.Coordinator, interval: cfg.Interval, logger: logging.OrDiscard(cfg.Logger)}, nil
+	return &Syncer{name: cfg.Name, list: cfg.Lister, coord: cfg.Coordinator, interval: cfg.Interval, swapped: cfg.Swapped,
+		logger: logging.OrDiscard(cfg.Logger)}, nil
 }
 
 // Lookup answers from the last successful crawl, with no vendor call.
@@ -140,6 +147,17 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 	if errors.Is(err, providers.ErrUnchanged) {
 		return nil
 	}
+	if err := s.swap(c, err, start); err != nil {
+		return err
+	}
+	if s.swapped != nil {
+		s.swapped()
+	}
+	return nil
+}
+
+// swap puts the crawl c (or its error err) in service.
+func (s *Syncer) swap(c Crawl, err error, start time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.Source != "" {

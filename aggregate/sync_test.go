@@ -377,3 +377,21 @@ func TestSyncerServesOldIndexDuringRebuild(t *testing.T) {
 		t.Fatalf("after the rebuild: score %d, want the new index's 20", r.Score)
 	}
 }
+
+// Swapped is told of every index put in service, and of nothing else: a
+// failed or unchanged crawl has no garbage worth a forced collection.
+func TestSyncerSwapped(t *testing.T) {
+	recs := []providers.Record{{ID: "one", Serials: []string{"s1"}}}
+	l := &fakeLister{steps: []listStep{{recs: recs}, {err: errors.New("vendor down")}, {err: providers.ErrUnchanged}, {recs: recs}}}
+	swaps := 0
+	s, err := NewSyncer(SyncerConfig{Name: "falcon", Lister: l, Interval: time.Hour, Swapped: func() { swaps++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 1, 1, 2} {
+		_ = s.SyncOnce(t.Context())
+		if swaps != want {
+			t.Fatalf("after crawl %d: %d swaps reported, want %d", i+1, swaps, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -49,9 +50,12 @@ type PostureMemory struct {
 	max      int
 
 	mu sync.RWMutex
-	// slot maps a device id to its entry; entries[i]'s providers are
+	// table finds a device id's entry (memtable.go); live is how many
+	// entries hold a device. entries[i]'s providers are
 	// slab[i*len(names):(i+1)*len(names)].
-	slot    map[string]int32
+	table   []uint32
+	seed    maphash.Seed
+	live    int
 	entries []memoryEntry
 	slab    []packedProvider
 	free    []int32  // slots of forgotten devices
@@ -75,10 +79,15 @@ type memoryEntry struct {
 	score int8
 }
 
+// id is the device's Cloudflare device_id; "" for a free entry.
+func (e *memoryEntry) id() string {
+	return e.ids[:len(e.ids)-int(e.lens[0]+e.lens[1]+e.lens[2]+e.lens[3]+e.lens[4])]
+}
+
 // device unpacks the identifiers to recompute from.
 func (e *memoryEntry) device() aggregate.Device {
-	n := len(e.ids) - int(e.lens[0]+e.lens[1]+e.lens[2]+e.lens[3]+e.lens[4])
-	d := aggregate.Device{ID: e.ids[:n]}
+	d := aggregate.Device{ID: e.id()}
+	n := len(d.ID)
 	for i, f := range []*string{&d.Serial, &d.MAC, &d.Hostname, &d.Email} {
 		*f = e.ids[n : n+int(e.lens[i])]
 		n += int(e.lens[i])
@@ -165,7 +174,7 @@ func NewPostureMemory(cfg PostureMemoryConfig) *PostureMemory {
 		cfg.Now = time.Now
 	}
 	return &PostureMemory{engine: cfg.Engine, fresh: cfg.Fresh, retain: cfg.Retain, deadline: cfg.Deadline,
-		now: cfg.Now, max: cfg.MaxDevices, slot: make(map[string]int32)}
+		now: cfg.Now, max: cfg.MaxDevices, seed: maphash.MakeSeed()}
 }
 
 // ObserveBatch remembers a batch's results.
@@ -185,18 +194,19 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 		if !m.sameProviders(r.Providers) {
 			m.reset(r.Providers)
 		}
-		s, ok := m.slot[r.DeviceID]
-		if !ok {
+		s, known := m.find(r.DeviceID)
+		if !known {
+			var ok bool
 			if s, ok = m.allocate(at); !ok {
 				return // full of live devices
 			}
 		}
 		e := &m.entries[s]
 		if d := &devices[i]; !e.holds(d, r.S2SID) { // #nosec G602 -- i < len(devices), checked above
-			e.pack(d, r.S2SID)
-			// The key shares the packed identifiers (a string key is
-			// replaced on assignment, so the old ones are let go).
-			m.slot[e.ids[:len(r.DeviceID)]] = s
+			e.pack(d, r.S2SID) // the id is unchanged if known: the table stays right
+		}
+		if !known {
+			m.index(s)
 		}
 		e.at, e.score = at.UnixNano(), score8(r.Score)
 		provs := m.slab[int(s)*len(m.names) : int(s+1)*len(m.names)]
@@ -231,7 +241,7 @@ func (m *PostureMemory) reset(ps []aggregate.ProviderResult) {
 	for i := range ps {
 		m.names[i] = ps[i].Provider
 	}
-	clear(m.slot)
+	m.table, m.live = nil, 0
 	m.entries, m.slab, m.free = nil, nil, nil
 }
 
@@ -258,12 +268,16 @@ func (m *PostureMemory) allocate(now time.Time) (int32, bool) {
 
 // sweep frees the slots of devices no batch has carried for Retain.
 func (m *PostureMemory) sweep(now time.Time) {
-	for id, s := range m.slot {
-		if m.expired(&m.entries[s], now) {
-			delete(m.slot, id)
-			m.entries[s] = memoryEntry{}
-			m.free = append(m.free, s)
+	freed := false
+	for s := range m.entries {
+		if e := &m.entries[s]; e.ids != "" && m.expired(e, now) {
+			*e = memoryEntry{}
+			m.free = append(m.free, int32(s)) // #nosec G115 -- entries are at most max, itself an int32
+			freed = true
 		}
+	}
+	if freed {
+		m.rehash(len(m.table), -1)
 	}
 }
 
@@ -276,7 +290,7 @@ func (m *PostureMemory) expired(e *memoryEntry, now time.Time) bool {
 func (m *PostureMemory) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.slot)
+	return m.live
 }
 
 // DevicePosture returns the posture of deviceID: remembered if fresh,
@@ -285,7 +299,7 @@ func (m *PostureMemory) Len() int {
 func (m *PostureMemory) DevicePosture(ctx context.Context, deviceID string) (DevicePosture, bool) {
 	now := m.now()
 	m.mu.RLock()
-	s, found := m.slot[deviceID]
+	s, found := m.find(deviceID)
 	var e memoryEntry
 	var p DevicePosture
 	if found {
@@ -335,9 +349,9 @@ func (m *PostureMemory) Since(t time.Time) []aggregate.Device {
 		after = t.UnixNano()
 	}
 	m.mu.RLock()
-	out := make([]aggregate.Device, 0, len(m.slot))
-	for _, s := range m.slot {
-		if e := &m.entries[s]; e.at >= after {
+	out := make([]aggregate.Device, 0, m.live)
+	for s := range m.entries {
+		if e := &m.entries[s]; e.ids != "" && e.at >= after {
 			out = append(out, e.device())
 		}
 	}

@@ -278,3 +278,37 @@ func TestPostureMemoryKeepsNoIndexString(t *testing.T) {
 		t.Fatalf("s2s_id %q after a change, want rec-43", got.S2SID)
 	}
 }
+
+// The memory's own hash table (memtable.go) finds every device it holds,
+// and only those, through growth, sweeps and slot reuse.
+func TestPostureMemoryTable(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 17, 1000, 5000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			m, _, clk := newMemory(n)
+			devices, results := devicesAndResults(2*n, 50)
+			// Half now, half 40 minutes later: at an hour the first half
+			// has expired, and the second half needs their slots.
+			m.Record(devices[:n/2], results[:n/2])
+			clk.t = clk.t.Add(40 * time.Minute)
+			m.Record(devices[n/2:n], results[n/2:n])
+			clk.t = clk.t.Add(21 * time.Minute)
+			m.Record(devices[n:n+n/2], results[n:n+n/2])
+			remembered := make(map[string]bool)
+			for _, d := range devices[n/2 : n+n/2] {
+				remembered[d.ID] = true
+			}
+			if m.Len() != len(remembered) {
+				t.Fatalf("holds %d devices, want %d", m.Len(), len(remembered))
+			}
+			for _, d := range devices {
+				got, ok := m.DevicePosture(t.Context(), d.ID)
+				if ok != remembered[d.ID] {
+					t.Fatalf("%s remembered: %v, want %v", d.ID, ok, remembered[d.ID])
+				}
+				if ok && (got.DeviceID != d.ID || got.S2SID != "s2s-"+d.ID) {
+					t.Fatalf("%s: found %s (%s)", d.ID, got.DeviceID, got.S2SID)
+				}
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"time"
 	_ "time/tzdata" // time zones in External Evaluation rules work in scratch/distroless images
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/postured/postured/aggregate"
@@ -184,6 +185,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setMemoryLimit(app.NewLogger(cfg.Log, stderr), memlimit.FromCgroup)
 	return app.Serve(ctx, cfg, app.Registry(), stderr, version(), nil)
 }
 

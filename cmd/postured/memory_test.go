@@ -36,6 +36,10 @@ const memoryFleet = 100_000
 //
 //	POSTURED_MEMORY_TEST=1 go test -count=1 -run TestMemory100k -v ./cmd/postured
 //
+// With POSTURED_MEMORY_GOMEMLIMIT=150MiB, postured runs with that soft
+// limit, as `postured serve` sets one in a container with a memory limit
+// (90% of it).
+//
 // With POSTURED_MEMORY_PROFILE=<dir>, the child also writes heap profiles
 // (crawl.heap, cycle.heap, recrawl.heap) there, for go tool pprof.
 //
@@ -61,6 +65,9 @@ func TestMemory100k(t *testing.T) {
 	t.Cleanup(mocks.Close)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMemory100k$", "-test.v", "-test.count=1") // #nosec G204 -- this test binary
 	cmd.Env = append(os.Environ(), "POSTURED_MEMORY_CHILD="+mocks.URL)
+	if limit := os.Getenv("POSTURED_MEMORY_GOMEMLIMIT"); limit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+limit) // postured's only: the mocks hold the fleet
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)

@@ -209,14 +209,16 @@ func checkWorkload(t *testing.T, what string, o objects) workload {
 			}
 			// A value any field accepts: a host name label, as a tenant id may be.
 			w.env[e.Name] = envVar{value: "secret-" + strings.ToLower(strings.ReplaceAll(e.Name, "_", "-")), fromSecret: ref}
-		case e.ValueFrom.ResourceFieldRef != nil:
-			if e.Name == "GOMEMLIMIT" && e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
-				t.Errorf("%s: GOMEMLIMIT from %s, want limits.memory", what, e.ValueFrom.ResourceFieldRef.Resource)
-			}
-			if e.Name == "GOMEMLIMIT" && c.Resources.Limits.Memory().IsZero() {
-				t.Errorf("%s: GOMEMLIMIT from limits.memory, which is not set", what)
-			}
 		}
+		if e.Name == "GOMEMLIMIT" {
+			// postured serve sets 90% of the container's limit; a
+			// GOMEMLIMIT would override it, at 100% from limits.memory
+			// leaving nothing for what is not heap.
+			t.Errorf("%s: GOMEMLIMIT set: serve derives the soft limit from the container's", what)
+		}
+	}
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: no memory limit: serve's soft Go memory limit is 90%% of it", what)
 	}
 	if len(c.EnvFrom) > 0 {
 		t.Errorf("%s: envFrom %v: name every variable, so the config's ${NAME}s can be checked", what, c.EnvFrom)

@@ -187,7 +187,7 @@ func TestPostureMemoryMetric(t *testing.T) {
 	if w := ts.do("POST", "/posture", devicesJSON(3)); w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	want := `# HELP postured_posture_memory_devices Devices External Evaluation's posture memory holds.
+	want := `# HELP postured_posture_memory_devices Devices the posture memory holds (External Evaluation, what-if).
 # TYPE postured_posture_memory_devices gauge
 postured_posture_memory_devices 3
 `

@@ -74,7 +74,7 @@ func (m *metrics) ObserveBatch(_ context.Context, b Batch) {
 // remembering new devices.
 func registerMemory(reg *prometheus.Registry, m *PostureMemory) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "postured_posture_memory_devices", Help: "Devices External Evaluation's posture memory holds.",
+		Name: "postured_posture_memory_devices", Help: "Devices the posture memory holds (External Evaluation, what-if).",
 	}, func() float64 { return float64(m.Len()) }))
 }
 

@@ -47,8 +47,8 @@ type Index struct {
 	seed   maphash.Seed
 }
 
-// entry is one record but for its identifiers, in 40 bytes (its fields
-// as a providers.Record holds them take 80).
+// entry is one record but for its identifiers, in 40 bytes: with the
+// field types of a providers.Record it took 80.
 type entry struct {
 	// lastSeen is LastSeen in Unix nanoseconds, noLastSeen if it is zero
 	// (the zero time's UnixNano is undefined), wideLastSeen if it is kept

@@ -1,12 +1,15 @@
 package aggregate
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/postured/postured/providers"
 )
@@ -277,5 +280,101 @@ func TestIndexKeepsEveryRecordField(t *testing.T) {
 	got := NewIndex([]providers.Record{in.Clone()}).Lookup(providers.Query{Kind: providers.KindSerial, Values: []string{"S1"}})
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestIndexEntrySize: an entry is what the index costs a record beyond its
+// identifiers (170k records in TestMemory100k); a field added carelessly
+// grows it past 40 bytes.
+func TestIndexEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n > 40 {
+		t.Fatalf("entry is %d bytes, want at most 40", n)
+	}
+	// What vendors produce (0..100, a zero or a UTC LastSeen) fits the
+	// entries: a wide map of many records would cost more than it saves.
+	if ix := NewIndex(testRecords()); len(ix.wide) != 0 {
+		t.Fatalf("%d of %d vendor-like records kept wide", len(ix.wide), ix.Len())
+	}
+}
+
+// TestIndexRecordRoundTrip: what a record carries comes back from Find
+// exactly, however the compact entry holds it: LastSeen equal, printed the
+// same (explanations and the audit log print it as JSON) and zero when
+// unknown; scores out of 0..100 and the sentinels' own instants kept, not
+// truncated.
+func TestIndexRecordRoundTrip(t *testing.T) {
+	cet := time.FixedZone("CET", 3600)
+	ist := time.FixedZone("", 5*3600+1800)
+	base := time.Date(2026, 11, 30, 9, 15, 42, 123456789, time.UTC)
+	recs := []providers.Record{
+		{ID: "zero-time", Serials: []string{"S0"}},
+		{ID: "utc", Serials: []string{"S1"}, MACs: []string{"02:00:00:00:00:01", "02:00:00:00:00:02"}, Hostnames: []string{"h1"},
+			Emails: []string{"a@example.com", "b@example.com"}, LastSeen: base, Score: 100, Reason: "complianceState=compliant", Contained: true},
+		{ID: "named-zone", Serials: []string{"S2"}, LastSeen: base.In(cet), Score: 0, Reason: "complianceState=compliant"},
+		{ID: "unnamed-offset", Serials: []string{"S3"}, LastSeen: base.In(ist), Score: 55, Reason: "inventory score 55"},
+		{ID: "local", Serials: []string{"S4"}, LastSeen: base.Local(), Score: 1},
+		{ID: "monotonic", Serials: []string{"S5"}, LastSeen: time.Now(), Score: 99},
+		{ID: "windows-epoch", Serials: []string{"S6"}, LastSeen: time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC), Score: 254},
+		{ID: "far-future", Serials: []string{"S7"}, LastSeen: time.Date(9999, 12, 31, 23, 59, 59, 999999999, cet), Score: 255},
+		{ID: "unknown-sentinel-instant", Serials: []string{"S8"}, LastSeen: time.Unix(0, math.MinInt64).UTC(), Score: -1},
+		{ID: "wide-sentinel-instant", Serials: []string{"S9"}, LastSeen: time.Unix(0, math.MinInt64+1).In(cet), Score: math.MaxInt},
+		{ID: "epoch", Serials: []string{"S10"}, LastSeen: time.Unix(0, 0).UTC(), Score: math.MinInt},
+		{ID: "", Serials: []string{"S11"}, Score: 1 << 40},
+	}
+	want := make([]providers.Record, len(recs))
+	for i := range recs {
+		want[i] = recs[i].Clone()
+		want[i].Normalize()
+	}
+	ix := NewIndex(recs)
+	for _, w := range want {
+		t.Run(w.ID, func(t *testing.T) {
+			found := ix.Find(providers.KindSerial, w.Serials[0], nil)
+			if len(found) != 1 {
+				t.Fatalf("Find(%s) = %d records, want 1", w.Serials[0], len(found))
+			}
+			got := found[0]
+			for _, k := range providers.Kinds {
+				if !slices.Equal(got.Identifiers(k), w.Identifiers(k)) {
+					t.Errorf("%s identifiers = %v, want %v", k, got.Identifiers(k), w.Identifiers(k))
+				}
+			}
+			if got.ID != w.ID || got.Score != w.Score || got.Reason != w.Reason || got.Contained != w.Contained {
+				t.Errorf("got ID %q score %d reason %q contained %v, want %q %d %q %v",
+					got.ID, got.Score, got.Reason, got.Contained, w.ID, w.Score, w.Reason, w.Contained)
+			}
+			if !got.LastSeen.Equal(w.LastSeen) || got.LastSeen.IsZero() != w.LastSeen.IsZero() {
+				t.Errorf("LastSeen = %v (zero %v), want %v (zero %v)", got.LastSeen, got.LastSeen.IsZero(), w.LastSeen, w.LastSeen.IsZero())
+			}
+			gj, gerr := json.Marshal(got.LastSeen)
+			wj, werr := json.Marshal(w.LastSeen)
+			if string(gj) != string(wj) || (gerr == nil) != (werr == nil) {
+				t.Errorf("LastSeen prints %s (%v), want %s (%v)", gj, gerr, wj, werr)
+			}
+			if g, w := got.LastSeen.Format(time.RFC1123Z+" MST"), w.LastSeen.Format(time.RFC1123Z+" MST"); g != w {
+				t.Errorf("LastSeen formats as %q, want %q", g, w)
+			}
+		})
+	}
+}
+
+// TestIndexManyZones: past the zones an entry can number, times keep
+// their zone all the same.
+func TestIndexManyZones(t *testing.T) {
+	const n = 1<<16 + 2
+	base := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	recs := make([]providers.Record, n)
+	for i := range recs {
+		recs[i] = providers.Record{ID: fmt.Sprint(i), Serials: []string{fmt.Sprintf("S%d", i)}, LastSeen: base.In(time.FixedZone("", i+1))}
+	}
+	ix := NewIndex(recs)
+	for _, i := range []int{0, 1<<16 - 2, 1<<16 - 1, 1 << 16, n - 1} {
+		got := ix.Find(providers.KindSerial, fmt.Sprintf("S%d", i), nil)
+		if len(got) != 1 {
+			t.Fatalf("record %d: found %d", i, len(got))
+		}
+		if _, off := got[0].LastSeen.Zone(); off != i+1 || !got[0].LastSeen.Equal(base) {
+			t.Errorf("record %d: LastSeen %v, want %v at offset %d", i, got[0].LastSeen, base, i+1)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package history_test
 import (
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -26,14 +25,12 @@ func TestDriftIsExplained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	defer mocks.Close()
+	mocksURL := set.Serve(t)
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(text, app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

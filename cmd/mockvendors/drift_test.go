@@ -27,13 +27,11 @@ func TestDriftMovesPostured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	defer mocks.Close()
+	mocksURL := set.Serve(t)
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
 
 	var current atomic.Pointer[http.Handler]
 	posture := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +40,7 @@ func TestDriftMovesPostured(t *testing.T) {
 	defer posture.Close()
 	fresh := func() {
 		t.Helper()
-		cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		cfg, err := app.Parse(text, app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -174,8 +174,7 @@ func (b *bed) config(m mode, syncInterval time.Duration, extra map[string]string
 	if err != nil {
 		return nil, fmt.Errorf("bench: config: %w", err)
 	}
-	env := map[string]string{"MOCKVENDORS_URL": b.mocksURL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(text, app.Registry(), mockset.DemoEnv(b.mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		return nil, fmt.Errorf("bench: config: %w", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -158,14 +157,12 @@ func livePosturedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	defer mocks.Close()
+	mocksURL := set.Serve(t)
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(text, app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatalf("demo config: %v", err)
 	}

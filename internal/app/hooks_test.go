@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,14 +31,12 @@ func TestBuildWithWrapsStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := Parse(text, Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := Parse(text, Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

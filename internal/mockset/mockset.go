@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,21 @@ func Names() []string {
 		out = append(out, v.Name)
 	}
 	return out
+}
+
+// DemoEnv is the environment DemoConfig reads: the mocks at mocksURL,
+// postured listening on listen.
+func DemoEnv(mocksURL, listen string) func(string) (string, bool) {
+	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": listen}
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// Serve serves the set's mocks on a loopback httptest server, closed when
+// t's test ends (t is a *testing.T or *testing.B), and returns its URL.
+func (s *Set) Serve(t interface{ Cleanup(func()) }) string {
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // DemoConfig is the postured configuration for this mock set: the

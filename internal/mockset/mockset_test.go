@@ -95,8 +95,7 @@ func TestDemoConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	const root = "http://127.0.0.1:9000"
-	env := map[string]string{"MOCKVENDORS_URL": root, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse(data, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(data, app.Registry(), DemoEnv(root, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatalf("generated config: %v\n%s", err, data)
 	}

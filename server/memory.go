@@ -188,8 +188,8 @@ func (m *PostureMemory) Record(devices []aggregate.Device, results []aggregate.R
 	defer m.mu.Unlock()
 	for i := range results {
 		r := &results[i]
-		if i >= len(devices) || devices[i].ID != r.DeviceID { // #nosec G602 -- i < len(devices) is checked first
-			continue // not Evaluate's answer for this batch: nothing to recompute from
+		if i >= len(devices) || devices[i].ID != r.DeviceID || r.DeviceID == "" { // #nosec G602 -- i < len(devices) is checked first
+			continue // not Evaluate's answer for this batch (or no id: an empty entry is a free one)
 		}
 		if !m.sameProviders(r.Providers) {
 			m.reset(r.Providers)

@@ -130,6 +130,13 @@ func TestPostureMemory(t *testing.T) {
 			t.Fatal("a device was remembered past retain")
 		}
 	})
+	t.Run("a device without an id is not remembered", func(t *testing.T) {
+		m, _, _ := newMemory(10)
+		m.Record([]aggregate.Device{{}}, []aggregate.Result{result("", 42)})
+		if m.Len() != 0 || len(m.Since(time.Time{})) != 0 {
+			t.Fatalf("remembered %d devices without an id", m.Len())
+		}
+	})
 	t.Run("a result that is not the device's is not remembered", func(t *testing.T) {
 		m, _, _ := newMemory(10)
 		devices, results := devicesAndResults(2, 42)

@@ -621,7 +621,7 @@ func TestStatements(t *testing.T) {
 		{"hostname: 20 single terms", providers.KindHostname, false, hosts, 50},
 		{"email: 20 single terms", providers.KindEmail, false, hosts, 50},
 		{"mac: 100 in two bracket lists", providers.KindMAC, false, values(1000, func(i int) string { return fmt.Sprintf("0242ac%06x", i) }), 10},
-		{"long values: by encoded size", providers.KindHostname, false, wide, 5},      // 780 bytes each, 7 a statement
+		{"long values: by encoded size", providers.KindHostname, false, wide, 5},     // 780 bytes each, 7 a statement
 		{"long serials exact: by encoded size", providers.KindSerial, true, wide, 5}, // 770 bytes each, 7 a statement
 	}
 	for _, tc := range tests {

@@ -107,10 +107,11 @@ func (p *Provider) Supports(k providers.Kind) bool {
 }
 
 // Lookup returns every Falcon host carrying one of q.Values as an
-// identifier of kind q.Kind, scored: the statements planFor describes, each
-// through the combined endpoint (host records in one call, no details
-// round trip), then the Zero Trust Assessments of the hosts that really
-// carry a value, 100 a call. Every host Falcon returns is checked against
+// identifier of kind q.Kind, scored: the statements planFor describes (for
+// serials, exact bracket lists first and single terms for the values they
+// did not find), each through the combined endpoint (host records in one
+// call, no details round trip), then the Zero Trust Assessments of the
+// hosts that really carry a value, 100 a call. Every host Falcon returns is checked against
 // the normalised values, so partial and case-folded matches never reach
 // the caller. A statement Falcon refuses (400, 414: a value it will not
 // take) is split down to the values it refuses; they come back in a

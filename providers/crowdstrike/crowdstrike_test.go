@@ -338,7 +338,9 @@ func TestLookupKinds(t *testing.T) {
 		{"hostname both macbooks", providers.KindHostname, []string{"macbook-pro", "MACBOOK-PRO-2"}, false, []string{aid(8), aid(9)}},
 		{"hostname substring matches dropped", providers.KindHostname, []string{"book-pro"}, true, nil},
 		{"hostname found with substring matching", providers.KindHostname, []string{"oskars-mac-mini-29"}, true, []string{aid(6)}},
+		{"hostname unknown", providers.KindHostname, []string{"nope-1"}, false, nil},
 		{"email", providers.KindEmail, []string{"JDoe@Example.com"}, false, []string{aid(0)}},
+		{"email unknown", providers.KindEmail, []string{"nope@example.com"}, false, nil},
 		{"email mixed case in falcon, decoy dropped", providers.KindEmail, []string{"oskar.berg@example.com"}, false, []string{aid(6)}},
 		{"several values at once", providers.KindSerial, []string{"PF000007", "LNX0000003"}, false, []string{aid(1), aid(3)}},
 	}

@@ -19,12 +19,18 @@ func TestConformance(t *testing.T) {
 }
 
 // callBound: the token, the FQL statements (20 single terms, or 100 MACs
-// in two bracket lists), then the assessments of the hosts found, 100 a
-// call, plus one for re-enrolment duplicates spilling into another chunk.
+// in two bracket lists; serials 200 in a bracket list, then one statement
+// of single terms for the few known serials Falcon stores in another
+// case), then the assessments of the hosts found, 100 a call, plus one for
+// re-enrolment duplicates spilling into another chunk.
 func callBound(k providers.Kind, n int) int {
 	ceil := func(a, b int) int { return (a + b - 1) / b }
 	pl, _ := planFor(k)
-	return 1 + ceil(n, pl.per) + ceil(n, maxZTAIDs) + 1
+	statements := ceil(n, pl.rest.per)
+	if pl.exact != nil {
+		statements = ceil(n, pl.exact.per) + 1
+	}
+	return 1 + statements + ceil(n, maxZTAIDs) + 1
 }
 
 // setupConformance serves sampleOpts() plus opts.Bulk generated hosts.

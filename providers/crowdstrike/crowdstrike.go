@@ -107,10 +107,11 @@ func (p *Provider) Supports(k providers.Kind) bool {
 }
 
 // Lookup returns every Falcon host carrying one of q.Values as an
-// identifier of kind q.Kind, scored: the statements planFor describes, each
-// through the combined endpoint (host records in one call, no details
-// round trip), then the Zero Trust Assessments of the hosts that really
-// carry a value, 100 a call. Every host Falcon returns is checked against
+// identifier of kind q.Kind, scored: the statements planFor describes (for
+// serials, exact bracket lists first and single terms for the values they
+// did not find), each through the combined endpoint (host records in one
+// call, no details round trip), then the Zero Trust Assessments of the
+// hosts that really carry a value, 100 a call. Every host Falcon returns is checked against
 // the normalised values, so partial and case-folded matches never reach
 // the caller. A statement Falcon refuses (400, 414: a value it will not
 // take) is split down to the values it refuses; they come back in a
@@ -126,7 +127,7 @@ func (p *Provider) Lookup(ctx context.Context, q providers.Query) ([]providers.R
 	if len(values) == 0 {
 		return nil, nil
 	}
-	hosts, refused := p.find(ctx, pl, values)
+	hosts, refused := p.find(ctx, q.Kind, pl, values)
 	if refused != nil && !isPartial(refused) {
 		return nil, refused
 	}
@@ -264,11 +265,46 @@ func (p *Provider) listScores(ctx context.Context) (map[string]int, error) {
 	return scores, nil
 }
 
-// find runs the statements for values concurrently and returns every host
-// they match. A statement Falcon refuses is split (providers.Isolate): the
-// error is then a *providers.PartialError naming the refused values, with
-// the hosts of all others returned. Any other error fails the lookup.
-func (p *Provider) find(ctx context.Context, pl plan, values []string) ([]host, error) {
+// find asks Falcon for the hosts carrying values: through pl's exact stage
+// first when it has one and the values take more than one single-term
+// statement (fewer cannot be asked in fewer calls), then through its rest
+// stage for every value no host carries exactly. A value too long to share
+// a bracket statement skips the exact stage: alone in a statement either
+// way, it is asked as the single term that finds it in any case. A value
+// the exact stage refuses is asked again by the rest, which settles it.
+func (p *Provider) find(ctx context.Context, kind providers.Kind, pl plan, values []string) ([]host, error) {
+	if pl.exact == nil || len(pl.rest.pack(values)) < 2 {
+		return p.ask(ctx, pl.rest, values)
+	}
+	exact := slices.DeleteFunc(slices.Clone(values), func(v string) bool { return pl.exact.tooLong([]string{v}) })
+	hosts, err := p.ask(ctx, *pl.exact, exact)
+	if err != nil && !isPartial(err) {
+		return nil, err
+	}
+	if err != nil {
+		p.logger.Debug("falcon refused values in a bracket list; asking them singly", "kind", kind, "error", err)
+	}
+	found := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		r := hostRecord(h)
+		for _, v := range r.Identifiers(kind) {
+			found[v] = true
+		}
+	}
+	rest := slices.DeleteFunc(slices.Clone(values), func(v string) bool { return found[v] })
+	more, err := p.ask(ctx, pl.rest, rest)
+	if err != nil && !isPartial(err) {
+		return nil, err
+	}
+	return append(hosts, more...), err
+}
+
+// ask runs the statements of st for values concurrently and returns every
+// host they match. A statement Falcon refuses is split
+// (providers.Isolate): the error is then a *providers.PartialError naming
+// the refused values, with the hosts of all others returned. Any other
+// error fails the lookup.
+func (p *Provider) ask(ctx context.Context, st stage, values []string) ([]host, error) {
 	var (
 		mu      sync.Mutex
 		hosts   []host
@@ -276,12 +312,12 @@ func (p *Provider) find(ctx context.Context, pl plan, values []string) ([]host, 
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.conc)
-	for _, vals := range pl.pack(values) {
+	for _, vals := range st.pack(values) {
 		g.Go(func() error {
 			// Isolate only splits and retries: the hosts are collected
 			// here, as the records are built once the assessments are in.
 			_, err := providers.Isolate(gctx, vals, func(ctx context.Context, vals []string) ([]providers.Record, error) {
-				found, err := p.combined(ctx, "query devices", pl.filter(vals))
+				found, err := p.combined(ctx, "query devices", st.filter(vals))
 				if err != nil {
 					return nil, err
 				}

@@ -288,6 +288,31 @@ func bulkOpts(n int) (crowdstrikemock.Options, []string) {
 	return opts, serials
 }
 
+// padFound and padMissing are the values padTenant adds to a lookup that
+// hosts carry and that none does.
+const padFound, padMissing = 30, 30
+
+// padTenant adds padFound hosts to hosts and returns them with the
+// normalised values of kind k of a batch: those of the new hosts and
+// padMissing no host carries. The new hosts store their identifiers as most
+// hosts do: serials upper-case, hostnames and emails lower-case.
+func padTenant(hosts []crowdstrikemock.Host, k providers.Kind) ([]crowdstrikemock.Host, []string) {
+	var values []string
+	for i := range padFound + padMissing {
+		h := crowdstrikemock.Host{DeviceID: fmt.Sprintf("%032x", 0xbad000+i), SerialNumber: fmt.Sprintf("PAD%05d", i),
+			Hostname: fmt.Sprintf("pad-%05d", i), Email: fmt.Sprintf("pad%05d@example.com", i),
+			MACAddress: fmt.Sprintf("02-00-00-ba-%02x-%02x", i/256, i%256), Status: "normal", LastSeen: "2026-11-20T10:00:00Z"}
+		raw := map[providers.Kind]string{providers.KindSerial: h.SerialNumber, providers.KindMAC: h.MACAddress,
+			providers.KindHostname: h.Hostname, providers.KindEmail: h.Email}[k]
+		v, _ := providers.Normalize(k, raw)
+		values = append(values, v)
+		if i < padFound {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts, values
+}
+
 func TestLookupKinds(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -313,36 +338,67 @@ func TestLookupKinds(t *testing.T) {
 		{"hostname both macbooks", providers.KindHostname, []string{"macbook-pro", "MACBOOK-PRO-2"}, false, []string{aid(8), aid(9)}},
 		{"hostname substring matches dropped", providers.KindHostname, []string{"book-pro"}, true, nil},
 		{"hostname found with substring matching", providers.KindHostname, []string{"oskars-mac-mini-29"}, true, []string{aid(6)}},
+		{"hostname unknown", providers.KindHostname, []string{"nope-1"}, false, nil},
 		{"email", providers.KindEmail, []string{"JDoe@Example.com"}, false, []string{aid(0)}},
+		{"email unknown", providers.KindEmail, []string{"nope@example.com"}, false, nil},
 		{"email mixed case in falcon, decoy dropped", providers.KindEmail, []string{"oskar.berg@example.com"}, false, []string{aid(6)}},
 		{"several values at once", providers.KindSerial, []string{"PF000007", "LNX0000003"}, false, []string{aid(1), aid(3)}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := sampleOpts()
-			opts.SubstringTerms = tc.substr
-			e := newEnv(t, opts, nil)
-			var vals []string
-			for _, v := range tc.values {
-				n, ok := providers.Normalize(tc.kind, v)
-				if !ok {
-					t.Fatalf("%q does not normalise", v)
+		// Alone, a value goes out as a single term. In a batch, which
+		// takes more than one statement, a serial is first asked in a
+		// bracket list and only then, if no host carries it exactly, as a
+		// single term: both must find the same hosts.
+		for _, batch := range []bool{false, true} {
+			name := tc.name
+			if batch {
+				name += " in a batch"
+			}
+			t.Run(name, func(t *testing.T) {
+				opts := sampleOpts()
+				opts.SubstringTerms = tc.substr
+				var vals, padding []string
+				for _, v := range tc.values {
+					n, ok := providers.Normalize(tc.kind, v)
+					if !ok {
+						t.Fatalf("%q does not normalise", v)
+					}
+					vals = append(vals, n)
 				}
-				vals = append(vals, n)
-			}
-			recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: tc.kind, Values: vals})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := ids(recs); !slices.Equal(got, tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-			for _, r := range recs {
-				if !slices.ContainsFunc(vals, func(v string) bool { return r.Has(tc.kind, v) }) {
-					t.Errorf("record %s carries none of the %s values %q: %+v", r.ID, tc.kind, vals, r)
+				if batch {
+					opts.Devices, padding = padTenant(opts.Devices, tc.kind)
 				}
-			}
-		})
+				e := newEnv(t, opts, nil)
+				recs, err := e.p.Lookup(context.Background(), providers.Query{Kind: tc.kind, Values: append(slices.Clone(vals), padding...)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []providers.Record
+				padded := 0
+				for _, r := range recs {
+					switch {
+					case slices.ContainsFunc(vals, func(v string) bool { return r.Has(tc.kind, v) }):
+						got = append(got, r)
+					case slices.ContainsFunc(padding, func(v string) bool { return r.Has(tc.kind, v) }):
+						padded++
+					default:
+						t.Errorf("record %s carries none of the %s values asked for: %+v", r.ID, tc.kind, r)
+					}
+				}
+				if g := ids(got); !slices.Equal(g, tc.want) {
+					t.Fatalf("got %v, want %v", g, tc.want)
+				}
+				if batch && padded != padFound {
+					t.Errorf("%d records for the padding values, want %d", padded, padFound)
+				}
+				brackets := slices.ContainsFunc(e.mock.Requests(), func(r crowdstrikemock.LoggedRequest) bool {
+					return strings.Contains(r.Filter, "serial_number:[")
+				})
+				if want := batch && tc.kind == providers.KindSerial; brackets != want {
+					t.Errorf("serials asked in a bracket list: %v, want %v", brackets, want)
+				}
+			})
+		}
 	}
 	t.Run("records are normalised", func(t *testing.T) {
 		e := newEnv(t, sampleOpts(), nil)
@@ -558,26 +614,33 @@ func TestStatements(t *testing.T) {
 	tests := []struct {
 		name   string
 		kind   providers.Kind
+		exact  bool // the plan's exact stage
 		values []string
 		want   int
 	}{
-		{"serial: 20 single terms", providers.KindSerial, hosts, 50},
-		{"hostname: 20 single terms", providers.KindHostname, hosts, 50},
-		{"email: 20 single terms", providers.KindEmail, hosts, 50},
-		{"mac: 100 in two bracket lists", providers.KindMAC, values(1000, func(i int) string { return fmt.Sprintf("0242ac%06x", i) }), 10},
-		{"long values: by encoded size", providers.KindHostname, wide, 5}, // 780 bytes each, 7 a statement
+		{"serial exact: 200 in a bracket list", providers.KindSerial, true, hosts, 5},
+		{"serial: 20 single terms", providers.KindSerial, false, hosts, 50},
+		{"hostname: 20 single terms", providers.KindHostname, false, hosts, 50},
+		{"email: 20 single terms", providers.KindEmail, false, hosts, 50},
+		{"mac: 100 in two bracket lists", providers.KindMAC, false, values(1000, func(i int) string { return fmt.Sprintf("0242ac%06x", i) }), 10},
+		{"long values: by encoded size", providers.KindHostname, false, wide, 5},     // 780 bytes each, 7 a statement
+		{"long serials exact: by encoded size", providers.KindSerial, true, wide, 5}, // 770 bytes each, 7 a statement
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pl, _ := planFor(tc.kind)
-			stmts := pl.pack(tc.values)
+			st := pl.rest
+			if tc.exact {
+				st = *pl.exact
+			}
+			stmts := st.pack(tc.values)
 			if len(stmts) != tc.want {
 				t.Errorf("%d statements, want %d", len(stmts), tc.want)
 			}
 			var seen []string
 			for _, vals := range stmts {
 				seen = append(seen, vals...)
-				f := pl.filter(vals)
+				f := st.filter(vals)
 				if props := strings.Count(f, ":"); props > maxFQLProperties {
 					t.Errorf("%d properties in one statement", props)
 				}
@@ -595,18 +658,29 @@ func TestStatements(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		kind   providers.Kind
+		exact  bool
 		values []string
 		want   string
 	}{
-		{providers.KindSerial, []string{"C02X", "VMWARE-56 4D"}, "serial_number:'C02X',serial_number:'VMWARE-56 4D'"},
-		{providers.KindHostname, []string{"mbp-1"}, "hostname:'mbp-1'"},
-		{providers.KindEmail, []string{"a@example.com"}, "email:'a@example.com'"},
-		{providers.KindMAC, []string{"741d3e23e0fe", "020000000001"},
+		{providers.KindSerial, true, []string{"C02X", "VMWARE-56 4D"}, "serial_number:['C02X','VMWARE-56 4D']"},
+		{providers.KindSerial, false, []string{"C02X", "VMWARE-56 4D"}, "serial_number:'C02X',serial_number:'VMWARE-56 4D'"},
+		{providers.KindHostname, false, []string{"mbp-1"}, "hostname:'mbp-1'"},
+		{providers.KindEmail, false, []string{"a@example.com"}, "email:'a@example.com'"},
+		{providers.KindMAC, false, []string{"741d3e23e0fe", "020000000001"},
 			"mac_address:['74-1d-3e-23-e0-fe','02-00-00-00-00-01'],connection_mac_address:['74-1d-3e-23-e0-fe','02-00-00-00-00-01']"},
 	} {
 		pl, _ := planFor(tc.kind)
-		if got := pl.filter(tc.values); got != tc.want {
+		st := pl.rest
+		if tc.exact {
+			st = *pl.exact
+		}
+		if got := st.filter(tc.values); got != tc.want {
 			t.Errorf("%s statement %q, want %q", tc.kind, got, tc.want)
+		}
+	}
+	for _, k := range []providers.Kind{providers.KindMAC, providers.KindHostname, providers.KindEmail} {
+		if pl, _ := planFor(k); pl.exact != nil {
+			t.Errorf("%s has an exact stage", k)
 		}
 	}
 }

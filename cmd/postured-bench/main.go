@@ -52,6 +52,7 @@ type options struct {
 	soak        time.Duration
 	sample      time.Duration
 	cpuProfile  string
+	memProfile  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.soak, "soak", 0, "instead of the scenarios, poll for this long with random vendor faults, sampling memory and goroutines")
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "soak: time between samples")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scenarios (mocks included) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "soak: write heap profiles (mocks included) to this file at the end and to FILE.base at the baseline sample; compare with go tool pprof -base")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -162,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.BedHeapMB = mb(bedHeap)
 
 	if o.soak > 0 {
-		s, err := b.soak(ctx, o.soak, o.sample, stdout)
+		s, err := b.soak(ctx, o.soak, o.sample, o.memProfile, stdout)
 		if err != nil {
 			return err
 		}

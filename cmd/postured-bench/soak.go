@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -61,8 +64,9 @@ type soakReport struct {
 // random vendor every soakFaultEvery (5xx bursts, 429s, malformed bodies,
 // latency up to 100 ms) and the fleet drifts, sampling memory and
 // goroutines every sample, between two cycles. Samples print as they
-// come.
-func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*soakReport, error) {
+// come. With memProfile set, heap profiles are written at the baseline
+// sample (memProfile + ".base") and at the end.
+func (b *bed) soak(ctx context.Context, d, sample time.Duration, memProfile string, w io.Writer) (*soakReport, error) {
 	cfg, err := b.config(modeQuery, soakSyncInterval, nil)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,7 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "elapsed\tRSS MB\tlive heap MB\tgoroutines\tcycles\tfailed batches\t")
 	_ = tw.Flush()
+	var profileErr error // of the baseline's profile, written in take
 	take := func() {
 		between.Lock()
 		defer between.Unlock()
@@ -131,16 +136,25 @@ func (b *bed) soak(ctx context.Context, d, sample time.Duration, w io.Writer) (*
 			HeapMB: mb(liveHeap()), Goroutines: runtime.NumGoroutine(),
 			Cycles: rep.Cycles, FailedBatches: rep.FailedBatches}
 		rep.Samples = append(rep.Samples, s)
-		if rep.Baseline < 0 && s.Cycles > 0 && time.Since(start) >= d/4 {
+		baseline := rep.Baseline < 0 && s.Cycles > 0 && time.Since(start) >= d/4
+		if baseline {
 			rep.Baseline = len(rep.Samples) - 1
 		}
 		mu.Unlock()
+		if baseline && memProfile != "" {
+			profileErr = errors.Join(profileErr, writeHeapProfile(memProfile+".base"))
+		}
 		fmt.Fprintf(tw, "%.0fs\t%.0f\t%.0f\t%d\t%d\t%d\t\n", s.ElapsedSeconds, s.RSSMB, s.HeapMB, s.Goroutines, s.Cycles, s.FailedBatches)
 		_ = tw.Flush()
 	}
 	take()
 	every(ctx, sample, take)
 	wg.Wait()
+	if memProfile != "" {
+		if err := errors.Join(profileErr, writeHeapProfile(memProfile)); err != nil {
+			return nil, err
+		}
+	}
 	for _, v := range b.set.Vendors {
 		v.Faults.Reset()
 	}
@@ -221,4 +235,18 @@ func printSoak(w io.Writer, s *soakReport) {
 	b := s.Samples[s.Baseline]
 	fmt.Fprintf(w, "growth since %.0f s: RSS %+.1f MB, live heap %+.1f MB, goroutines %+d; trend RSS %+.2f MB/min, live heap %+.2f MB/min\n",
 		b.ElapsedSeconds, s.RSSGrowthMB, s.HeapGrowthMB, s.GoroutineGrowth, s.RSSSlopeMBPerMin, s.HeapSlopeMBPerMin)
+}
+
+// writeHeapProfile writes the heap profile, after a collection, to path.
+func writeHeapProfile(path string) error {
+	runtime.GC()
+	f, err := os.Create(path) // #nosec G304 -- the operator's -memprofile
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }

@@ -117,6 +117,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// maxLoggedRequests bounds the request log: mockvendors serves for days,
+// and a log of every request (filters of kilobytes) would grow without
+// end. Tests read far fewer between resets.
+const maxLoggedRequests = 4096
+
 // LoggedRequest is one request the mock served, for tests asserting call
 // patterns (no N+1, chunk sizes, token reuse).
 type LoggedRequest struct {
@@ -237,7 +242,8 @@ func nonNil[T any](s []T) []T {
 // 30 minutes run out in the middle of a crawl.
 func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
 
-// Requests returns the request log so far.
+// Requests returns the request log so far: the last maxLoggedRequests
+// requests.
 func (s *Server) Requests() []LoggedRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -299,10 +305,16 @@ type call struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, r: r, traceID: newTraceID(), start: time.Now(), limit: s.opts.RateLimit, remaining: -1,
 		powered: "crowdstrike-api-gateway"}
-	c.entry = LoggedRequest{Method: r.Method, Filter: r.URL.Query().Get("filter"),
-		Limit: r.URL.Query().Get("limit"), Offset: r.URL.Query().Get("offset")}
+	// Cloned: a query value can be a slice of the request line, which the
+	// log would otherwise keep whole.
+	q := r.URL.Query()
+	c.entry = LoggedRequest{Method: r.Method, Filter: strings.Clone(q.Get("filter")),
+		Limit: strings.Clone(q.Get("limit")), Offset: strings.Clone(q.Get("offset"))}
 	defer func() {
 		s.mu.Lock()
+		if len(s.log) == maxLoggedRequests {
+			s.log = append(s.log[:0], s.log[maxLoggedRequests/2:]...) // the older half goes
+		}
 		s.log = append(s.log, c.entry)
 		s.mu.Unlock()
 	}()

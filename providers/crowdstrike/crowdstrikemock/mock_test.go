@@ -621,3 +621,20 @@ func TestRequestLog(t *testing.T) {
 		t.Fatalf("%+v", last)
 	}
 }
+
+// The log keeps the last requests, never more than maxLoggedRequests:
+// mockvendors runs for days.
+func TestRequestLogBounded(t *testing.T) {
+	h := newHarness(t, Options{})
+	n := maxLoggedRequests + maxLoggedRequests/2 + 10
+	for i := range n {
+		h.get(fmt.Sprintf("/devices/combined/devices/v1?limit=%d", i%10000+1))
+	}
+	log := h.mock.Requests()
+	if len(log) > maxLoggedRequests || len(log) < maxLoggedRequests/2 {
+		t.Fatalf("%d requests logged of %d, want at most %d and at least half", len(log), n, maxLoggedRequests)
+	}
+	if last := log[len(log)-1]; last.Limit != fmt.Sprint((n-1)%10000+1) {
+		t.Fatalf("last logged %+v, want the last request", last)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +22,7 @@ import (
 // variables set in the environment) for the commands that read -c.
 func startAuditedDemo(t *testing.T, set *mockset.Set, dir, extra string) (*instance, string) {
 	t.Helper()
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	demo, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +34,7 @@ func startAuditedDemo(t *testing.T, set *mockset.Set, dir, extra string) (*insta
 	// it, so replay must judge staleness as the answer did.
 	text = strings.ReplaceAll(text, "max_last_seen: 30d", "max_last_seen: 2d")
 	text += fmt.Sprintf("audit:\n  enabled: true\n  path: %s\n  max_file_bytes: %d\n", filepath.Join(dir, "audit.jsonl"), 1<<20) + extra
-	t.Setenv("MOCKVENDORS_URL", mocks.URL)
+	t.Setenv("MOCKVENDORS_URL", mocksURL)
 	t.Setenv("POSTURED_LISTEN", "127.0.0.1:0")
 	cfgPath := writeFile(t, t.TempDir(), "postured.yaml", text)
 	cfg, err := app.Load(cfgPath, app.Registry(), os.LookupEnv)

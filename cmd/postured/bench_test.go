@@ -28,9 +28,7 @@ func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handle
 		b.Fatal(err)
 	}
 	set.SetLatency(latency)
-	mocks := httptest.NewServer(set.Handler())
-	b.Cleanup(mocks.Close)
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
+	mocksURL := set.Serve(b)
 	text, err := mockset.DemoConfig()
 	if err != nil {
 		b.Fatal(err)
@@ -38,7 +36,7 @@ func benchServer(b *testing.B, latency time.Duration, allSync bool) (http.Handle
 	if allSync {
 		text = bytes.ReplaceAll(text, []byte("mode: query"), []byte("mode: sync"))
 	}
-	cfg, err := app.Parse(text, app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse(text, app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -61,10 +61,9 @@ func TestMemory100k(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMemory100k$", "-test.v", "-test.count=1") // #nosec G204 -- this test binary
-	cmd.Env = append(os.Environ(), "POSTURED_MEMORY_CHILD="+mocks.URL)
+	cmd.Env = append(os.Environ(), "POSTURED_MEMORY_CHILD="+mocksURL)
 	if limit := os.Getenv("POSTURED_MEMORY_GOMEMLIMIT"); limit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+limit) // postured's only: the mocks hold the fleet
 	}
@@ -103,8 +102,7 @@ external_evaluation:
   rules:
     - {name: healthy, action: allow, when: {score: {min: 50}}}
 `, t.TempDir()+"/ee-key.pem")
-	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse([]byte(text), app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse([]byte(text), app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

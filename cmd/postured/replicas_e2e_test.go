@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,8 +180,7 @@ func TestReplicasShareVendorCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	token, err := set.Access.AppToken(mockset.AccessAudience, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -193,14 +191,14 @@ func TestReplicasShareVendorCalls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// One replica alone: the vendor calls to match, and the answers.
 			before := set.Calls()
-			single := startReplicas(t, bin, replicaConfig(t, tc.mode, redistest.Start(t).URL), mocks.URL, 1)
+			single := startReplicas(t, bin, replicaConfig(t, tc.mode, redistest.Start(t).URL), mocksURL, 1)
 			waitReady(t, single[0])
 			pollEach(t, set, token, single)
 			want := diffCalls(set.Calls(), before)
 			wantScores := scores(t, set, token, single[0])
 
 			before = set.Calls()
-			replicas := startReplicas(t, bin, replicaConfig(t, tc.mode, redistest.Start(t).URL), mocks.URL, 3)
+			replicas := startReplicas(t, bin, replicaConfig(t, tc.mode, redistest.Start(t).URL), mocksURL, 3)
 			for _, in := range replicas {
 				waitReady(t, in)
 			}
@@ -246,12 +244,10 @@ func TestReplicaWithoutRedisCrawlsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	down := redistest.Start(t)
 	down.Stop()
-	env := map[string]string{"MOCKVENDORS_URL": mocks.URL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	cfg, err := app.Parse([]byte(replicaConfig(t, "sync", down.URL)), app.Registry(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := app.Parse([]byte(replicaConfig(t, "sync", down.URL)), app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}

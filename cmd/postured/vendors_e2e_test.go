@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +26,7 @@ var fleetNow = time.Now().UTC().Truncate(time.Hour)
 // edits rewrite the config text last.
 func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string, edits ...func(string) string) (*instance, *app.Config) {
 	t.Helper()
-	mocks := httptest.NewServer(set.Handler())
-	t.Cleanup(mocks.Close)
+	mocksURL := set.Serve(t)
 	demo, err := mockset.DemoConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -52,17 +50,11 @@ func startDemo(t *testing.T, set *mockset.Set, mode string, logLevel string, edi
 	for _, edit := range edits {
 		cfgText = edit(cfgText)
 	}
-	cfg, err := app.Parse([]byte(cfgText), app.Registry(), demoEnv(mocks.URL))
+	cfg, err := app.Parse([]byte(cfgText), app.Registry(), mockset.DemoEnv(mocksURL, "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return runServe(t, cfg), cfg
-}
-
-// demoEnv is the environment the demo config reads.
-func demoEnv(mocksURL string) func(string) (string, bool) {
-	env := map[string]string{"MOCKVENDORS_URL": mocksURL, "POSTURED_LISTEN": "127.0.0.1:0"}
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 // expectation is the independently computed answer for one device.

@@ -72,7 +72,7 @@ func TestWhatIfAgainstTheFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	mocksURL := strings.TrimSuffix(cfg.Access.CertsURL, "/access/cdn-cgi/access/certs")
-	env := demoEnv(mocksURL)
+	env := mockset.DemoEnv(mocksURL, "127.0.0.1:0")
 	proposedText := os.Expand(strings.Replace(proposeDemoChange(t, string(demo)), "  deadline: 4s\n", "  deadline: 60s\n", 1),
 		func(k string) string { v, _ := env(k); return v })
 	proposedCfg, err := app.Parse([]byte(proposedText), app.Registry(), env)

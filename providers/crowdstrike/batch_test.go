@@ -224,9 +224,23 @@ func TestRateLimitPausesEveryRequest(t *testing.T) {
 				early++
 			}
 			mu.Unlock()
+			// A failure bound, not an ordering: if the statements stop
+			// going out two at a time, fail instead of hanging.
+			wait := func(ch chan struct{}, what string) bool {
+				select {
+				case <-ch:
+					return true
+				case <-time.After(30 * time.Second):
+					t.Errorf("statement %d: %s never came", n, what)
+					w.WriteHeader(http.StatusInternalServerError)
+					return false
+				}
+			}
 			switch n {
 			case 1:
-				<-bothIn
+				if !wait(bothIn, "a second statement in flight") {
+					return
+				}
 				at := time.Now().Add(time.Second).Unix() + 1
 				mu.Lock()
 				notBefore = time.Unix(at, 0)
@@ -237,7 +251,9 @@ func TestRateLimitPausesEveryRequest(t *testing.T) {
 				return
 			case 2:
 				close(bothIn)
-				<-released
+				if !wait(released, "the client's reading of the 429") {
+					return
+				}
 			}
 			mock.ServeHTTP(w, r)
 		}))

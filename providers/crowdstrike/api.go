@@ -77,19 +77,14 @@ type envelope[T any] struct {
 	Errors    []apiError `json:"errors"`
 }
 
-// combinedPaging is CombinedDevicesByFilter's pagination; Offset is the
-// next page's token, empty after the last page.
-type combinedPaging struct {
+// tokenPaging is the pagination of a token-paged listing: the next page's
+// token is Offset (CombinedDevicesByFilter) or After
+// (getAssessmentsByScoreV1), empty after the last page.
+type tokenPaging struct {
 	Offset string `json:"offset"`
+	After  string `json:"after"`
+	Limit  int    `json:"limit"`
 	Total  int    `json:"total"`
-}
-
-// afterPaging is getAssessmentsByScoreV1's pagination; After is the next
-// page's token, empty after the last page.
-type afterPaging struct {
-	After string `json:"after"`
-	Limit int    `json:"limit"`
-	Total int    `json:"total"`
 }
 
 // listedScore is one entry of getAssessmentsByScoreV1: a host's overall

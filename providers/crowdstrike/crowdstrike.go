@@ -222,25 +222,9 @@ func (p *Provider) listScores(ctx context.Context) (map[string]int, error) {
 	const op = "list zta scores"
 	scores := make(map[string]int)
 	dups := 0
-	token := ""
-	for page := 0; ; page++ {
-		params := url.Values{"filter": {"score:>=0"}, "limit": {strconv.Itoa(maxScoresLimit)}}
-		if token != "" {
-			params.Set("after", token)
-		}
-		var env envelope[listedScore]
-		err := p.call(ctx, op, providers.Request{Method: http.MethodGet, URL: p.base + scoresPath + "?" + params.Encode()}, false, &env)
-		if err != nil {
-			return nil, err
-		}
-		p.logPartial(op, env.Errors)
-		var pg afterPaging
-		if len(env.Meta.Pagination) > 0 {
-			if err := p.client.DecodeJSON(op, env.Meta.Pagination, &pg); err != nil {
-				return nil, err
-			}
-		}
-		for _, s := range env.Resources {
+	params := url.Values{"filter": {"score:>=0"}, "limit": {strconv.Itoa(maxScoresLimit)}}
+	err := pages(ctx, p, op, scoresPath, params, "after", maxScoresLimit, func(page []listedScore) {
+		for _, s := range page {
 			if s.Score == nil {
 				continue // not listed, then: asked for by id
 			}
@@ -249,13 +233,9 @@ func (p *Provider) listScores(ctx context.Context) (map[string]int, error) {
 			}
 			scores[s.AID] = *s.Score
 		}
-		if pg.After == "" || len(env.Resources) == 0 {
-			break
-		}
-		if pg.After == token || page > pg.Total/cmp.Or(pg.Limit, maxScoresLimit)+1 {
-			return nil, fmt.Errorf("%s: %s: paging does not advance", p.name, op)
-		}
-		token = pg.After
+	})
+	if err != nil {
+		return nil, err
 	}
 	if dups > 0 {
 		// A score that changed between two pages can list its host twice;
@@ -342,39 +322,55 @@ func (p *Provider) ask(ctx context.Context, st stage, values []string) ([]host, 
 }
 
 // combined pages the hosts matching filter (every host when empty) through
-// CombinedDevicesByFilter. Its offset token idles out after 2 minutes, so
-// pages are fetched back to back.
+// CombinedDevicesByFilter.
 func (p *Provider) combined(ctx context.Context, op, filter string) ([]host, error) {
 	var hosts []host
+	params := url.Values{"limit": {strconv.Itoa(p.pageSize)}, "fields": {hostFields}}
+	if filter != "" {
+		params.Set("filter", filter)
+	}
+	err := pages(ctx, p, op, combinedDevicesPath, params, "offset", p.pageSize, func(page []host) { hosts = append(hosts, page...) })
+	if err != nil {
+		return nil, err
+	}
+	return hosts, nil
+}
+
+// pages walks a token-paged listing at path, handing each page's
+// resources to each; tokenParam names the next page's token, in the
+// request and in the pagination. Tokens idle out (combined's after 2
+// minutes), so pages are fetched back to back. Paging that does not
+// advance (the same token twice, more pages than total/limit+1) fails.
+func pages[T any](ctx context.Context, p *Provider, op, path string, params url.Values, tokenParam string, limit int, each func([]T)) error {
 	token := ""
 	for page := 0; ; page++ {
-		params := url.Values{"limit": {strconv.Itoa(p.pageSize)}, "fields": {hostFields}}
-		if filter != "" {
-			params.Set("filter", filter)
-		}
 		if token != "" {
-			params.Set("offset", token)
+			params.Set(tokenParam, token)
 		}
-		var env envelope[host]
-		err := p.call(ctx, op, providers.Request{Method: http.MethodGet, URL: p.base + combinedDevicesPath + "?" + params.Encode()}, false, &env)
+		var env envelope[T]
+		err := p.call(ctx, op, providers.Request{Method: http.MethodGet, URL: p.base + path + "?" + params.Encode()}, false, &env)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.logPartial(op, env.Errors)
-		var pg combinedPaging
+		var pg tokenPaging
 		if len(env.Meta.Pagination) > 0 {
 			if err := p.client.DecodeJSON(op, env.Meta.Pagination, &pg); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		hosts = append(hosts, env.Resources...)
-		if pg.Offset == "" || len(env.Resources) == 0 {
-			return hosts, nil
+		each(env.Resources)
+		next := pg.Offset
+		if tokenParam == "after" {
+			next = pg.After
 		}
-		if pg.Offset == token || page > pg.Total/p.pageSize+1 {
-			return nil, fmt.Errorf("%s: %s: paging does not advance", p.name, op)
+		if next == "" || len(env.Resources) == 0 {
+			return nil
 		}
-		token = pg.Offset
+		if next == token || page > pg.Total/cmp.Or(pg.Limit, limit)+1 {
+			return fmt.Errorf("%s: %s: paging does not advance", p.name, op)
+		}
+		token = next
 	}
 }
 

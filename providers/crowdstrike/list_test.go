@@ -178,7 +178,7 @@ func TestListHostSkippedByListing(t *testing.T) {
 // scorePage is one answer of a scripted by-score listing.
 type scorePage struct {
 	scores []listedScore
-	paging afterPaging
+	paging tokenPaging
 }
 
 // newScriptedEnv is newEnv over sampleOpts with the by-score listing
@@ -199,7 +199,7 @@ func newScriptedEnv(t *testing.T, page func(n int) scorePage, logs *bytes.Buffer
 		n := int(served.Add(1)) - 1
 		pg := page(n)
 		if n >= 50 {
-			pg = scorePage{paging: afterPaging{Limit: 1000, Total: 1}}
+			pg = scorePage{paging: tokenPaging{Limit: 1000, Total: 1}}
 		}
 		body, err := json.Marshal(map[string]any{
 			"meta":      map[string]any{"trace_id": "scripted", "pagination": pg.paging},
@@ -239,14 +239,14 @@ func TestListScoresPaging(t *testing.T) {
 		{
 			name: "same token twice",
 			page: func(int) scorePage {
-				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: afterPaging{After: "t1", Limit: 1000, Total: 1_000_000}}
+				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: tokenPaging{After: "t1", Limit: 1000, Total: 1_000_000}}
 			},
 			wantErr: "falcon: list zta scores: paging does not advance",
 		},
 		{
 			name: "more pages than the total allows",
 			page: func(n int) scorePage {
-				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: afterPaging{After: fmt.Sprint("t", n), Limit: 1000, Total: 1}}
+				return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: tokenPaging{After: fmt.Sprint("t", n), Limit: 1000, Total: 1}}
 			},
 			wantErr: "falcon: list zta scores: paging does not advance",
 		},
@@ -254,9 +254,9 @@ func TestListScoresPaging(t *testing.T) {
 			name: "a host listed twice",
 			page: func(n int) scorePage {
 				if n == 0 {
-					return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: afterPaging{After: "t1", Limit: 1000, Total: 2}}
+					return scorePage{scores: []listedScore{score(aid(0), 83)}, paging: tokenPaging{After: "t1", Limit: 1000, Total: 2}}
 				}
-				return scorePage{scores: []listedScore{score(aid(0), 85)}, paging: afterPaging{Limit: 1000, Total: 2}}
+				return scorePage{scores: []listedScore{score(aid(0), 85)}, paging: tokenPaging{Limit: 1000, Total: 2}}
 			},
 			want: "85 status=normal zta.overall=85",
 			log:  "duplicates=1",

@@ -124,12 +124,7 @@ func TestRefusedInBracketList(t *testing.T) {
 				mock.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			cfg := testConfig(srv.URL)
-			cfg.Defaults()
-			p, err := New(cfg, providers.Deps{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := newTestProvider(t, srv.URL)
 			recs, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: serials})
 			var pe *providers.PartialError
 			want := len(serials)
@@ -315,12 +310,7 @@ func TestColdBatchCalls(t *testing.T) {
 				ClientID: "falcon-client", ClientSecret: testSecret})
 			srv := httptest.NewServer(mock)
 			defer srv.Close()
-			cfg := testConfig(srv.URL)
-			cfg.Defaults()
-			p, err := New(cfg, providers.Deps{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := newTestProvider(t, srv.URL)
 			coldBatch(t, p, mock, batch, hosts, budget)
 		})
 	}

@@ -37,6 +37,18 @@ func testConfig(baseURL string) *Config {
 	return cfg
 }
 
+// newTestProvider is a provider with testConfig's settings against baseURL.
+func newTestProvider(t *testing.T, baseURL string) *Provider {
+	t.Helper()
+	cfg := testConfig(baseURL)
+	cfg.Defaults()
+	p, err := New(cfg, providers.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 type env struct {
 	mock *crowdstrikemock.Server
 	srv  *httptest.Server
@@ -517,13 +529,8 @@ func TestZTAGateway404IsAnError(t *testing.T) {
 		mock.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	cfg := testConfig(srv.URL)
-	cfg.Defaults()
-	p, err := New(cfg, providers.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
+	p := newTestProvider(t, srv.URL)
+	_, err := p.Lookup(context.Background(), providers.Query{Kind: providers.KindSerial, Values: []string{"PF000007"}})
 	if err == nil || !strings.Contains(err.Error(), "falcon: zta assessments: status 404") {
 		t.Fatalf("err = %v", err)
 	}
